@@ -1,0 +1,129 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using ClusterBackup.Configuration;
+using ClusterBackup.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterBackup.Catalog;
+
+/// <summary>A complete backup set: its id and its manifest.</summary>
+internal sealed record CatalogSet(SetId Id, SetManifest Manifest);
+
+/// <summary>
+/// The storage layout: <c>{Prefix}/{Cluster}/{SetId}/{artifact}</c>, <c>manifest.json</c> last.
+/// A set without a manifest is incomplete and never listed.
+/// </summary>
+internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ILogger<BackupCatalog> logger)
+{
+    public string ClusterPrefix(string cluster) => StorageKeys.Join(options.Prefix, cluster) + "/";
+
+    public string SetPrefix(string cluster, SetId id) => ClusterPrefix(cluster) + id + "/";
+
+    public string ArtifactKey(string cluster, SetId id, string name) => SetPrefix(cluster, id) + name;
+
+    /// <summary>Complete sets of a cluster, oldest first. A manifest that cannot be read is reported and skipped.</summary>
+    public async Task<IReadOnlyList<CatalogSet>> ListSetsAsync(string cluster, CancellationToken cancellationToken = default)
+    {
+        var sets = new List<CatalogSet>();
+        await foreach (var id in ListManifestIdsAsync(cluster, cancellationToken))
+        {
+            var manifest = await TryReadManifestAsync(cluster, id, cancellationToken);
+            if (manifest is not null)
+            {
+                sets.Add(new CatalogSet(id, manifest));
+            }
+        }
+
+        return sets;
+    }
+
+    /// <summary>Whether anything at all is stored under the set's prefix (complete or not).</summary>
+    public async Task<bool> SetExistsAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
+    {
+        await foreach (var _ in store.ListAsync(SetPrefix(cluster, id), cancellationToken))
+        {
+            return true;
+        }
+
+        return false;
+    }
+
+    public async Task WriteManifestAsync(SetManifest manifest, CancellationToken cancellationToken = default)
+    {
+        SetId.TryParse(manifest.SetId, out var id);
+        await using var upload = await store.StartUploadAsync(ArtifactKey(manifest.Cluster, id, SetManifest.FileName), cancellationToken);
+        await upload.Content.WriteAsync(manifest.ToJson(), cancellationToken);
+        await upload.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Removes every object of a set, the manifest first so a half-removed set is never listed.</summary>
+    public async Task DeleteSetAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
+    {
+        var manifestKey = ArtifactKey(cluster, id, SetManifest.FileName);
+        await store.DeleteAsync(manifestKey, cancellationToken);
+        var keys = new List<string>();
+        await foreach (var item in store.ListAsync(SetPrefix(cluster, id), cancellationToken))
+        {
+            keys.Add(item.Key);
+        }
+
+        foreach (var key in keys)
+        {
+            await store.DeleteAsync(key, cancellationToken);
+        }
+    }
+
+    private async IAsyncEnumerable<SetId> ListManifestIdsAsync(string cluster, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var prefix = ClusterPrefix(cluster);
+        await foreach (var item in store.ListAsync(prefix, cancellationToken))
+        {
+            var rest = item.Key[prefix.Length..].Split('/');
+            if (rest is [var setId, SetManifest.FileName] && SetId.TryParse(setId, out var id))
+            {
+                yield return id;
+            }
+        }
+    }
+
+    private async Task<SetManifest?> TryReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
+    {
+        var key = ArtifactKey(cluster, id, SetManifest.FileName);
+        try
+        {
+            await using var stream = await store.OpenReadAsync(key, cancellationToken);
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, cancellationToken);
+            var manifest = SetManifest.FromJson(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            if (manifest.Cluster != cluster || manifest.SetId != id.ToString())
+            {
+                LogUnreadableManifest(store.Describe(key), "it names another cluster or set");
+                return null;
+            }
+
+            return manifest;
+        }
+        catch (StoredObjectNotFoundException)
+        {
+            return null; // removed while listing
+        }
+        catch (JsonException ex)
+        {
+            LogUnreadableManifest(store.Describe(key), ex.Message);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping set: its manifest {Location} cannot be read: {Reason}")]
+    private partial void LogUnreadableManifest(string location, string reason);
+}
+
+/// <summary>Object names within a set.</summary>
+internal static class ArtifactNames
+{
+    public const string EtcdSnapshot = "etcd.db.zst";
+
+    public static string Pki(string node) => $"pki-{node}.tar.zst";
+
+    public static string Manifests(string node) => $"manifests-{node}.tar.zst";
+}

@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterBackup.Cli;
+
+/// <summary><c>cluster-backup list [--cluster NAME] [--json]</c>: the complete sets in storage.</summary>
+internal static class ListCommand
+{
+    public static Command Create(CliHost host)
+    {
+        var cluster = new Option<string?>("--cluster") { Description = "Only this cluster's sets", HelpName = "NAME" };
+        var json = new Option<bool>("--json") { Description = "One JSON document: every set with its manifest" };
+        var command = new Command("list", """
+            List the complete backup sets in storage (those with a manifest.json), oldest first.
+            Incomplete sets (a run that failed or is still running) are never listed.
+
+            Examples: cluster-backup list
+                      cluster-backup list --cluster prod-admin --json | jq '.[-1].setId'
+            """)
+        {
+            cluster,
+            json,
+        };
+        command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
+        {
+            var settings = services.GetRequiredService<AgentSettings>();
+            var catalog = services.GetRequiredService<BackupCatalog>();
+            var time = services.GetRequiredService<TimeProvider>();
+            var name = parse.GetValue(cluster);
+            var sets = new List<CatalogSet>();
+            foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
+            {
+                sets.AddRange(await catalog.ListSetsAsync(selected.Name, ct));
+            }
+
+            if (parse.GetValue(json))
+            {
+                var manifests = sets.Select(s => s.Manifest).ToList();
+                await host.Out.WriteLineAsync(JsonSerializer.Serialize(manifests, ListJsonContext.Default.ListSetManifest));
+                return ExitCodes.Ok;
+            }
+
+            await host.Out.WriteLineAsync(Table(sets, time.GetUtcNow()));
+            return ExitCodes.Ok;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static string Table(IReadOnlyList<CatalogSet> sets, DateTimeOffset now)
+    {
+        if (sets.Count == 0)
+        {
+            return "no complete backup sets";
+        }
+
+        string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES"];
+        var rows = sets.Select(s => new[]
+        {
+            s.Manifest.Cluster,
+            s.Manifest.SetId,
+            Formatting.Age(now - s.Manifest.StartedAt),
+            Formatting.Bytes(s.Manifest.StoredBytes),
+            s.Manifest.Etcd.Revision.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            s.Manifest.Etcd.KeyCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            string.Join(",", s.Manifest.Artifacts.Where(a => a.Kind == ArtifactKinds.Pki).Select(a => a.Node))
+                + (s.Manifest.UnreachableNodes.Count > 0 ? $" (missing: {string.Join(",", s.Manifest.UnreachableNodes)})" : string.Empty),
+        }).ToList();
+        var widths = header.Select((h, i) => rows.Max(r => r[i].Length) is var w && w > h.Length ? w : h.Length).ToArray();
+        return string.Join('\n', new[] { header }.Concat(rows)
+            .Select(r => string.Join("  ", r.Select((cell, i) => cell.PadRight(widths[i]))).TrimEnd()));
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, IgnoreReadOnlyProperties = true)]
+[JsonSerializable(typeof(List<SetManifest>))]
+internal sealed partial class ListJsonContext : JsonSerializerContext;

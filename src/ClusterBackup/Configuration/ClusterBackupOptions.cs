@@ -1,0 +1,118 @@
+namespace ClusterBackup.Configuration;
+
+/// <summary>The <c>ClusterBackup</c> section of appsettings.json, as written by the operator.</summary>
+internal sealed class ClusterBackupOptions
+{
+    public const string SectionName = "ClusterBackup";
+
+    public StorageOptions Storage { get; set; } = new();
+
+    public CompressionOptions Compression { get; set; } = new();
+
+    /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
+    public ClusterOptions Defaults { get; set; } = new();
+
+    public List<ClusterOptions> Clusters { get; set; } = [];
+}
+
+internal sealed class StorageOptions
+{
+    public string Type { get; set; } = "s3";
+
+    public string? Bucket { get; set; }
+
+    public string Prefix { get; set; } = "backups";
+
+    public string? ServiceUrl { get; set; }
+
+    public string Region { get; set; } = "us-east-1";
+
+    public bool ForcePathStyle { get; set; }
+
+    public string? CaFile { get; set; }
+
+    /// <summary>aws-chunked payload signing; null means on for AWS, off for any other endpoint.</summary>
+    public bool? ChunkedEncoding { get; set; }
+
+    public int PartSizeMiB { get; set; } = 16;
+
+    public string? Path { get; set; }
+}
+
+internal sealed class CompressionOptions
+{
+    public int Level { get; set; } = 3;
+}
+
+internal sealed class ClusterOptions
+{
+    public string? Name { get; set; }
+
+    public string? Schedule { get; set; }
+
+    public string TimeZone { get; set; } = "UTC";
+
+    public SshOptions Ssh { get; set; } = new();
+
+    public EtcdOptions Etcd { get; set; } = new();
+
+    public PathOptions Paths { get; set; } = new();
+
+    public List<ControlPlaneOptions> ControlPlanes { get; set; } = [];
+}
+
+internal sealed class ControlPlaneOptions
+{
+    public string? Name { get; set; }
+
+    public string? Address { get; set; }
+
+    public SshOptions Ssh { get; set; } = new();
+
+    public EtcdOptions Etcd { get; set; } = new();
+
+    public PathOptions Paths { get; set; } = new();
+}
+
+internal sealed class SshOptions
+{
+    public string User { get; set; } = "root";
+
+    public int Port { get; set; } = 22;
+
+    public string? PrivateKeyFile { get; set; }
+
+    public string? KnownHostsFile { get; set; }
+
+    /// <summary>Prefix node commands with <c>sudo -n</c> when the SSH user is not root.</summary>
+    public bool Sudo { get; set; }
+
+    public int ConnectTimeoutSeconds { get; set; } = 15;
+}
+
+internal sealed class EtcdOptions
+{
+    public string Mode { get; set; } = EtcdModes.Tunnel;
+
+    public int ClientPort { get; set; } = 2379;
+
+    /// <summary>The etcdctl command on the node, for <c>exec</c> mode.</summary>
+    public string Etcdctl { get; set; } = "etcdctl";
+}
+
+internal static class EtcdModes
+{
+    public const string Tunnel = "tunnel";
+    public const string Exec = "exec";
+}
+
+internal sealed class PathOptions
+{
+    public string Pki { get; set; } = "/etc/kubernetes/pki";
+
+    public string Manifests { get; set; } = "/etc/kubernetes/manifests";
+
+    public string EtcdData { get; set; } = "/var/lib/etcd";
+
+    public string Staging { get; set; } = "/backup";
+}

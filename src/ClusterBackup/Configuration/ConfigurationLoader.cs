@@ -1,0 +1,173 @@
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+
+namespace ClusterBackup.Configuration;
+
+/// <summary>
+/// Reads the config file and <c>CLUSTERBACKUP__*</c> environment overrides, resolves inheritance
+/// and validates the result. Nothing is contacted: a bad config never reaches a node or a bucket.
+/// </summary>
+internal static class ConfigurationLoader
+{
+    public const string DefaultPath = "/etc/cluster-backup/appsettings.json";
+
+    public static IConfigurationRoot Read(string path)
+    {
+        var fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new ConfigurationException(fullPath, ["the file does not exist (pass --config PATH)"]);
+        }
+
+        try
+        {
+            return new ConfigurationBuilder()
+                .AddJsonFile(fullPath, optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables()
+                .Build();
+        }
+        catch (InvalidDataException ex) when (ex.InnerException is JsonException json)
+        {
+            var where = json.LineNumber is { } line ? $"line {line + 1}" : "unknown line";
+            throw new ConfigurationException(fullPath, [$"not valid JSON ({where}): {json.Message.Split(" Path:")[0]}"]);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or JsonException)
+        {
+            throw new ConfigurationException(fullPath, [$"not valid JSON: {ex.Message}"]);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new ConfigurationException(fullPath, [$"cannot be read: {ex.Message}"]);
+        }
+    }
+
+    public static AgentSettings Load(string path) => Resolve(Read(path), Path.GetFullPath(path));
+
+    public static AgentSettings Resolve(IConfiguration configuration, string configPath)
+    {
+        var root = configuration.GetSection(ClusterBackupOptions.SectionName);
+        if (!root.Exists())
+        {
+            throw new ConfigurationException(configPath, [$"no '{ClusterBackupOptions.SectionName}' section"]);
+        }
+
+        var problems = ConfigurationSchema.Check(root, typeof(ClusterBackupOptions)).ToList();
+        if (problems.Count > 0)
+        {
+            throw new ConfigurationException(configPath, problems);
+        }
+
+        var baseDirectory = Path.GetDirectoryName(configPath) ?? "/";
+        var options = root.Get<ClusterBackupOptions>() ?? new ClusterBackupOptions();
+        var clusters = ResolveClusters(root, baseDirectory, problems);
+        ResolvePaths(options.Storage, baseDirectory);
+
+        problems.AddRange(SettingsValidator.Validate(options, clusters));
+        if (problems.Count > 0)
+        {
+            throw new ConfigurationException(configPath, problems);
+        }
+
+        return new AgentSettings(
+            configPath,
+            options.Storage,
+            options.Compression,
+            clusters.Select(ToSettings).ToList());
+    }
+
+    private static List<ResolvedCluster> ResolveClusters(IConfigurationSection root, string baseDirectory, List<string> problems)
+    {
+        var defaults = root.GetSection("Defaults");
+        foreach (var perCluster in new[] { "Name", "ControlPlanes" })
+        {
+            if (defaults.GetSection(perCluster).Exists())
+            {
+                problems.Add($"{defaults.Path}:{perCluster}: is set per cluster, not in Defaults");
+            }
+        }
+
+        var result = new List<ResolvedCluster>();
+        foreach (var clusterSection in root.GetSection("Clusters").GetChildren())
+        {
+            var merged = Layer(Flatten(defaults, exclude: ["Name", "ControlPlanes"]), Flatten(clusterSection));
+            var cluster = Bind<ClusterOptions>(merged);
+            var inherited = merged.Where(kv => IsNodeScoped(kv.Key)).ToDictionary(StringComparer.OrdinalIgnoreCase);
+
+            var controlPlanes = clusterSection.GetSection("ControlPlanes").GetChildren()
+                .Select(cpSection =>
+                {
+                    var cp = Bind<ControlPlaneOptions>(Layer(inherited, Flatten(cpSection)));
+                    ResolvePaths(cp.Ssh, baseDirectory);
+                    return (Path: cpSection.Path, Options: cp);
+                })
+                .ToList();
+
+            result.Add(new ResolvedCluster(clusterSection.Path, cluster, controlPlanes));
+        }
+
+        return result;
+    }
+
+    private static ClusterSettings ToSettings(ResolvedCluster cluster) => new(
+        cluster.Options.Name!,
+        string.IsNullOrWhiteSpace(cluster.Options.Schedule) ? null : cluster.Options.Schedule,
+        TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone),
+        cluster.ControlPlanes
+            .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths))
+            .ToList());
+
+    private static bool IsNodeScoped(string key) =>
+        key.StartsWith("Ssh:", StringComparison.OrdinalIgnoreCase)
+        || key.StartsWith("Etcd:", StringComparison.OrdinalIgnoreCase)
+        || key.StartsWith("Paths:", StringComparison.OrdinalIgnoreCase);
+
+    private static Dictionary<string, string?> Flatten(IConfigurationSection section, params string[] exclude) =>
+        section.AsEnumerable(makePathsRelative: true)
+            .Where(kv => kv.Value is not null)
+            .Where(kv => !exclude.Any(e => kv.Key.Equals(e, StringComparison.OrdinalIgnoreCase)
+                                           || kv.Key.StartsWith(e + ":", StringComparison.OrdinalIgnoreCase)))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+
+    private static Dictionary<string, string?> Layer(IReadOnlyDictionary<string, string?> lower, IReadOnlyDictionary<string, string?> upper)
+    {
+        var merged = new Dictionary<string, string?>(lower, StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in upper)
+        {
+            if (!string.IsNullOrEmpty(value))
+            {
+                merged[key] = value;
+            }
+        }
+
+        return merged;
+    }
+
+    private static T Bind<T>(IReadOnlyDictionary<string, string?> values)
+        where T : new()
+    {
+        var options = new T();
+        new ConfigurationBuilder().AddInMemoryCollection(values).Build().Bind(options);
+        return options;
+    }
+
+    private static void ResolvePaths(SshOptions ssh, string baseDirectory)
+    {
+        ssh.PrivateKeyFile = Absolute(ssh.PrivateKeyFile, baseDirectory);
+        ssh.KnownHostsFile = Absolute(ssh.KnownHostsFile, baseDirectory);
+    }
+
+    private static void ResolvePaths(StorageOptions storage, string baseDirectory)
+    {
+        storage.Path = Absolute(storage.Path, baseDirectory);
+        storage.CaFile = Absolute(storage.CaFile, baseDirectory);
+    }
+
+    private static string? Absolute(string? path, string baseDirectory) =>
+        string.IsNullOrWhiteSpace(path) ? null : Path.GetFullPath(path, baseDirectory);
+}
+
+/// <summary>A cluster after inheritance, before validation turns it into <see cref="ClusterSettings"/>.</summary>
+internal sealed record ResolvedCluster(
+    string Path,
+    ClusterOptions Options,
+    IReadOnlyList<(string Path, ControlPlaneOptions Options)> ControlPlanes);

@@ -1,0 +1,199 @@
+using System.Text.RegularExpressions;
+
+namespace ClusterBackup.Configuration;
+
+/// <summary>Every rule the bound configuration must satisfy; reports all problems, each by its key.</summary>
+internal static partial class SettingsValidator
+{
+    public const int MinPartSizeMiB = 5;
+    public const int MaxPartSizeMiB = 5120;
+
+    public static IEnumerable<string> Validate(ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters)
+    {
+        const string root = ClusterBackupOptions.SectionName;
+        foreach (var problem in ValidateStorage(options.Storage, $"{root}:Storage"))
+        {
+            yield return problem;
+        }
+
+        if (options.Compression.Level is < 1 or > 19)
+        {
+            yield return $"{root}:Compression:Level: {options.Compression.Level} is outside 1..19";
+        }
+
+        if (clusters.Count == 0)
+        {
+            yield return $"{root}:Clusters: no cluster is configured";
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var cluster in clusters)
+        {
+            var name = cluster.Options.Name;
+            var where = string.IsNullOrWhiteSpace(name) ? cluster.Path : $"{cluster.Path} (cluster '{name}')";
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                yield return $"{cluster.Path}:Name: is required";
+            }
+            else if (!SafeName().IsMatch(name))
+            {
+                yield return $"{where}:Name: '{name}' may contain only letters, digits, '.', '_' and '-'";
+            }
+            else if (!seen.Add(name))
+            {
+                yield return $"{where}:Name: '{name}' is used by another cluster";
+            }
+
+            foreach (var problem in ValidateCluster(cluster, where))
+            {
+                yield return problem;
+            }
+        }
+    }
+
+    private static IEnumerable<string> ValidateStorage(StorageOptions storage, string where)
+    {
+        switch (storage.Type)
+        {
+            case "s3":
+                if (string.IsNullOrWhiteSpace(storage.Bucket))
+                {
+                    yield return $"{where}:Bucket: is required for Type 's3'";
+                }
+
+                if (!string.IsNullOrWhiteSpace(storage.ServiceUrl)
+                    && (!Uri.TryCreate(storage.ServiceUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
+                {
+                    yield return $"{where}:ServiceUrl: '{storage.ServiceUrl}' is not an http(s) URL";
+                }
+
+                if (storage.PartSizeMiB is < MinPartSizeMiB or > MaxPartSizeMiB)
+                {
+                    yield return $"{where}:PartSizeMiB: {storage.PartSizeMiB} is outside {MinPartSizeMiB}..{MaxPartSizeMiB} (S3's part size limits)";
+                }
+
+                if (storage.CaFile is not null && !File.Exists(storage.CaFile))
+                {
+                    yield return $"{where}:CaFile: '{storage.CaFile}' does not exist";
+                }
+
+                break;
+            case "filesystem":
+                if (string.IsNullOrWhiteSpace(storage.Path))
+                {
+                    yield return $"{where}:Path: is required for Type 'filesystem'";
+                }
+
+                break;
+            default:
+                yield return $"{where}:Type: '{storage.Type}' is not one of s3, filesystem";
+                break;
+        }
+
+        if (storage.Prefix.Split('/', StringSplitOptions.RemoveEmptyEntries).Any(s => s is "." or ".."))
+        {
+            yield return $"{where}:Prefix: '{storage.Prefix}' may not contain '.' or '..' segments";
+        }
+    }
+
+    private static IEnumerable<string> ValidateCluster(ResolvedCluster cluster, string where)
+    {
+        if (TimeZoneInfo.TryFindSystemTimeZoneById(cluster.Options.TimeZone, out _) is false)
+        {
+            yield return $"{where}:TimeZone: '{cluster.Options.TimeZone}' is not a known time zone (use an IANA name such as Europe/Rome)";
+        }
+
+        if (cluster.ControlPlanes.Count == 0)
+        {
+            yield return $"{where}:ControlPlanes: at least one control plane is required";
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (path, cp) in cluster.ControlPlanes)
+        {
+            var cpWhere = $"{where}: {path[(path.IndexOf(":ControlPlanes:", StringComparison.Ordinal) + 1)..]}";
+            if (string.IsNullOrWhiteSpace(cp.Name))
+            {
+                yield return $"{cpWhere}:Name: is required";
+            }
+            else if (!SafeName().IsMatch(cp.Name))
+            {
+                yield return $"{cpWhere}:Name: '{cp.Name}' may contain only letters, digits, '.', '_' and '-'";
+            }
+            else if (!seen.Add(cp.Name))
+            {
+                yield return $"{cpWhere}:Name: '{cp.Name}' is used by another control plane of this cluster";
+            }
+
+            if (string.IsNullOrWhiteSpace(cp.Address))
+            {
+                yield return $"{cpWhere}:Address: is required";
+            }
+
+            foreach (var problem in ValidateNode(cp, cpWhere))
+            {
+                yield return problem;
+            }
+        }
+    }
+
+    private static IEnumerable<string> ValidateNode(ControlPlaneOptions cp, string where)
+    {
+        if (string.IsNullOrWhiteSpace(cp.Ssh.User))
+        {
+            yield return $"{where}:Ssh:User: is required";
+        }
+
+        if (cp.Ssh.Port is < 1 or > 65535)
+        {
+            yield return $"{where}:Ssh:Port: {cp.Ssh.Port} is not a TCP port";
+        }
+
+        if (cp.Ssh.ConnectTimeoutSeconds is < 1 or > 600)
+        {
+            yield return $"{where}:Ssh:ConnectTimeoutSeconds: {cp.Ssh.ConnectTimeoutSeconds} is outside 1..600";
+        }
+
+        foreach (var (key, file) in new[] { ("PrivateKeyFile", cp.Ssh.PrivateKeyFile), ("KnownHostsFile", cp.Ssh.KnownHostsFile) })
+        {
+            if (file is null)
+            {
+                yield return $"{where}:Ssh:{key}: is required";
+            }
+            else if (!File.Exists(file))
+            {
+                yield return $"{where}:Ssh:{key}: '{file}' does not exist";
+            }
+        }
+
+        if (cp.Etcd.Mode is not (EtcdModes.Tunnel or EtcdModes.Exec))
+        {
+            yield return $"{where}:Etcd:Mode: '{cp.Etcd.Mode}' is not one of {EtcdModes.Tunnel}, {EtcdModes.Exec}";
+        }
+
+        if (cp.Etcd.ClientPort is < 1 or > 65535)
+        {
+            yield return $"{where}:Etcd:ClientPort: {cp.Etcd.ClientPort} is not a TCP port";
+        }
+
+        if (string.IsNullOrWhiteSpace(cp.Etcd.Etcdctl))
+        {
+            yield return $"{where}:Etcd:Etcdctl: may not be empty";
+        }
+
+        foreach (var (key, value) in new[]
+                 {
+                     ("Pki", cp.Paths.Pki), ("Manifests", cp.Paths.Manifests),
+                     ("EtcdData", cp.Paths.EtcdData), ("Staging", cp.Paths.Staging),
+                 })
+        {
+            if (string.IsNullOrWhiteSpace(value) || !value.StartsWith('/'))
+            {
+                yield return $"{where}:Paths:{key}: '{value}' is not an absolute path on the node";
+            }
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    private static partial Regex SafeName();
+}

@@ -1,0 +1,127 @@
+using System.Security.Cryptography;
+
+namespace ClusterBackup.Sources.Etcd;
+
+/// <summary>
+/// Passes a snapshot stream through unchanged and, at its end, checks etcd's trailer: the last
+/// 32 bytes must be the SHA-256 of everything before them. A mismatch fails the final read, so
+/// a consumer that commits only after a clean end never stores a damaged snapshot.
+/// </summary>
+internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Stream
+{
+    public const int TrailerSize = 32;
+    private const int BoltPageAlignment = 512;
+
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private readonly byte[] _tail = new byte[TrailerSize];
+    private int _tailLength;
+    private long _total;
+    private bool _verified;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => _total;
+        set => throw new NotSupportedException();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var read = inner.Read(buffer);
+        Observe(buffer[..read]);
+        return read;
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = await inner.ReadAsync(buffer, cancellationToken);
+        Observe(buffer.Span[..read]);
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    private void Observe(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            Verify();
+            return;
+        }
+
+        _total += data.Length;
+        if (data.Length >= TrailerSize)
+        {
+            _hash.AppendData(_tail.AsSpan(0, _tailLength));
+            _hash.AppendData(data[..^TrailerSize]);
+            data[^TrailerSize..].CopyTo(_tail);
+            _tailLength = TrailerSize;
+            return;
+        }
+
+        var overflow = _tailLength + data.Length - TrailerSize;
+        if (overflow > 0)
+        {
+            _hash.AppendData(_tail.AsSpan(0, overflow));
+            _tail.AsSpan(overflow, _tailLength - overflow).CopyTo(_tail);
+            _tailLength -= overflow;
+        }
+
+        data.CopyTo(_tail.AsSpan(_tailLength));
+        _tailLength += data.Length;
+    }
+
+    private void Verify()
+    {
+        if (_verified)
+        {
+            return;
+        }
+
+        _verified = true;
+        if (_total % BoltPageAlignment != TrailerSize)
+        {
+            throw new NodeOperationException(node, "etcd snapshot",
+                $"the snapshot is {_total} bytes, not a database plus etcd's 32-byte SHA-256 trailer: the stream was cut short");
+        }
+
+        Span<byte> digest = stackalloc byte[TrailerSize];
+        _hash.GetHashAndReset(digest);
+        if (!digest.SequenceEqual(_tail))
+        {
+            throw new NodeOperationException(node, "etcd snapshot",
+                "the snapshot's SHA-256 does not match etcd's trailer: the data was damaged in transit");
+        }
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _hash.Dispose();
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,11 @@
+namespace ClusterBackup.Sources;
+
+/// <summary>A step on a control-plane node failed; the message is meant for the operator.</summary>
+internal sealed class NodeOperationException(string node, string step, string message, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public string Node { get; } = node;
+
+    /// <summary>What was being done: connect, etcd snapshot, pki archive, manifests archive.</summary>
+    public string Step { get; } = step;
+}

@@ -1,0 +1,171 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace ClusterBackup.Storage;
+
+/// <summary>
+/// A directory as the store: each object is written under a temp name, fsynced and renamed into
+/// place, so a reader sees either nothing or the whole object. Files are 0600, directories 0700.
+/// </summary>
+internal sealed partial class FileSystemBackupStore(string root) : IBackupStore
+{
+    private const string PartialSuffix = ".partial";
+    private const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode PrivateFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public string Describe(string key) => PathOf(key);
+
+    public Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(key);
+        var directory = Path.GetDirectoryName(path)!;
+        try
+        {
+            Directory.CreateDirectory(directory, DirectoryMode);
+            var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}{PartialSuffix}");
+            var stream = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = PrivateFileMode,
+                Options = FileOptions.Asynchronous,
+                BufferSize = 0,
+            });
+            return Task.FromResult<IObjectUpload>(new Upload(stream, temp, path));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"cannot write under {directory}: {ex.Message}", ex);
+        }
+    }
+
+    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(key);
+        try
+        {
+            return Task.FromResult<Stream>(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.Asynchronous));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new StoredObjectNotFoundException(path, ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"cannot read {path}: {ex.Message}", ex);
+        }
+    }
+
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await Task.CompletedTask;
+        var start = prefix.Contains('/') ? PathOf(prefix[..prefix.LastIndexOf('/')]) : root;
+        if (!Directory.Exists(start))
+        {
+            yield break;
+        }
+
+        var files = new DirectoryInfo(start).EnumerateFiles("*", SearchOption.AllDirectories)
+            .Select(f => (Key: Path.GetRelativePath(root, f.FullName).Replace(Path.DirectorySeparatorChar, '/'), File: f))
+            .Where(f => f.Key.StartsWith(prefix, StringComparison.Ordinal) && !f.File.Name.EndsWith(PartialSuffix, StringComparison.Ordinal))
+            .OrderBy(f => f.Key, StringComparer.Ordinal);
+        foreach (var (key, file) in files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return new StoredObject(key, file.Length, file.LastWriteTimeUtc);
+        }
+    }
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        var path = PathOf(key);
+        try
+        {
+            File.Delete(path);
+            RemoveEmptyParents(Path.GetDirectoryName(path)!);
+            return Task.CompletedTask;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return Task.CompletedTask;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"cannot delete {path}: {ex.Message}", ex);
+        }
+    }
+
+    private void RemoveEmptyParents(string directory)
+    {
+        var top = Path.GetFullPath(root).TrimEnd('/');
+        while (directory.Length > top.Length && Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
+        {
+            Directory.Delete(directory);
+            directory = Path.GetDirectoryName(directory)!;
+        }
+    }
+
+    private string PathOf(string key)
+    {
+        if (key.Split('/').Any(s => s is "." or ".."))
+        {
+            throw new ArgumentException($"key '{key}' has a '.' or '..' segment", nameof(key));
+        }
+
+        return Path.Combine(root, key);
+    }
+
+    private static void FsyncDirectory(string directory)
+    {
+        var fd = Open(directory, 0x10000 /* O_RDONLY | O_DIRECTORY */);
+        if (fd < 0)
+        {
+            return;
+        }
+
+        _ = Fsync(fd);
+        _ = Close(fd);
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync")]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+
+    private sealed class Upload(FileStream stream, string temp, string path) : IObjectUpload
+    {
+        private bool _committed;
+
+        public Stream Content => stream;
+
+        public async Task CommitAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await stream.FlushAsync(cancellationToken);
+                stream.Flush(flushToDisk: true);
+                await stream.DisposeAsync();
+                File.Move(temp, path, overwrite: true);
+                FsyncDirectory(Path.GetDirectoryName(path)!);
+                _committed = true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new StorageException($"cannot write {path}: {ex.Message}", ex);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!_committed)
+            {
+                await stream.DisposeAsync();
+                File.Delete(temp);
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using ClusterBackup.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterBackup.Storage;
+
+/// <summary>An S3 bucket (AWS or any S3-compatible server) as the store.</summary>
+internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions options, ILogger<S3BackupStore> logger) : IBackupStore
+{
+    private readonly IAmazonS3 _client = client;
+    private readonly string _bucket = options.Bucket!;
+    private readonly bool _chunkedEncoding = options.ChunkedEncoding ?? string.IsNullOrWhiteSpace(options.ServiceUrl);
+    private readonly int _partSize = options.PartSizeMiB * 1024 * 1024;
+
+    public string Describe(string key) => $"s3://{_bucket}/{key}";
+
+    public Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default) =>
+        Task.FromResult<IObjectUpload>(new S3ObjectUpload(this, key));
+
+    public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var response = await _client.GetObjectAsync(_bucket, key, cancellationToken);
+            return response.ResponseStream;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound && ex.ErrorCode != "NoSuchBucket")
+        {
+            throw new StoredObjectNotFoundException(Describe(key), ex);
+        }
+        catch (Exception ex) when (IsServiceError(ex))
+        {
+            throw Translate(ex, "read", key);
+        }
+    }
+
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = prefix };
+        do
+        {
+            ListObjectsV2Response page;
+            try
+            {
+                page = await _client.ListObjectsV2Async(request, cancellationToken);
+            }
+            catch (Exception ex) when (IsServiceError(ex))
+            {
+                throw Translate(ex, "list", prefix);
+            }
+
+            foreach (var item in page.S3Objects ?? [])
+            {
+                yield return new StoredObject(item.Key, item.Size ?? 0, item.LastModified ?? DateTimeOffset.MinValue.UtcDateTime);
+            }
+
+            request.ContinuationToken = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (request.ContinuationToken is not null);
+    }
+
+    public async Task DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _client.DeleteObjectAsync(_bucket, key, cancellationToken);
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound && ex.ErrorCode != "NoSuchBucket")
+        {
+            // already gone
+        }
+        catch (Exception ex) when (IsServiceError(ex))
+        {
+            throw Translate(ex, "delete", key);
+        }
+    }
+
+    private static bool IsServiceError(Exception ex) =>
+        ex is AmazonServiceException or AmazonClientException or HttpRequestException;
+
+    private StorageException Translate(Exception ex, string action, string key)
+    {
+        var where = Describe(key);
+        var endpoint = options.ServiceUrl ?? $"AWS {options.Region}";
+        return ex switch
+        {
+            AmazonS3Exception { ErrorCode: "NoSuchBucket" } =>
+                new StorageException($"cannot {action} {where}: bucket '{_bucket}' does not exist at {endpoint}", ex),
+            AmazonS3Exception { ErrorCode: "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" } s3 =>
+                new StorageException($"cannot {action} {where}: {s3.ErrorCode}: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file) and the bucket policy", ex),
+            AmazonS3Exception s3 => new StorageException($"cannot {action} {where}: {s3.ErrorCode}: {s3.Message}", ex),
+            HttpRequestException or AmazonClientException when ex.Message.Contains("credential", StringComparison.OrdinalIgnoreCase) =>
+                new StorageException($"cannot {action} {where}: no S3 credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials profile", ex),
+            _ => new StorageException($"cannot {action} {where}: {endpoint} is unreachable: {ex.GetBaseException().Message}", ex),
+        };
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not abort multipart upload {UploadId} of {Key}: {Reason}; prune removes it once stale")]
+    private partial void LogAbortFailed(string key, string uploadId, string reason);
+
+    /// <summary>
+    /// Buffers one part in memory; a small object becomes one PutObject, a large one a multipart
+    /// upload that completes only on commit and is aborted otherwise. Memory: one part.
+    /// </summary>
+    private sealed class S3ObjectUpload : IObjectUpload
+    {
+        private readonly S3BackupStore _store;
+        private readonly string _key;
+        private readonly byte[] _buffer;
+        private readonly List<PartETag> _parts = [];
+        private int _filled;
+        private string? _uploadId;
+        private bool _done;
+
+        public S3ObjectUpload(S3BackupStore store, string key)
+        {
+            _store = store;
+            _key = key;
+            _buffer = GC.AllocateUninitializedArray<byte>(store._partSize);
+            Content = new WriteOnlyStream(WriteAsync);
+        }
+
+        public Stream Content { get; }
+
+        private async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        {
+            ObjectDisposedException.ThrowIf(_done, this);
+            while (!data.IsEmpty)
+            {
+                var count = Math.Min(data.Length, _buffer.Length - _filled);
+                data[..count].CopyTo(_buffer.AsMemory(_filled));
+                _filled += count;
+                data = data[count..];
+                if (_filled == _buffer.Length)
+                {
+                    await UploadPartAsync(cancellationToken);
+                }
+            }
+        }
+
+        private async Task UploadPartAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                _uploadId ??= (await _store._client.InitiateMultipartUploadAsync(
+                    new InitiateMultipartUploadRequest { BucketName = _store._bucket, Key = _key }, cancellationToken)).UploadId;
+                var number = _parts.Count + 1;
+                var response = await _store._client.UploadPartAsync(new UploadPartRequest
+                {
+                    BucketName = _store._bucket,
+                    Key = _key,
+                    UploadId = _uploadId,
+                    PartNumber = number,
+                    InputStream = new MemoryStream(_buffer, 0, _filled, writable: false),
+                    PartSize = _filled,
+                    UseChunkEncoding = _store._chunkedEncoding,
+                }, cancellationToken);
+                _parts.Add(new PartETag(number, response.ETag));
+                _filled = 0;
+            }
+            catch (Exception ex) when (IsServiceError(ex))
+            {
+                throw _store.Translate(ex, "upload", _key);
+            }
+        }
+
+        public async Task CommitAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                if (_uploadId is null)
+                {
+                    await _store._client.PutObjectAsync(new PutObjectRequest
+                    {
+                        BucketName = _store._bucket,
+                        Key = _key,
+                        InputStream = new MemoryStream(_buffer, 0, _filled, writable: false),
+                        UseChunkEncoding = _store._chunkedEncoding,
+                        AutoCloseStream = true,
+                    }, cancellationToken);
+                }
+                else
+                {
+                    if (_filled > 0)
+                    {
+                        await UploadPartAsync(cancellationToken);
+                    }
+
+                    await _store._client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+                    {
+                        BucketName = _store._bucket,
+                        Key = _key,
+                        UploadId = _uploadId,
+                        PartETags = _parts,
+                    }, cancellationToken);
+                }
+
+                _done = true;
+            }
+            catch (Exception ex) when (IsServiceError(ex))
+            {
+                throw _store.Translate(ex, "upload", _key);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_done)
+            {
+                return;
+            }
+
+            _done = true;
+            if (_uploadId is null)
+            {
+                return;
+            }
+
+            try
+            {
+                await _store._client.AbortMultipartUploadAsync(_store._bucket, _key, _uploadId, CancellationToken.None);
+            }
+            catch (Exception ex) when (IsServiceError(ex))
+            {
+                _store.LogAbortFailed(_key, _uploadId, ex.Message);
+            }
+        }
+    }
+}
