@@ -79,7 +79,8 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         var etcdctl = Etcdctl(node);
         var status = await RunJsonAsync(session, $"{etcdctl} endpoint status -w json", cancellationToken);
         var members = await RunJsonAsync(session, $"{etcdctl} member list -w json", cancellationToken);
-        var count = await RunJsonAsync(session, $"{etcdctl} get '' --prefix --count-only -w json", cancellationToken);
+        // etcdctl 3.4 has no --count-only; a range's count is the total whatever its limit.
+        var count = await RunJsonAsync(session, $"{etcdctl} get '' --prefix --keys-only --limit=1 -w json", cancellationToken);
         try
         {
             var s = status.RootElement[0].GetProperty("Status");

@@ -1,0 +1,155 @@
+using System.Text.Json.Nodes;
+
+namespace ClusterBackup.Rig;
+
+/// <summary>
+/// Everything a backup needs, real and on loopback: a kubeadm-shaped PKI, a TLS etcd member, two
+/// sshd "control planes" in front of it, moto_server and s3rver. One place starts and stops them
+/// all, keeps their logs, and writes configurations pointing at them.
+/// </summary>
+public sealed class LocalRig : IAsyncDisposable
+{
+    public const string Bucket = "cluster-backups";
+
+    private LocalRig(string root)
+    {
+        Root = root;
+        Logs = Path.Combine(root, "logs");
+    }
+
+    public string Root { get; }
+
+    public string Logs { get; }
+
+    public KubeadmPki Pki { get; private set; } = null!;
+
+    public EtcdServer Etcd { get; private set; } = null!;
+
+    public SshNode Node1 { get; private set; } = null!;
+
+    public SshNode Node2 { get; private set; } = null!;
+
+    public S3Server Moto { get; private set; } = null!;
+
+    public S3Server S3rver { get; private set; } = null!;
+
+    /// <summary>The private key the agent logs in with.</summary>
+    public string ClientKey => Path.Combine(Root, "id_ed25519");
+
+    /// <summary>known_hosts with both nodes' host keys.</summary>
+    public string KnownHosts => Path.Combine(Root, "known_hosts");
+
+    public IEnumerable<SshNode> Nodes => [Node1, Node2];
+
+    public static async Task<LocalRig> StartAsync(string? root = null)
+    {
+        root ??= Path.Combine(Path.GetTempPath(), $"cluster-backup-rig-{Guid.NewGuid():N}"[..32]);
+        Directory.CreateDirectory(root);
+        var rig = new LocalRig(root);
+        try
+        {
+            await rig.StartAllAsync();
+            return rig;
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task StartAllAsync()
+    {
+        foreach (var (key, value) in S3Server.Credentials)
+        {
+            Environment.SetEnvironmentVariable(key, value);
+        }
+
+        var motoTask = S3Server.StartMotoAsync(Logs);
+        var s3rverTask = S3Server.StartS3rverAsync(Path.Combine(Root, "s3rver"), Logs);
+        Pki = await KubeadmPki.CreateAsync(Path.Combine(Root, "pki"));
+        await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", "cluster-backup", "-f", ClientKey);
+        Etcd = await EtcdServer.StartAsync("cp1", Path.Combine(Root, "etcd"), Logs, Pki);
+        Node1 = await SshNode.StartAsync("cp1", Path.Combine(Root, "cp1"), ClientKey + ".pub", Pki, Logs);
+        Node2 = await SshNode.StartAsync("cp2", Path.Combine(Root, "cp2"), ClientKey + ".pub", Pki, Logs);
+        await File.WriteAllLinesAsync(KnownHosts, Nodes.Select(n => n.KnownHostsLine));
+        Moto = await motoTask;
+        S3rver = await s3rverTask;
+        await Moto.CreateBucketAsync(Bucket);
+        await S3rver.CreateBucketAsync(Bucket);
+    }
+
+    /// <summary>Logs of every server, for a failing test's message.</summary>
+    public string AllLogs() => string.Join('\n', new[]
+    {
+        Etcd?.Log, Node1?.Log, Node2?.Log, Moto?.Log, S3rver?.Log,
+    }.Where(l => l is not null));
+
+    /// <summary>
+    /// A configuration with one cluster whose control planes are the given nodes (all in front of
+    /// the rig's etcd), storing into <paramref name="storage"/>: "moto", "s3rver" or a directory path.
+    /// </summary>
+    public JsonObject Config(string storage, string cluster = "test", string mode = "tunnel", params SshNode[] nodes)
+    {
+        nodes = nodes.Length == 0 ? [Node1, Node2] : nodes;
+        var storageNode = storage switch
+        {
+            "moto" => S3Storage(Moto),
+            "s3rver" => S3Storage(S3rver),
+            _ => new JsonObject { ["Type"] = "filesystem", ["Path"] = storage },
+        };
+        return new JsonObject
+        {
+            ["ClusterBackup"] = new JsonObject
+            {
+                ["Storage"] = storageNode,
+                ["Defaults"] = new JsonObject
+                {
+                    ["Ssh"] = new JsonObject
+                    {
+                        ["User"] = Environment.UserName,
+                        ["PrivateKeyFile"] = ClientKey,
+                        ["KnownHostsFile"] = KnownHosts,
+                        ["ConnectTimeoutSeconds"] = 10,
+                    },
+                    ["Etcd"] = new JsonObject { ["Mode"] = mode, ["ClientPort"] = Etcd.ClientPort },
+                },
+                ["Clusters"] = new JsonArray(new JsonObject
+                {
+                    ["Name"] = cluster,
+                    ["ControlPlanes"] = new JsonArray(nodes.Select(ControlPlane).ToArray<JsonNode?>()),
+                }),
+            },
+        };
+    }
+
+    public static JsonObject ControlPlane(SshNode node) => new()
+    {
+        ["Name"] = node.Name,
+        ["Address"] = "127.0.0.1",
+        ["Ssh"] = new JsonObject { ["Port"] = node.Port },
+        ["Paths"] = new JsonObject { ["Pki"] = node.PkiDirectory, ["Manifests"] = node.ManifestsDirectory },
+    };
+
+    private static JsonObject S3Storage(S3Server server) => new()
+    {
+        ["Type"] = "s3",
+        ["Bucket"] = Bucket,
+        ["Prefix"] = "backups",
+        ["ServiceUrl"] = server.Endpoint,
+        ["ForcePathStyle"] = true,
+        ["Region"] = S3Server.Region,
+        ["PartSizeMiB"] = 5,
+    };
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var server in new IAsyncDisposable?[] { Node1, Node2, Etcd, Moto, S3rver })
+        {
+            if (server is not null)
+            {
+                await server.DisposeAsync();
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+namespace ClusterBackup.Rig;
+
+/// <summary>
+/// A control-plane "node": a real sshd on loopback (key auth only, its own host key) in front of
+/// this machine, with the node's PKI and static-pod manifests in a directory of its own.
+/// </summary>
+public sealed class SshNode : IAsyncDisposable
+{
+    private readonly ExternalProcess _process;
+
+    private SshNode(ExternalProcess process, string name, int port, string root, string hostPublicKey)
+    {
+        _process = process;
+        Name = name;
+        Port = port;
+        Root = root;
+        HostPublicKey = hostPublicKey;
+    }
+
+    public string Name { get; }
+
+    public int Port { get; }
+
+    public string Root { get; }
+
+    public string PkiDirectory => Path.Combine(Root, "pki");
+
+    public string ManifestsDirectory => Path.Combine(Root, "manifests");
+
+    /// <summary>"ssh-ed25519 AAAA…", as in the host's .pub file.</summary>
+    public string HostPublicKey { get; }
+
+    public string KnownHostsLine => $"[127.0.0.1]:{Port} {HostPublicKey}";
+
+    public string Log => _process.Tail();
+
+    public static async Task<SshNode> StartAsync(string name, string root, string authorizedKeysFile, KubeadmPki pki, string logDirectory)
+    {
+        Directory.CreateDirectory(root);
+        Directory.CreateDirectory("/run/sshd"); // privilege separation dir sshd insists on
+        var hostKey = Path.Combine(root, "ssh_host_ed25519_key");
+        if (!File.Exists(hostKey))
+        {
+            await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", name, "-f", hostKey);
+        }
+
+        await pki.CopyToAsync(Path.Combine(root, "pki"));
+        var manifests = Path.Combine(root, "manifests");
+        Directory.CreateDirectory(manifests);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "etcd.yaml"), $"# static pod of {name}\nkind: Pod\nmetadata:\n  name: etcd-{name}\n");
+        await File.WriteAllTextAsync(Path.Combine(manifests, "kube-apiserver.yaml"), $"kind: Pod\nmetadata:\n  name: kube-apiserver-{name}\n");
+
+        var port = Tools.FreePort();
+        var config = Path.Combine(root, "sshd_config");
+        await File.WriteAllTextAsync(config, $"""
+            Port {port}
+            ListenAddress 127.0.0.1
+            HostKey {hostKey}
+            PidFile {Path.Combine(root, "sshd.pid")}
+            AuthorizedKeysFile {authorizedKeysFile}
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin prohibit-password
+            StrictModes no
+            UsePAM no
+            LogLevel VERBOSE
+            Subsystem sftp internal-sftp
+
+            """);
+        var process = ExternalProcess.Start($"sshd-{name}", "/usr/sbin/sshd", ["-D", "-e", "-f", config], logDirectory);
+        await process.WaitForPortAsync(port);
+        var publicKey = (await File.ReadAllTextAsync(hostKey + ".pub")).Trim();
+        var parts = publicKey.Split(' ');
+        return new SshNode(process, name, port, root, $"{parts[0]} {parts[1]}");
+    }
+
+    public ValueTask DisposeAsync() => _process.DisposeAsync();
+}
