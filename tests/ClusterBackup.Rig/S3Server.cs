@@ -28,6 +28,9 @@ public sealed class S3Server : IAsyncDisposable
 
     public string Log => _process.Tail();
 
+    /// <summary>The whole request log so far.</summary>
+    public string FullLog() => _process.Tail(int.MaxValue);
+
     /// <summary>What a test needs in its environment to reach this server with the AWS CLI or SDK.</summary>
     public static IReadOnlyDictionary<string, string> Credentials { get; } = new Dictionary<string, string>
     {

@@ -96,7 +96,7 @@ internal sealed partial class BackupRun(
     private async Task<(ArtifactRecord Artifact, EtcdRecord Etcd)> SnapshotEtcdAsync(
         ClusterSettings cluster, SetId id, NodeSessions sessions, CancellationToken cancellationToken)
     {
-        var failures = new List<string>();
+        var failures = new List<(string Node, string Step, string Reason)>();
         foreach (var node in cluster.ControlPlanes)
         {
             try
@@ -123,15 +123,15 @@ internal sealed partial class BackupRun(
             catch (Exception ex) when (ex is not StorageException && ex is not OperationCanceledException)
             {
                 var step = ex is NodeOperationException n ? n.Step : "etcd snapshot";
-                failures.Add($"{node.Name}: {step}: {ex.Message}");
+                failures.Add((node.Name, step, ex.Message));
                 LogNodeFailed(cluster.Name, node.Name, step, ex.Message);
             }
         }
 
-        var only = cluster.ControlPlanes.Count == 1 ? cluster.ControlPlanes[0].Name : null;
-        throw only is not null
-            ? new BackupFailedException(cluster.Name, only, "etcd snapshot", failures[0][(only.Length + 2)..])
-            : new BackupFailedException(cluster.Name, null, "etcd snapshot", $"no control plane gave a snapshot: {string.Join("; ", failures)}");
+        throw failures is [var only]
+            ? new BackupFailedException(cluster.Name, only.Node, only.Step, only.Reason)
+            : new BackupFailedException(cluster.Name, null, "etcd snapshot",
+                $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step}: {f.Reason}"))}");
     }
 
     private async Task<List<string>> ArchiveNodesAsync(
@@ -204,7 +204,7 @@ internal sealed partial class BackupRun(
     [LoggerMessage(Level = LogLevel.Information, Message = "etcd snapshot of {Cluster} taken on {Node} at revision {Revision} ({Bytes} bytes)")]
     private partial void LogSnapshotTaken(string cluster, string node, long revision, long bytes);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: {Node}: {Step} failed: {Reason}; trying the next control plane")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: {Node}: {Step} failed: {Reason}")]
     private partial void LogNodeFailed(string cluster, string node, string step, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: {Node} is unreachable, its PKI and manifests are not in this set: {Reason}")]

@@ -16,6 +16,9 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
     private readonly bool _chunkedEncoding = options.ChunkedEncoding ?? string.IsNullOrWhiteSpace(options.ServiceUrl);
     private readonly int _partSize = options.PartSizeMiB * 1024 * 1024;
 
+    /// <summary>Objects per listing page; S3's maximum. Tests lower it to exercise paging.</summary>
+    public int ListPageSize { get; init; } = 1000;
+
     public string Describe(string key) => $"s3://{_bucket}/{key}";
 
     public Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default) =>
@@ -40,7 +43,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = prefix };
+        var request = new ListObjectsV2Request { BucketName = _bucket, Prefix = prefix, MaxKeys = ListPageSize };
         do
         {
             ListObjectsV2Response page;

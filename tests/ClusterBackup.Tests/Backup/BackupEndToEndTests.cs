@@ -48,7 +48,7 @@ public sealed class BackupEndToEndTests(RigFixture fixture) : IAsyncLifetime
 
         var result = await CliRunner.RunAsync(config, "backup");
         Assert.True(result.ExitCode == 0, $"{result}\n{_rig.AllLogs()}");
-        Assert.Contains($"{cluster}: committed set", result.Output, StringComparison.Ordinal);
+        result.AssertOutput($"{cluster}: committed set");
 
         var list = await CliRunner.RunAsync(config, "list", "--cluster", cluster, "--json");
         Assert.Equal(0, list.ExitCode);

@@ -34,3 +34,12 @@ internal static class CliRunner
         return path;
     }
 }
+
+internal static class CliResultAssertions
+{
+    public static void AssertError(this CliResult result, string expected) =>
+        Assert.True(result.Error.Contains(expected, StringComparison.Ordinal), $"stderr lacks: {expected}\n{result}");
+
+    public static void AssertOutput(this CliResult result, string expected) =>
+        Assert.True(result.Output.Contains(expected, StringComparison.Ordinal), $"stdout lacks: {expected}\n{result}");
+}

@@ -1,0 +1,198 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterBackup.Rig;
+using ClusterBackup.Tests.Support;
+
+namespace ClusterBackup.Tests.Backup;
+
+/// <summary>What a failing node, key, etcd or config does to a run: one clear line, exit 1, nothing half-written.</summary>
+[Collection(RigCollection.Name)]
+public sealed class BackupFailureTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    [Fact]
+    public async Task An_unknown_host_key_is_refused_with_its_fingerprint_and_how_to_add_it()
+    {
+        var knownHosts = await WriteTempAsync(_rig.Node2.KnownHostsLine + "\n");
+        var config = _rig.Config("moto", "unknown-key", "tunnel", _rig.Node1);
+        config["ClusterBackup"]!["Defaults"]!["Ssh"]!["KnownHostsFile"] = knownHosts;
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError($"node cp1: connect: host key of [127.0.0.1]:{_rig.Node1.Port} is unknown");
+        result.AssertError($"offered ssh-ed25519 SHA256:{await FingerprintAsync(_rig.Node1)}");
+        result.AssertError($"ssh-keyscan -p {_rig.Node1.Port} -t ssh-ed25519 127.0.0.1 >> {knownHosts}");
+        Assert.Empty(await ObjectsAsync("backups/unknown-key/"));
+    }
+
+    [Fact]
+    public async Task A_changed_host_key_is_refused_as_changed()
+    {
+        var forged = $"[127.0.0.1]:{_rig.Node1.Port} {_rig.Node2.HostPublicKey}\n";
+        var config = _rig.Config("moto", "changed-key", "tunnel", _rig.Node1);
+        config["ClusterBackup"]!["Defaults"]!["Ssh"]!["KnownHostsFile"] = await WriteTempAsync(forged);
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError($"host key of [127.0.0.1]:{_rig.Node1.Port} CHANGED");
+        Assert.Empty(await ObjectsAsync("backups/changed-key/"));
+    }
+
+    [Fact]
+    public async Task When_the_first_control_plane_is_down_the_second_gives_the_snapshot()
+    {
+        var config = _rig.Config("moto", "first-down", "tunnel");
+        var down = LocalRig.ControlPlane(_rig.Node1);
+        down["Name"] = "cp0";
+        down["Ssh"]!["Port"] = Tools.FreePort(); // nothing listens there
+        ControlPlanes(config).Insert(0, down);
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        result.AssertError("warning: cluster first-down: node cp0: unreachable");
+        var manifest = await SingleSetAsync(config, "first-down");
+        Assert.Equal("cp1", manifest.GetProperty("etcd").GetProperty("node").GetString());
+        Assert.Equal(["cp0"], manifest.GetProperty("unreachableNodes").EnumerateArray().Select(n => n.GetString()));
+    }
+
+    [Fact]
+    public async Task With_etcd_down_on_every_control_plane_nothing_is_committed_and_the_other_cluster_still_is()
+    {
+        var config = _rig.Config("moto", "good", "tunnel", _rig.Node1);
+        var bad = _rig.Config("moto", "etcd-down", "tunnel")["ClusterBackup"]!["Clusters"]![0]!.DeepClone().AsObject();
+        bad["Etcd"] = new JsonObject { ["ClientPort"] = Tools.FreePort() };
+        ((JsonArray)config["ClusterBackup"]!["Clusters"]!).Insert(0, bad);
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        var errors = result.Error.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+        var error = Assert.Single(errors);
+        Assert.StartsWith("error: cluster etcd-down: etcd snapshot: no control plane gave a snapshot: cp1: etcd snapshot: etcd does not answer", error, StringComparison.Ordinal);
+        Assert.Contains("; cp2: etcd snapshot: etcd does not answer", error, StringComparison.Ordinal);
+        result.AssertOutput("good: committed set");
+        Assert.Empty(await ObjectsAsync("backups/etcd-down/"));
+        Assert.Empty(await OpenUploadsAsync("backups/etcd-down/"));
+    }
+
+    [Fact]
+    public async Task A_snapshot_damaged_in_transit_aborts_its_multipart_upload_and_commits_nothing()
+    {
+        // More than one 5 MiB part, so the damage is found after parts were uploaded.
+        var big = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-big-").FullName, "value");
+        for (var i = 0; i < 7; i++)
+        {
+            await File.WriteAllTextAsync(big, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(900_000)));
+            await _rig.Etcd.PutFileAsync($"/registry/bulk/{i}", big);
+        }
+
+        var damaging = await WriteTempAsync("""
+            #!/bin/sh
+            # etcdctl that damages the snapshots it saves, as a broken disk or transfer would
+            /usr/bin/etcdctl "$@" || exit $?
+            for last; do :; done
+            case " $* " in
+              *" snapshot save "*) printf '\253' | dd of="$last" bs=1 seek=5000 count=1 conv=notrunc 2>/dev/null ;;
+            esac
+            """);
+        File.SetUnixFileMode(damaging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var config = _rig.Config("moto", "damaged", "exec", _rig.Node1);
+        config["ClusterBackup"]!["Defaults"]!["Etcd"]!["Etcdctl"] = damaging;
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: cluster damaged: node cp1: etcd snapshot: the snapshot's SHA-256 does not match etcd's trailer");
+        Assert.Matches(@"PUT /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\?partNumber=2&uploadId=", _rig.Moto.FullLog());
+        Assert.Empty(await ObjectsAsync("backups/damaged/"));
+        Assert.Empty(await OpenUploadsAsync("backups/damaged/"));
+    }
+
+    [Fact]
+    public async Task A_failing_archive_after_the_snapshot_removes_what_the_run_had_stored()
+    {
+        var config = _rig.Config("moto", "no-pki", "tunnel");
+        ControlPlanes(config)[1]!["Paths"]!["Pki"] = "/nonexistent/pki";
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: cluster no-pki: node cp2: pki archive: ");
+        result.AssertError("/nonexistent/pki: no such directory");
+        Assert.Empty(await ObjectsAsync("backups/no-pki/"));
+    }
+
+    [Fact]
+    public async Task A_malformed_config_names_the_key_exits_78_and_contacts_nothing()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var config = _rig.Config("moto", "malformed", "tunnel", _rig.Node1);
+        ControlPlanes(config)[0]!["Ssh"]!["Port"] = port;
+        config["ClusterBackup"]!["Defaults"]!["Etcd"]!["Mode"] = "tunel";
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(78, result.ExitCode);
+        result.AssertError("ControlPlanes:0:Etcd:Mode: 'tunel' is not one of tunnel, exec");
+        Assert.False(listener.Pending(), "the agent connected to a node although its configuration was invalid");
+    }
+
+    private static JsonArray ControlPlanes(JsonObject config) =>
+        (JsonArray)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]!;
+
+    private static async Task<JsonElement> SingleSetAsync(JsonObject config, string cluster)
+    {
+        var list = await CliRunner.RunAsync(config, "list", "--cluster", cluster, "--json");
+        Assert.Equal(0, list.ExitCode);
+        return Assert.Single(JsonSerializer.Deserialize<JsonElement>(list.Output).EnumerateArray());
+    }
+
+    private async Task<IReadOnlyList<string>> ObjectsAsync(string prefix)
+    {
+        var result = await _rig.Moto.AwsAsync("s3api", "list-objects-v2", "--bucket", LocalRig.Bucket, "--prefix", prefix, "--output", "json");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        if (string.IsNullOrWhiteSpace(result.Output))
+        {
+            return [];
+        }
+
+        var json = JsonSerializer.Deserialize<JsonElement>(result.Output);
+        return json.TryGetProperty("Contents", out var contents) ? contents.EnumerateArray().Select(c => c.GetProperty("Key").GetString()!).ToList() : [];
+    }
+
+    private async Task<IReadOnlyList<string>> OpenUploadsAsync(string prefix)
+    {
+        var result = await _rig.Moto.AwsAsync("s3api", "list-multipart-uploads", "--bucket", LocalRig.Bucket, "--prefix", prefix, "--output", "json");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        if (string.IsNullOrWhiteSpace(result.Output))
+        {
+            return [];
+        }
+
+        var json = JsonSerializer.Deserialize<JsonElement>(result.Output);
+        return json.TryGetProperty("Uploads", out var uploads) && uploads.ValueKind == JsonValueKind.Array
+            ? uploads.EnumerateArray().Select(u => u.GetProperty("Key").GetString()!).ToList()
+            : [];
+    }
+
+    private static async Task<string> FingerprintAsync(SshNode node)
+    {
+        var output = await Tools.CheckAsync("ssh-keygen", "-lf", Path.Combine(node.Root, "ssh_host_ed25519_key.pub"));
+        return output.Split(' ')[1]["SHA256:".Length..];
+    }
+
+    private static async Task<string> WriteTempAsync(string content)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-test-").FullName, "file");
+        await File.WriteAllTextAsync(path, content);
+        return path;
+    }
+}
