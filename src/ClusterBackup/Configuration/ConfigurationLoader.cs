@@ -26,19 +26,32 @@ internal static class ConfigurationLoader
                 .AddEnvironmentVariables()
                 .Build();
         }
-        catch (InvalidDataException ex) when (ex.InnerException is JsonException json)
+        catch (Exception ex) when (ex is InvalidDataException or FormatException)
         {
-            var where = json.LineNumber is { } line ? $"line {line + 1}" : "unknown line";
-            throw new ConfigurationException(fullPath, [$"not valid JSON ({where}): {json.Message.Split(" Path:")[0]}"]);
-        }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or JsonException)
-        {
-            throw new ConfigurationException(fullPath, [$"not valid JSON: {ex.Message}"]);
+            var json = FindInner<JsonException>(ex);
+            var problem = json is { LineNumber: { } line }
+                ? $"not valid JSON (line {line + 1}, byte {json.BytePositionInLine + 1}): {json.Message.Split(" LineNumber:")[0]}"
+                : $"not valid JSON: {ex.GetBaseException().Message}";
+            throw new ConfigurationException(fullPath, [problem]);
         }
         catch (UnauthorizedAccessException ex)
         {
             throw new ConfigurationException(fullPath, [$"cannot be read: {ex.Message}"]);
         }
+    }
+
+    private static T? FindInner<T>(Exception? ex)
+        where T : Exception
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is T match)
+            {
+                return match;
+            }
+        }
+
+        return null;
     }
 
     public static AgentSettings Load(string path) => Resolve(Read(path), Path.GetFullPath(path));

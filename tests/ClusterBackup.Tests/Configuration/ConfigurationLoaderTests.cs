@@ -1,0 +1,215 @@
+using System.Text.Json.Nodes;
+using ClusterBackup.Configuration;
+using ClusterBackup.Tests.Support;
+
+namespace ClusterBackup.Tests.Configuration;
+
+public sealed class ConfigurationLoaderTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("cluster-backup-config-").FullName;
+
+    public ConfigurationLoaderTests()
+    {
+        File.WriteAllText(Path.Combine(_directory, "id_ed25519"), "key");
+        File.WriteAllText(Path.Combine(_directory, "known_hosts"), string.Empty);
+    }
+
+    private JsonObject Valid() => JsonNode.Parse($$"""
+        {
+          "ClusterBackup": {
+            "Storage": { "Type": "s3", "Bucket": "backups", "ServiceUrl": "http://127.0.0.1:9000", "ForcePathStyle": true },
+            "Defaults": {
+              "Ssh": { "User": "backup", "PrivateKeyFile": "id_ed25519", "KnownHostsFile": "known_hosts", "Sudo": true },
+              "Etcd": { "ClientPort": 2379 },
+              "Paths": { "Pki": "/etc/kubernetes/pki" }
+            },
+            "Clusters": [
+              {
+                "Name": "prod",
+                "TimeZone": "Europe/Rome",
+                "Etcd": { "Mode": "exec" },
+                "ControlPlanes": [
+                  { "Name": "cp1", "Address": "10.0.0.1" },
+                  { "Name": "cp2", "Address": "10.0.0.2", "Ssh": { "Port": 2222 }, "Etcd": { "ClientPort": 12379 }, "Paths": { "Pki": "/srv/pki" } }
+                ]
+              },
+              { "Name": "lab", "ControlPlanes": [ { "Name": "cp1", "Address": "10.1.0.1" } ] }
+            ]
+          }
+        }
+        """)!.AsObject();
+
+    private AgentSettings Load(JsonObject config)
+    {
+        var path = Path.Combine(_directory, "appsettings.json");
+        File.WriteAllText(path, config.ToJsonString());
+        return ConfigurationLoader.Load(path);
+    }
+
+    private IReadOnlyList<string> Problems(JsonObject config) =>
+        Assert.Throws<ConfigurationException>(() => Load(config)).Problems;
+
+    [Fact]
+    public void Settings_inherit_from_Defaults_then_cluster_then_control_plane()
+    {
+        var settings = Load(Valid());
+
+        var prod = settings.FindCluster("prod")!;
+        var (cp1, cp2) = (prod.ControlPlanes[0], prod.ControlPlanes[1]);
+        Assert.Equal("backup", cp1.Ssh.User);
+        Assert.True(cp1.Ssh.Sudo);
+        Assert.Equal(22, cp1.Ssh.Port);
+        Assert.Equal(2222, cp2.Ssh.Port);
+        Assert.Equal("backup", cp2.Ssh.User);
+        Assert.Equal(EtcdModes.Exec, cp1.Etcd.Mode);
+        Assert.Equal(EtcdModes.Exec, cp2.Etcd.Mode);
+        Assert.Equal(2379, cp1.Etcd.ClientPort);
+        Assert.Equal(12379, cp2.Etcd.ClientPort);
+        Assert.Equal("/etc/kubernetes/pki", cp1.Paths.Pki);
+        Assert.Equal("/srv/pki", cp2.Paths.Pki);
+        Assert.Equal("/etc/kubernetes/manifests", cp2.Paths.Manifests);
+        Assert.Equal("Europe/Rome", prod.TimeZone.Id);
+
+        var lab = settings.FindCluster("lab")!;
+        Assert.Equal(EtcdModes.Tunnel, lab.ControlPlanes[0].Etcd.Mode);
+        Assert.Equal(TimeZoneInfo.Utc.Id, lab.TimeZone.Id);
+    }
+
+    [Fact]
+    public void Relative_key_paths_are_resolved_against_the_config_file()
+    {
+        var settings = Load(Valid());
+
+        Assert.Equal(Path.Combine(_directory, "id_ed25519"), settings.Clusters[0].ControlPlanes[0].Ssh.PrivateKeyFile);
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_at_once_each_naming_its_key()
+    {
+        var config = Valid();
+        var cluster = config["ClusterBackup"]!["Clusters"]![0]!;
+        cluster["ControlPlanes"]![1]!["Ssh"]!["Port"] = 70000;
+        cluster["Etcd"]!["Mode"] = "ssh";
+        cluster["TimeZone"] = "Mars/Olympus";
+        config["ClusterBackup"]!["Clusters"]![1]!["Name"] = "prod";
+        config["ClusterBackup"]!["Storage"]!["Bucket"] = null;
+
+        var problems = Problems(config);
+
+        Assert.Contains("ClusterBackup:Storage:Bucket: is required for Type 's3'", problems);
+        Assert.Contains(problems, p => p.StartsWith("ClusterBackup:Clusters:0 (cluster 'prod'): ControlPlanes:1:Ssh:Port: 70000 is not a TCP port", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("ControlPlanes:0:Etcd:Mode: 'ssh' is not one of tunnel, exec", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("TimeZone: 'Mars/Olympus' is not a known time zone", StringComparison.Ordinal));
+        Assert.Contains("ClusterBackup:Clusters:1 (cluster 'prod'):Name: 'prod' is used by another cluster", problems);
+    }
+
+    [Fact]
+    public void A_misspelt_key_is_reported_instead_of_ignored()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Ssh"] = new JsonObject { ["Prot"] = 2222 };
+
+        var problem = Assert.Single(Problems(config));
+
+        Assert.StartsWith("ClusterBackup:Clusters:0:ControlPlanes:0:Ssh:Prot: unknown key 'Prot' (known: User, Port,", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_value_of_the_wrong_type_is_reported_by_key()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Defaults"]!["Ssh"]!["Port"] = "twenty-two";
+        config["ClusterBackup"]!["Defaults"]!["Ssh"]!["Sudo"] = "yes";
+
+        var problems = Problems(config);
+
+        Assert.Contains("ClusterBackup:Defaults:Ssh:Port: 'twenty-two' is not a whole number", problems);
+        Assert.Contains("ClusterBackup:Defaults:Ssh:Sudo: 'yes' is not true or false", problems);
+    }
+
+    [Fact]
+    public void Missing_key_files_and_control_planes_are_reported()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Defaults"]!["Ssh"]!["PrivateKeyFile"] = "/nonexistent/id";
+        config["ClusterBackup"]!["Clusters"]![1]!["ControlPlanes"] = new JsonArray();
+
+        var problems = Problems(config);
+
+        Assert.Contains(problems, p => p.EndsWith("ControlPlanes:0:Ssh:PrivateKeyFile: '/nonexistent/id' does not exist", StringComparison.Ordinal));
+        Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):ControlPlanes: at least one control plane is required", problems);
+    }
+
+    [Fact]
+    public void Per_cluster_keys_are_refused_in_Defaults()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Defaults"]!["Name"] = "x";
+
+        Assert.Contains("ClusterBackup:Defaults:Name: is set per cluster, not in Defaults", Problems(config));
+    }
+
+    [Fact]
+    public void Environment_variables_override_the_file()
+    {
+        Environment.SetEnvironmentVariable("CLUSTERBACKUP__STORAGE__BUCKET", "from-env");
+        try
+        {
+            Assert.Equal("from-env", Load(Valid()).Storage.Bucket);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CLUSTERBACKUP__STORAGE__BUCKET", null);
+        }
+    }
+
+    [Fact]
+    public void Invalid_json_is_reported_with_its_line()
+    {
+        var path = Path.Combine(_directory, "broken.json");
+        File.WriteAllText(path, "{\n  \"ClusterBackup\": {\n    \"Storage\": { \"Type\": \"s3\", }\n    oops\n}");
+
+        var ex = Assert.Throws<ConfigurationException>(() => ConfigurationLoader.Load(path));
+
+        Assert.Equal(path, ex.ConfigSource);
+        Assert.StartsWith("not valid JSON (line ", Assert.Single(ex.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Config_check_exits_78_on_a_missing_file_and_0_on_a_valid_one()
+    {
+        var missing = await CliRunner.RunAsync("config", "check", "--config", Path.Combine(_directory, "nope.json"));
+        Assert.Equal(78, missing.ExitCode);
+        missing.AssertError("nope.json:");
+        missing.AssertError("the file does not exist");
+
+        var path = Path.Combine(_directory, "appsettings.json");
+        await File.WriteAllTextAsync(path, Valid().ToJsonString());
+        var valid = await CliRunner.RunAsync("config", "check", "--config", path);
+        Assert.Equal(0, valid.ExitCode);
+        valid.AssertOutput("cluster prod: cp1 (backup@10.0.0.1:22, etcd exec), cp2 (backup@10.0.0.2:2222, etcd exec)");
+    }
+
+    [Fact]
+    public async Task An_unknown_cluster_name_is_a_usage_error()
+    {
+        var path = Path.Combine(_directory, "appsettings.json");
+        await File.WriteAllTextAsync(path, Valid().ToJsonString());
+
+        var result = await CliRunner.RunAsync("backup", "--cluster", "staging", "--config", path);
+
+        Assert.Equal(2, result.ExitCode);
+        result.AssertError("no cluster named 'staging'");
+        result.AssertError("(configured: prod, lab)");
+    }
+
+    [Fact]
+    public async Task A_bad_flag_is_a_usage_error()
+    {
+        var result = await CliRunner.RunAsync("backup", "--clusterr", "x");
+
+        Assert.Equal(2, result.ExitCode);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}
