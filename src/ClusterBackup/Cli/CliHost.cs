@@ -22,7 +22,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
 
     public Option<string> ConfigOption { get; } = new("--config")
     {
-        Description = $"The configuration file [default: {ConfigurationLoader.DefaultPath}]",
+        Description = "The configuration file",
         HelpName = "PATH",
         DefaultValueFactory = _ => ConfigurationLoader.DefaultPath,
         Recursive = true,

@@ -27,6 +27,7 @@ internal static partial class SettingsValidator
         }
 
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var missingFiles = new List<(string Where, string Key, string File)>();
         foreach (var cluster in clusters)
         {
             var name = cluster.Options.Name;
@@ -44,10 +45,19 @@ internal static partial class SettingsValidator
                 yield return $"{where}:Name: '{name}' is used by another cluster";
             }
 
-            foreach (var problem in ValidateCluster(cluster, where))
+            foreach (var problem in ValidateCluster(cluster, where, missingFiles))
             {
                 yield return problem;
             }
+        }
+
+        // One line per missing file, not one per control plane inheriting it.
+        foreach (var group in missingFiles.GroupBy(m => (m.Key, m.File)))
+        {
+            var first = group.First();
+            var others = group.Count() - 1;
+            yield return $"{first.Where}:Ssh:{first.Key}: '{first.File}' does not exist" +
+                         (others > 0 ? $" ({others} other control plane(s) use it too)" : string.Empty);
         }
     }
 
@@ -96,7 +106,7 @@ internal static partial class SettingsValidator
         }
     }
 
-    private static IEnumerable<string> ValidateCluster(ResolvedCluster cluster, string where)
+    private static IEnumerable<string> ValidateCluster(ResolvedCluster cluster, string where, List<(string Where, string Key, string File)> missingFiles)
     {
         if (TimeZoneInfo.TryFindSystemTimeZoneById(cluster.Options.TimeZone, out _) is false)
         {
@@ -130,14 +140,14 @@ internal static partial class SettingsValidator
                 yield return $"{cpWhere}:Address: is required";
             }
 
-            foreach (var problem in ValidateNode(cp, cpWhere))
+            foreach (var problem in ValidateNode(cp, cpWhere, missingFiles))
             {
                 yield return problem;
             }
         }
     }
 
-    private static IEnumerable<string> ValidateNode(ControlPlaneOptions cp, string where)
+    private static IEnumerable<string> ValidateNode(ControlPlaneOptions cp, string where, List<(string Where, string Key, string File)> missingFiles)
     {
         if (string.IsNullOrWhiteSpace(cp.Ssh.User))
         {
@@ -162,7 +172,7 @@ internal static partial class SettingsValidator
             }
             else if (!File.Exists(file))
             {
-                yield return $"{where}:Ssh:{key}: '{file}' does not exist";
+                missingFiles.Add((where, key, file));
             }
         }
 

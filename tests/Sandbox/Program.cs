@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using System.Text.Json;
+using ClusterBackup.Rig;
+
+// usage: Sandbox PATH-TO-cluster-backup
+// Starts a kubeadm-like node (TLS etcd behind a real sshd, host key pinned) and a local S3 server
+// (moto_server), writes a configuration for them, and runs the real binary: config check, backup, list.
+if (args.Length != 1 || !File.Exists(args[0]))
+{
+    Console.Error.WriteLine("usage: Sandbox PATH-TO-cluster-backup");
+    return 2;
+}
+
+var binary = Path.GetFullPath(args[0]);
+var root = Path.Combine(Path.GetTempPath(), "cluster-backup-sandbox");
+if (Directory.Exists(root))
+{
+    Directory.Delete(root, recursive: true);
+}
+
+Console.WriteLine($"Starting the sandbox in {root}: etcd (TLS, kubeadm PKI), two sshd control planes, moto_server, s3rver ...");
+await using var rig = await LocalRig.StartAsync(root);
+for (var i = 1; i <= 5; i++)
+{
+    await rig.Etcd.PutAsync($"/registry/configmaps/default/sandbox-{i}", $"value {i}");
+}
+
+var config = Path.Combine(root, "appsettings.json");
+await File.WriteAllTextAsync(config, rig.Config("moto", "sandbox").ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+Console.WriteLine($"Configuration: {config}\n");
+
+var failed = false;
+foreach (var command in new[] { "config check", "backup", "list" })
+{
+    failed |= await RunAsync(command) != 0;
+}
+
+Console.WriteLine($"""
+
+    The artifacts are in s3://{LocalRig.Bucket}/backups/sandbox/ on {rig.Moto.Endpoint}. Try:
+      AWS_ACCESS_KEY_ID={S3Server.AccessKey} AWS_SECRET_ACCESS_KEY={S3Server.SecretKey} aws --endpoint-url {rig.Moto.Endpoint} s3 ls --recursive s3://{LocalRig.Bucket}/
+      {binary} list --json --config {config}
+    """);
+
+if (!Console.IsInputRedirected)
+{
+    Console.WriteLine("The sandbox keeps running; press Enter to stop it.");
+    Console.ReadLine();
+}
+
+return failed ? 1 : 0;
+
+async Task<int> RunAsync(string command)
+{
+    Console.WriteLine($"$ cluster-backup {command} --config {config}");
+    var info = new ProcessStartInfo(binary) { UseShellExecute = false };
+    foreach (var word in command.Split(' '))
+    {
+        info.ArgumentList.Add(word);
+    }
+
+    info.ArgumentList.Add("--config");
+    info.ArgumentList.Add(config);
+    using var process = Process.Start(info)!;
+    await process.WaitForExitAsync();
+    Console.WriteLine($"(exit {process.ExitCode})\n");
+    return process.ExitCode;
+}
