@@ -136,7 +136,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
 
         var problems = Problems(config);
 
-        Assert.Contains(problems, p => p.EndsWith("ControlPlanes:0:Ssh:PrivateKeyFile: '/nonexistent/id' does not exist", StringComparison.Ordinal));
+        Assert.Contains("ClusterBackup:Clusters:0 (cluster 'prod'): ControlPlanes:0:Ssh:PrivateKeyFile: '/nonexistent/id' does not exist (1 other control plane(s) use it too)", problems);
         Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):ControlPlanes: at least one control plane is required", problems);
     }
 
