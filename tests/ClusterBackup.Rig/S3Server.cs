@@ -12,9 +12,11 @@ public sealed class S3Server : IAsyncDisposable
     public const string Region = "us-east-1";
 
     private readonly ExternalProcess _process;
+    private readonly string _scheme;
 
-    private S3Server(ExternalProcess process, string kind, int port)
+    private S3Server(ExternalProcess process, string kind, int port, string scheme = "http")
     {
+        _scheme = scheme;
         _process = process;
         Kind = kind;
         Port = port;
@@ -24,7 +26,7 @@ public sealed class S3Server : IAsyncDisposable
 
     public int Port { get; }
 
-    public string Endpoint => $"http://127.0.0.1:{Port}";
+    public string Endpoint => $"{_scheme}://127.0.0.1:{Port}";
 
     public string Log => _process.Tail();
 
@@ -49,7 +51,7 @@ public sealed class S3Server : IAsyncDisposable
     }
 
     /// <summary>s3rver runs under --openssl-legacy-provider: without it, listing pagination fails on this Node.</summary>
-    public static async Task<S3Server> StartS3rverAsync(string dataDirectory, string logDirectory)
+    public static async Task<S3Server> StartS3rverAsync(string dataDirectory, string logDirectory, (string Cert, string Key)? tls = null)
     {
         var script = Path.Combine(Tools.RepositoryRoot(), "tests", "s3rver", "node_modules", "s3rver", "bin", "s3rver.js");
         if (!File.Exists(script))
@@ -59,11 +61,15 @@ public sealed class S3Server : IAsyncDisposable
 
         Directory.CreateDirectory(dataDirectory);
         var port = Tools.FreePort();
-        var process = ExternalProcess.Start("s3rver", "node",
-            ["--openssl-legacy-provider", script, "-d", dataDirectory, "-a", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--silent"],
-            logDirectory);
+        List<string> arguments = ["--openssl-legacy-provider", script, "-d", dataDirectory, "-a", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--silent"];
+        if (tls is { } pair)
+        {
+            arguments.AddRange(["--cert", pair.Cert, "--key", pair.Key]);
+        }
+
+        var process = ExternalProcess.Start(tls is null ? "s3rver" : "s3rver-tls", "node", arguments, logDirectory);
         await process.WaitForPortAsync(port);
-        return new S3Server(process, "s3rver", port);
+        return new S3Server(process, "s3rver", port, tls is null ? "http" : "https");
     }
 
     public AmazonS3Client CreateClient() => new(

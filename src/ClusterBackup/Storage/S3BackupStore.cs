@@ -96,6 +96,8 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
             AmazonS3Exception { ErrorCode: "AccessDenied" or "InvalidAccessKeyId" or "SignatureDoesNotMatch" } s3 =>
                 new StorageException($"cannot {action} {where}: {s3.ErrorCode}: check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared credentials file) and the bucket policy", ex),
             AmazonS3Exception s3 => new StorageException($"cannot {action} {where}: {s3.ErrorCode}: {s3.Message}", ex),
+            _ when ex.GetBaseException() is System.Security.Authentication.AuthenticationException =>
+                new StorageException($"cannot {action} {where}: the TLS certificate of {endpoint} is not trusted: set Storage.CaFile to the CA that signed it", ex),
             HttpRequestException or AmazonClientException when ex.Message.Contains("credential", StringComparison.OrdinalIgnoreCase) =>
                 new StorageException($"cannot {action} {where}: no S3 credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials profile", ex),
             _ => new StorageException($"cannot {action} {where}: {endpoint} is unreachable: {ex.GetBaseException().Message}", ex),

@@ -4,6 +4,7 @@ using Amazon;
 using Amazon.Runtime;
 using Amazon.S3;
 using ClusterBackup.Configuration;
+using ClusterBackup.Tls;
 
 namespace ClusterBackup.Storage;
 
@@ -36,7 +37,7 @@ internal static class S3ClientFactory
         return new AmazonS3Client(config);
     }
 
-    /// <summary>Trusts the endpoint's private CA (Storage.CaFile) in addition to nothing else.</summary>
+    /// <summary>Trusts only the private CA of the endpoint (Storage.CaFile).</summary>
     private sealed class PrivateCaHttpClientFactory(string caFile) : HttpClientFactory
     {
         public override HttpClient CreateHttpClient(IClientConfig clientConfig)
@@ -47,19 +48,9 @@ internal static class S3ClientFactory
                 SslOptions = new SslClientAuthenticationOptions
                 {
                     RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-                    {
-                        if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
-                        {
-                            return false;
-                        }
-
-                        using var chain = new X509Chain();
-                        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                        chain.ChainPolicy.CustomTrustStore.Add(ca);
-                        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-                        return chain.Build(leaf);
-                    },
+                        certificate is not null
+                        && !errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch)
+                        && PrivateCaTrust.IsIssuedBy(certificate, ca, out _),
                 },
             };
             return new HttpClient(handler) { Timeout = clientConfig.Timeout ?? TimeSpan.FromMinutes(5) };

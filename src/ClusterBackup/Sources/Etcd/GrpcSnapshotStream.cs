@@ -4,29 +4,9 @@ using Grpc.Core;
 namespace ClusterBackup.Sources.Etcd;
 
 /// <summary>The blobs of a <c>Maintenance.Snapshot</c> call as one byte stream (data, then the hash message).</summary>
-internal sealed class GrpcSnapshotStream(AsyncServerStreamingCall<SnapshotResponse> call, string node) : Stream
+internal sealed class GrpcSnapshotStream(AsyncServerStreamingCall<SnapshotResponse> call, string node) : ReadOnlyStream
 {
     private ReadOnlyMemory<byte> _current;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) =>
-        ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -52,16 +32,6 @@ internal sealed class GrpcSnapshotStream(AsyncServerStreamingCall<SnapshotRespon
         _current = _current[count..];
         return count;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -7,7 +7,7 @@ namespace ClusterBackup.Sources.Etcd;
 /// 32 bytes must be the SHA-256 of everything before them. A mismatch fails the final read, so
 /// a consumer that commits only after a clean end never stores a damaged snapshot.
 /// </summary>
-internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Stream
+internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnlyStream
 {
     public const int TrailerSize = 32;
     private const int BoltPageAlignment = 512;
@@ -17,20 +17,6 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Stream
     private int _tailLength;
     private long _total;
     private bool _verified;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => _total;
-        set => throw new NotSupportedException();
-    }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -47,9 +33,6 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Stream
         Observe(buffer.Span[..read]);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     private void Observe(ReadOnlySpan<byte> data)
     {
@@ -103,16 +86,6 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Stream
                 "the snapshot's SHA-256 does not match etcd's trailer: the data was damaged in transit");
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

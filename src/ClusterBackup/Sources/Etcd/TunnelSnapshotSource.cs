@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ClusterBackup.Sources.Etcd.Protocol;
 using ClusterBackup.Sources.Ssh;
+using ClusterBackup.Tls;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -148,17 +149,12 @@ internal sealed class TunnelSnapshotSource : IEtcdSnapshotSource
                 return false;
             }
 
-            using var custom = new X509Chain();
-            custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-            custom.ChainPolicy.CustomTrustStore.Add(ca);
-            custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-            if (custom.Build(leaf))
+            if (PrivateCaTrust.IsIssuedBy(certificate, ca, out var reason))
             {
                 return true;
             }
 
-            Refusal = $"'{certificate.Subject}' is not signed by the etcd CA in the node's PKI ({string.Join(", ", custom.ChainStatus.Select(s => s.StatusInformation.Trim()))})";
+            Refusal = $"'{certificate.Subject}' is not signed by the etcd CA in the node's PKI ({reason})";
             return false;
         }
     }

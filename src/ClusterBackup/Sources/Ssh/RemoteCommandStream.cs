@@ -3,26 +3,9 @@ using Renci.SshNet;
 namespace ClusterBackup.Sources.Ssh;
 
 /// <summary>A command's standard output; reaching its end checks the exit status.</summary>
-internal sealed class RemoteCommandStream(SshCommand command, Task execution, string node, string step, string commandText) : Stream
+internal sealed class RemoteCommandStream(SshCommand command, Task execution, string node, string step, string commandText) : ReadOnlyStream
 {
     private bool _checked;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) =>
-        ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -41,19 +24,6 @@ internal sealed class RemoteCommandStream(SshCommand command, Task execution, st
 
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
