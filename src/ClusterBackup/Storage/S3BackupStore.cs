@@ -4,6 +4,7 @@ using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 using ClusterBackup.Configuration;
+using ClusterBackup.Streams;
 using Microsoft.Extensions.Logging;
 
 namespace ClusterBackup.Storage;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources.Ssh;
+using ClusterBackup.Streams;
 using Renci.SshNet.Common;
 
 namespace ClusterBackup.Sources.Etcd;

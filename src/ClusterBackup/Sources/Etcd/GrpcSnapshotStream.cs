@@ -1,4 +1,5 @@
 using ClusterBackup.Sources.Etcd.Protocol;
+using ClusterBackup.Streams;
 using Grpc.Core;
 
 namespace ClusterBackup.Sources.Etcd;

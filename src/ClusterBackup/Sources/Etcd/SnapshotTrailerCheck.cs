@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using ClusterBackup.Streams;
 
 namespace ClusterBackup.Sources.Etcd;
 

@@ -1,3 +1,4 @@
+using ClusterBackup.Streams;
 using Renci.SshNet;
 
 namespace ClusterBackup.Sources.Ssh;

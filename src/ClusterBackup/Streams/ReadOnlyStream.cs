@@ -1,4 +1,4 @@
-namespace ClusterBackup.Sources;
+namespace ClusterBackup.Streams;
 
 /// <summary>The not-supported half of a forward-only, read-only stream, so source streams only implement reading.</summary>
 internal abstract class ReadOnlyStream : Stream

@@ -1,4 +1,4 @@
-namespace ClusterBackup.Storage;
+namespace ClusterBackup.Streams;
 
 /// <summary>A write-only stream that hands every write to a callback.</summary>
 internal sealed class WriteOnlyStream(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write) : Stream
