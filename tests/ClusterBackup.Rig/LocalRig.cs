@@ -41,6 +41,11 @@ public sealed class LocalRig : IAsyncDisposable
 
     public IEnumerable<SshNode> Nodes => [Node1, Node2];
 
+    /// <summary>The age identity (secret key) file, made by age-keygen; backups are encrypted to its recipient.</summary>
+    public string AgeIdentityFile => Path.Combine(Root, "age-key.txt");
+
+    public string AgeRecipient { get; private set; } = null!;
+
     public static async Task<LocalRig> StartAsync(string? root = null)
     {
         root ??= Path.Combine(Path.GetTempPath(), $"cluster-backup-rig-{Guid.NewGuid():N}"[..32]);
@@ -69,6 +74,8 @@ public sealed class LocalRig : IAsyncDisposable
         var s3rverTask = S3Server.StartS3rverAsync(Path.Combine(Root, "s3rver"), Logs);
         Pki = await KubeadmPki.CreateAsync(Path.Combine(Root, "pki"));
         await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", "cluster-backup", "-f", ClientKey);
+        await Tools.CheckAsync("age-keygen", "-o", AgeIdentityFile);
+        AgeRecipient = (await Tools.CheckAsync("age-keygen", "-y", AgeIdentityFile)).Trim();
         Etcd = await EtcdServer.StartAsync("cp1", Path.Combine(Root, "etcd"), Logs, Pki);
         Node1 = await SshNode.StartAsync("cp1", Path.Combine(Root, "cp1"), ClientKey + ".pub", Pki, Logs);
         Node2 = await SshNode.StartAsync("cp2", Path.Combine(Root, "cp2"), ClientKey + ".pub", Pki, Logs);
@@ -103,6 +110,7 @@ public sealed class LocalRig : IAsyncDisposable
             ["ClusterBackup"] = new JsonObject
             {
                 ["Storage"] = storageNode,
+                ["Encryption"] = new JsonObject { ["Recipients"] = new JsonArray(AgeRecipient) },
                 ["Defaults"] = new JsonObject
                 {
                     ["Ssh"] = new JsonObject

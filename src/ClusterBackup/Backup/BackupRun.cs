@@ -27,6 +27,8 @@ internal sealed partial class BackupRun(
     TimeProvider time,
     ILogger<BackupRun> logger)
 {
+    private readonly ArtifactNames _names = new(Encrypted: !settings.Encryption.Disabled);
+
     public static readonly string AgentVersion =
         typeof(BackupRun).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
@@ -35,6 +37,10 @@ internal sealed partial class BackupRun(
         var stopwatch = Stopwatch.StartNew();
         var (id, startedAt) = await ReserveSetIdAsync(cluster.Name, cancellationToken);
         LogStarting(cluster.Name, id.ToString());
+        if (settings.Encryption.Disabled)
+        {
+            LogUnencrypted(cluster.Name);
+        }
 
         using var sessions = new NodeSessions(connector);
         var artifacts = new List<ArtifactRecord>();
@@ -104,7 +110,7 @@ internal sealed partial class BackupRun(
                 var session = await sessions.GetAsync(node, cancellationToken);
                 IEtcdSnapshotSource source = node.Etcd.Mode == EtcdModes.Exec ? exec : tunnel;
                 await using var snapshot = await source.OpenAsync(session, cancellationToken);
-                var artifact = await StoreAsync(cluster.Name, id, ArtifactNames.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, cancellationToken);
+                var artifact = await StoreAsync(cluster.Name, id, _names.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, cancellationToken);
                 var facts = snapshot.Facts;
                 LogSnapshotTaken(cluster.Name, node.Name, facts.Revision, artifact.PlainSize);
                 return (artifact, new EtcdRecord
@@ -155,12 +161,12 @@ internal sealed partial class BackupRun(
 
             await using (var pki = NodeArchiveSource.Open(session, node.Paths.Pki, "pki archive", cancellationToken))
             {
-                artifacts.Add(await StoreAsync(cluster.Name, id, ArtifactNames.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, cancellationToken));
+                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, cancellationToken));
             }
 
             await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, "manifests archive", cancellationToken))
             {
-                artifacts.Add(await StoreAsync(cluster.Name, id, ArtifactNames.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, cancellationToken));
+                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, cancellationToken));
             }
         }
 
@@ -171,7 +177,8 @@ internal sealed partial class BackupRun(
         string cluster, SetId id, string name, string kind, string node, Stream source, CancellationToken cancellationToken)
     {
         await using var upload = await store.StartUploadAsync(catalog.ArtifactKey(cluster, id, name), cancellationToken);
-        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, cancellationToken);
+        var recipients = settings.Encryption.Recipients;
+        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, recipients, cancellationToken);
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord
         {
@@ -183,6 +190,7 @@ internal sealed partial class BackupRun(
             StoredSize = digest.StoredSize,
             StoredSha256 = digest.StoredSha256,
             Compression = ArtifactPipeline.Compression,
+            Encryption = recipients.Count == 0 ? null : new EncryptionRecord(EncryptionRecord.AgeFormat, recipients.Select(r => r.ToString()).ToList()),
         };
     }
 
@@ -197,6 +205,9 @@ internal sealed partial class BackupRun(
             LogCleanupFailed(cluster, id.ToString(), ex.Message);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Encryption is disabled: the backup of {Cluster} is stored unencrypted, with the cluster's CA private keys and every Secret readable by anyone who can read the storage")]
+    private partial void LogUnencrypted(string cluster);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backing up {Cluster} as set {SetId}")]
     private partial void LogStarting(string cluster, string setId);

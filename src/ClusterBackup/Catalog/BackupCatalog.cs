@@ -118,12 +118,14 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     private partial void LogUnreadableManifest(string location, string reason);
 }
 
-/// <summary>Object names within a set.</summary>
-internal static class ArtifactNames
+/// <summary>Object names within a set: <c>.zst</c>, and <c>.zst.age</c> when encrypted.</summary>
+internal sealed record ArtifactNames(bool Encrypted)
 {
-    public const string EtcdSnapshot = "etcd.db.zst";
+    private string Suffix => Encrypted ? ".zst.age" : ".zst";
 
-    public static string Pki(string node) => $"pki-{node}.tar.zst";
+    public string EtcdSnapshot => "etcd.db" + Suffix;
 
-    public static string Manifests(string node) => $"manifests-{node}.tar.zst";
+    public string Pki(string node) => $"pki-{node}.tar{Suffix}";
+
+    public string Manifests(string node) => $"manifests-{node}.tar{Suffix}";
 }

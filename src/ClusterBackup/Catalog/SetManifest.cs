@@ -85,7 +85,11 @@ internal sealed record ArtifactRecord
     public EncryptionRecord? Encryption { get; init; }
 }
 
-internal sealed record EncryptionRecord(string Format, IReadOnlyList<string> Recipients);
+internal sealed record EncryptionRecord(string Format, IReadOnlyList<string> Recipients)
+{
+    /// <summary>age v1 with X25519 recipients.</summary>
+    public const string AgeFormat = "age";
+}
 
 internal static class ArtifactKinds
 {

@@ -1,3 +1,5 @@
+using ClusterBackup.Encryption;
+
 namespace ClusterBackup.Configuration;
 
 /// <summary>The configuration after inheritance (Defaults → cluster → control plane) and validation.</summary>
@@ -5,10 +7,17 @@ internal sealed record AgentSettings(
     string ConfigPath,
     StorageOptions Storage,
     CompressionOptions Compression,
+    EncryptionSettings Encryption,
     IReadOnlyList<ClusterSettings> Clusters)
 {
     public ClusterSettings? FindCluster(string name) =>
         Clusters.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.Ordinal));
+}
+
+/// <summary>The recipients artifacts are encrypted to; empty only when encryption is explicitly disabled.</summary>
+internal sealed record EncryptionSettings(IReadOnlyList<AgeRecipient> Recipients, string? IdentityFile)
+{
+    public bool Disabled => Recipients.Count == 0;
 }
 
 internal sealed record ClusterSettings(

@@ -9,6 +9,8 @@ internal sealed class ClusterBackupOptions
 
     public CompressionOptions Compression { get; set; } = new();
 
+    public EncryptionOptions Encryption { get; set; } = new();
+
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
     public ClusterOptions Defaults { get; set; } = new();
 
@@ -37,6 +39,44 @@ internal sealed class StorageOptions
     public int PartSizeMiB { get; set; } = 16;
 
     public string? Path { get; set; }
+
+    /// <summary>S3 server-side encryption on top of age: null (none), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS).</summary>
+    public string? ServerSideEncryption { get; set; }
+
+    /// <summary>The KMS key for "aws:kms"; the bucket's default key when null.</summary>
+    public string? KmsKeyId { get; set; }
+
+    public ObjectLockOptions ObjectLock { get; set; } = new();
+}
+
+/// <summary>S3 Object Lock retention set on every uploaded object (the bucket must have Object Lock enabled).</summary>
+internal sealed class ObjectLockOptions
+{
+    /// <summary>null (off), "GOVERNANCE" or "COMPLIANCE".</summary>
+    public string? Mode { get; set; }
+
+    public int Days { get; set; }
+}
+
+internal static class ServerSideEncryptionTypes
+{
+    public const string S3 = "AES256";
+    public const string Kms = "aws:kms";
+}
+
+internal sealed class EncryptionOptions
+{
+    /// <summary>age X25519 recipients (age1…) every artifact is encrypted to.</summary>
+    public List<string> Recipients { get; set; } = [];
+
+    /// <summary>A file of recipients, one a line, as age -R reads it.</summary>
+    public string? RecipientsFile { get; set; }
+
+    /// <summary>Store artifacts unencrypted. Must be set explicitly; a warning is logged at every run.</summary>
+    public bool Disabled { get; set; }
+
+    /// <summary>The age identity (secret key) file for download, verify and restore; never needed for backups.</summary>
+    public string? IdentityFile { get; set; }
 }
 
 internal sealed class CompressionOptions

@@ -74,8 +74,11 @@ internal static class ConfigurationLoader
         var options = root.Get<ClusterBackupOptions>() ?? new ClusterBackupOptions();
         var clusters = ResolveClusters(root, baseDirectory, problems);
         ResolvePaths(options.Storage, baseDirectory);
+        options.Encryption.RecipientsFile = Absolute(options.Encryption.RecipientsFile, baseDirectory);
+        options.Encryption.IdentityFile = Absolute(options.Encryption.IdentityFile, baseDirectory);
 
         problems.AddRange(SettingsValidator.Validate(options, clusters));
+        var encryption = EncryptionSettingsReader.Read(options.Encryption, problems);
         if (problems.Count > 0)
         {
             throw new ConfigurationException(configPath, problems);
@@ -85,6 +88,7 @@ internal static class ConfigurationLoader
             configPath,
             options.Storage,
             options.Compression,
+            encryption,
             clusters.Select(ToSettings).ToList());
     }
 

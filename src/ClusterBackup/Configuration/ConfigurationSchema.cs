@@ -60,7 +60,7 @@ internal static class ConfigurationSchema
 
         if (!IsLeaf(type))
         {
-            return value.Length == 0 ? null : "expected a section, not a value";
+            return value.Length == 0 ? null : TryGetListElement(type, out _) ? "expected a list ([…])" : "expected a section, not a value";
         }
 
         return CheckValue(type, value);

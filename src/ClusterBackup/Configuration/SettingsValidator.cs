@@ -87,6 +87,11 @@ internal static partial class SettingsValidator
                     yield return $"{where}:CaFile: '{storage.CaFile}' does not exist";
                 }
 
+                foreach (var problem in ValidateS3Protection(storage, where))
+                {
+                    yield return problem;
+                }
+
                 break;
             case "filesystem":
                 if (string.IsNullOrWhiteSpace(storage.Path))
@@ -103,6 +108,29 @@ internal static partial class SettingsValidator
         if (storage.Prefix.Split('/', StringSplitOptions.RemoveEmptyEntries).Any(s => s is "." or ".."))
         {
             yield return $"{where}:Prefix: '{storage.Prefix}' may not contain '.' or '..' segments";
+        }
+    }
+
+    private static IEnumerable<string> ValidateS3Protection(StorageOptions storage, string where)
+    {
+        if (storage.ServerSideEncryption is not (null or "" or ServerSideEncryptionTypes.S3 or ServerSideEncryptionTypes.Kms))
+        {
+            yield return $"{where}:ServerSideEncryption: '{storage.ServerSideEncryption}' is not one of {ServerSideEncryptionTypes.S3}, {ServerSideEncryptionTypes.Kms}";
+        }
+
+        if (!string.IsNullOrEmpty(storage.KmsKeyId) && storage.ServerSideEncryption != ServerSideEncryptionTypes.Kms)
+        {
+            yield return $"{where}:KmsKeyId: is set but ServerSideEncryption is not '{ServerSideEncryptionTypes.Kms}'";
+        }
+
+        var lockMode = storage.ObjectLock.Mode;
+        if (lockMode is not (null or "" or "GOVERNANCE" or "COMPLIANCE"))
+        {
+            yield return $"{where}:ObjectLock:Mode: '{lockMode}' is not one of GOVERNANCE, COMPLIANCE";
+        }
+        else if (!string.IsNullOrEmpty(lockMode) && storage.ObjectLock.Days is < 1 or > 36500)
+        {
+            yield return $"{where}:ObjectLock:Days: {storage.ObjectLock.Days} is outside 1..36500 (required with a Mode)";
         }
     }
 

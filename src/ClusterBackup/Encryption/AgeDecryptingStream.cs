@@ -6,14 +6,14 @@ namespace ClusterBackup.Encryption;
 /// <summary>
 /// Decrypts an age v1 file as it is read. Each chunk is authenticated before any of its bytes
 /// are returned; a truncated, extended or altered payload fails the read that reaches it, so a
-/// consumer that commits only after a clean end never keeps a damaged plaintext.
+/// consumer that commits only after a clean end never keeps a damaged plaintext. Does not own
+/// the stream it reads from.
 /// </summary>
 internal sealed class AgeDecryptingStream : ReadOnlyStream
 {
     private const int SealedChunkSize = AgeFormat.ChunkSize + AgeFormat.TagSize;
 
     private readonly AgeByteReader _reader;
-    private readonly Stream _inner;
     private readonly ChaCha20Poly1305 _aead;
     private readonly byte[] _nonce = new byte[12];
     private byte[] _current = new byte[SealedChunkSize];
@@ -25,9 +25,8 @@ internal sealed class AgeDecryptingStream : ReadOnlyStream
     private ulong _counter;
     private bool _done;
 
-    private AgeDecryptingStream(Stream inner, AgeByteReader reader, ChaCha20Poly1305 aead)
+    private AgeDecryptingStream(AgeByteReader reader, ChaCha20Poly1305 aead)
     {
-        _inner = inner;
         _reader = reader;
         _aead = aead;
     }
@@ -45,7 +44,7 @@ internal sealed class AgeDecryptingStream : ReadOnlyStream
 
         var aead = new ChaCha20Poly1305(AgeFormat.PayloadKey(fileKey, nonce));
         CryptographicOperations.ZeroMemory(fileKey);
-        return new AgeDecryptingStream(inner, reader, aead);
+        return new AgeDecryptingStream(reader, aead);
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -131,7 +130,6 @@ internal sealed class AgeDecryptingStream : ReadOnlyStream
         {
             _aead.Dispose();
             CryptographicOperations.ZeroMemory(_plain);
-            _inner.Dispose();
         }
 
         base.Dispose(disposing);

@@ -1,3 +1,4 @@
+using ClusterBackup.Encryption;
 using ZstdSharp;
 
 namespace ClusterBackup.Pipeline;
@@ -6,7 +7,8 @@ namespace ClusterBackup.Pipeline;
 internal sealed record ArtifactDigest(long PlainSize, string PlainSha256, long StoredSize, string StoredSha256);
 
 /// <summary>
-/// source → SHA-256 of the plain bytes → zstd → SHA-256 of the stored bytes → destination.
+/// Backup: source → SHA-256 of the plain bytes → zstd → age (unless disabled) → SHA-256 of the
+/// stored bytes → destination. Restore: the same in reverse, every size and hash checked.
 /// Streaming end to end: memory is a few buffers whatever the artifact's size.
 /// </summary>
 internal static class ArtifactPipeline
@@ -14,20 +16,93 @@ internal static class ArtifactPipeline
     public const string Compression = "zstd";
     private const int BufferSize = 128 * 1024;
 
-    public static async Task<ArtifactDigest> CopyAsync(Stream source, Stream destination, int compressionLevel, CancellationToken cancellationToken = default)
+    /// <summary>Compresses and, with recipients, encrypts <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    public static async Task<ArtifactDigest> CopyAsync(
+        Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients, CancellationToken cancellationToken = default)
     {
         using var stored = new HashingStream(destination);
+        using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
         HashingStream plain;
-        await using (var compressor = new CompressionStream(stored, compressionLevel, BufferSize, leaveOpen: true))
+        await using (var compressor = new CompressionStream((Stream?)age ?? stored, compressionLevel, BufferSize, leaveOpen: true))
         {
             plain = new HashingStream(compressor);
             await source.CopyToAsync(plain, BufferSize, cancellationToken);
         }
 
+        if (age is not null)
+        {
+            await age.FinishAsync(cancellationToken);
+        }
+
         using (plain)
         {
             await stored.FlushAsync(cancellationToken);
-            return new ArtifactDigest(plain.BytesWritten, plain.Sha256Hex(), stored.BytesWritten, stored.Sha256Hex());
+            return new ArtifactDigest(plain.Count, plain.Sha256Hex(), stored.Count, stored.Sha256Hex());
         }
     }
+
+    /// <summary>
+    /// Decrypts (when <paramref name="identities"/> are given) and decompresses a stored artifact
+    /// into <paramref name="destination"/>, and checks it against what the manifest expects.
+    /// Throws <see cref="ArtifactCheckException"/> naming what does not match.
+    /// </summary>
+    public static async Task ExtractAsync(
+        Stream stored, Stream destination, ArtifactDigest expected, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken = default)
+    {
+        using var storedHash = new HashingStream(stored);
+        using var plainHash = new HashingStream(destination);
+        try
+        {
+            await using var age = identities is null ? null : await AgeDecryptingStream.OpenAsync(storedHash, identities, cancellationToken);
+            await using var decompressor = new DecompressionStream((Stream?)age ?? storedHash, BufferSize, checkEndOfStream: true, leaveOpen: true);
+            await decompressor.CopyToAsync(plainHash, BufferSize, cancellationToken);
+        }
+        catch (AgeException ex) when (ex.Failure == AgeFailure.NoMatch)
+        {
+            throw new ArtifactCheckException(ArtifactCheckFailure.WrongIdentity, ex.Message, ex);
+        }
+        catch (AgeException ex)
+        {
+            throw Damaged(ex.Message, ex);
+        }
+        catch (ZstdException ex)
+        {
+            throw Damaged($"not a valid zstd stream: {ex.Message}", ex);
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw Damaged("the zstd stream is truncated", ex);
+        }
+
+        if (storedHash.Count != expected.StoredSize || storedHash.Sha256Hex() != expected.StoredSha256)
+        {
+            throw Damaged($"the stored object ({storedHash.Count} bytes, SHA-256 {storedHash.Sha256Hex()}) differs from the manifest ({expected.StoredSize} bytes, {expected.StoredSha256})");
+        }
+
+        if (plainHash.Count != expected.PlainSize || plainHash.Sha256Hex() != expected.PlainSha256)
+        {
+            throw new ArtifactCheckException(ArtifactCheckFailure.PlainMismatch,
+                $"the restored content ({plainHash.Count} bytes, SHA-256 {plainHash.Sha256Hex()}) differs from the manifest ({expected.PlainSize} bytes, {expected.PlainSha256})");
+        }
+
+        static ArtifactCheckException Damaged(string message, Exception? inner = null) =>
+            new(ArtifactCheckFailure.StoredDamaged, message, inner);
+    }
+}
+
+internal enum ArtifactCheckFailure
+{
+    /// <summary>The stored object is not what was written: damaged, truncated or replaced.</summary>
+    StoredDamaged,
+
+    /// <summary>The stored object decodes, but not to the bytes that were backed up.</summary>
+    PlainMismatch,
+
+    /// <summary>The given identities cannot decrypt it.</summary>
+    WrongIdentity,
+}
+
+internal sealed class ArtifactCheckException(ArtifactCheckFailure failure, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public ArtifactCheckFailure Failure { get; } = failure;
 }

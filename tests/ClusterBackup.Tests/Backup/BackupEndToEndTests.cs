@@ -36,15 +36,20 @@ public sealed class BackupEndToEndTests(RigFixture fixture) : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("tunnel", "moto")]
-    [InlineData("exec", "moto")]
-    [InlineData("tunnel", "s3rver")]
-    [InlineData("exec", "filesystem")]
-    public async Task Backup_then_restore_with_standard_tools_gives_back_every_key(string mode, string storage)
+    [InlineData("tunnel", "moto", true)]
+    [InlineData("exec", "moto", true)]
+    [InlineData("tunnel", "s3rver", true)]
+    [InlineData("exec", "filesystem", true)]
+    [InlineData("tunnel", "filesystem", false)]
+    public async Task Backup_then_restore_with_standard_tools_gives_back_every_key(string mode, string storage, bool encrypted)
     {
-        var cluster = $"e2e-{mode}-{storage}";
+        var cluster = $"e2e-{mode}-{storage}-{(encrypted ? "age" : "plain")}";
         var storeDirectory = Path.Combine(_work, "store");
         var config = _rig.Config(storage == "filesystem" ? storeDirectory : storage, cluster, mode);
+        if (!encrypted)
+        {
+            config["ClusterBackup"]!["Encryption"] = new System.Text.Json.Nodes.JsonObject { ["Disabled"] = true };
+        }
 
         var result = await CliRunner.RunAsync(config, "backup");
         Assert.True(result.ExitCode == 0, $"{result}\n{_rig.AllLogs()}");
@@ -58,13 +63,30 @@ public sealed class BackupEndToEndTests(RigFixture fixture) : IAsyncLifetime
 
         var downloaded = Path.Combine(_work, "downloaded");
         Directory.CreateDirectory(downloaded);
-        foreach (var name in new[] { "etcd.db.zst", "pki-cp1.tar.zst", "pki-cp2.tar.zst", "manifests-cp1.tar.zst", "manifest.json" })
+        var suffix = encrypted ? ".zst.age" : ".zst";
+        foreach (var name in new[] { "etcd.db", "pki-cp1.tar", "pki-cp2.tar", "manifests-cp1.tar" })
         {
-            await FetchAsync(storage, storeDirectory, $"backups/{cluster}/{setId}/{name}", Path.Combine(downloaded, name));
+            await FetchAsync(storage, storeDirectory, $"backups/{cluster}/{setId}/{name}{suffix}", Path.Combine(downloaded, name + suffix));
+            await OpenAsync(Path.Combine(downloaded, name + suffix), Path.Combine(downloaded, name), encrypted);
         }
 
-        // zstd -d, then etcdctl restores it (checking etcd's SHA-256 trailer) into a fresh data dir.
-        await Tools.CheckAsync("zstd", "-q", "-d", Path.Combine(downloaded, "etcd.db.zst"), "-o", Path.Combine(downloaded, "etcd.db"));
+        await FetchAsync(storage, storeDirectory, $"backups/{cluster}/{setId}/manifest.json", Path.Combine(downloaded, "manifest.json"));
+
+        // What is stored gives nothing away when encrypted: an age file, no PEM key, no bolt page, not even zstd.
+        var storedPki = await File.ReadAllBytesAsync(Path.Combine(downloaded, "pki-cp1.tar" + suffix));
+        var storedEtcd = await File.ReadAllBytesAsync(Path.Combine(downloaded, "etcd.db" + suffix));
+        var zstdTest = await Tools.RunAsync("zstd", ["-q", "-t", Path.Combine(downloaded, "etcd.db" + suffix)]);
+        Assert.Equal(encrypted, zstdTest.ExitCode != 0);
+        if (encrypted)
+        {
+            byte[] boltMagic = [0xED, 0xDA, 0x0C, 0xED];
+            Assert.True(storedEtcd.AsSpan().StartsWith("age-encryption.org/v1\n"u8));
+            Assert.True(storedPki.AsSpan().IndexOf("PRIVATE KEY"u8) < 0);
+            Assert.True(storedEtcd.AsSpan().IndexOf(boltMagic) < 0);
+            Assert.Equal(_rig.AgeRecipient, manifest.GetProperty("artifacts")[0].GetProperty("encryption").GetProperty("recipients")[0].GetString());
+        }
+
+        // etcdctl restores the snapshot (checking etcd's SHA-256 trailer) into a fresh data dir.
         var restoredDir = Path.Combine(_work, "restored");
         var peer = Tools.FreePort();
         await Tools.CheckAsync("etcdctl", ["snapshot", "restore", Path.Combine(downloaded, "etcd.db"), "--data-dir", restoredDir,
@@ -78,7 +100,6 @@ public sealed class BackupEndToEndTests(RigFixture fixture) : IAsyncLifetime
         }
 
         // The PKI archive keeps modes: the CA private key stays 0600.
-        await Tools.CheckAsync("zstd", "-q", "-d", Path.Combine(downloaded, "pki-cp1.tar.zst"), "-o", Path.Combine(downloaded, "pki-cp1.tar"));
         var listing = await Tools.CheckAsync("tar", "-tvf", Path.Combine(downloaded, "pki-cp1.tar"));
         Assert.Matches(@"(?m)^-rw------- .* \./ca\.key$", listing);
         Assert.Matches(@"(?m)^-rw------- .* \./etcd/ca\.key$", listing);
@@ -87,9 +108,16 @@ public sealed class BackupEndToEndTests(RigFixture fixture) : IAsyncLifetime
         // The manifest's hashes are those of what is stored and of the plain bytes.
         var stored = JsonSerializer.Deserialize<JsonElement>(await File.ReadAllTextAsync(Path.Combine(downloaded, "manifest.json")));
         var etcd = stored.GetProperty("artifacts").EnumerateArray().Single(a => a.GetProperty("kind").GetString() == ArtifactKinds.EtcdSnapshot);
-        Assert.Equal(await Sha256Async(Path.Combine(downloaded, "etcd.db.zst")), etcd.GetProperty("storedSha256").GetString());
+        Assert.Equal(await Sha256Async(Path.Combine(downloaded, "etcd.db" + suffix)), etcd.GetProperty("storedSha256").GetString());
         Assert.Equal(await Sha256Async(Path.Combine(downloaded, "etcd.db")), etcd.GetProperty("plainSha256").GetString());
         Assert.True(stored.GetProperty("etcd").GetProperty("keyCount").GetInt64() >= _known.Count);
+    }
+
+    /// <summary>age -d (when encrypted), then zstd -d: the standard tools, as the README's manual restore.</summary>
+    private async Task OpenAsync(string stored, string plain, bool encrypted)
+    {
+        var command = encrypted ? "age -d -i \"$0\" \"$1\" | zstd -q -d > \"$2\"" : "zstd -q -d < \"$1\" > \"$2\"";
+        await Tools.CheckAsync("sh", "-c", command, _rig.AgeIdentityFile, stored, plain);
     }
 
     private async Task FetchAsync(string storage, string storeDirectory, string key, string target)

@@ -110,8 +110,8 @@ public sealed class BackupFailureTests(RigFixture fixture)
         Assert.Equal(1, result.ExitCode);
         result.AssertError("error: cluster damaged: node cp1: etcd snapshot: the snapshot's SHA-256 does not match etcd's trailer");
         var requests = _rig.Moto.FullLog();
-        Assert.Matches(@"PUT /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\?partNumber=1&uploadId=", requests);
-        Assert.Matches(@"DELETE /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\?uploadId=\S+ HTTP/1.1"" 204", requests);
+        Assert.Matches(@"PUT /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\.age\?partNumber=1&uploadId=", requests);
+        Assert.Matches(@"DELETE /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\.age\?uploadId=\S+ HTTP/1.1"" 204", requests);
         Assert.Empty(await ObjectsAsync("backups/damaged/"));
         Assert.Empty(await OpenUploadsAsync("backups/damaged/"));
     }

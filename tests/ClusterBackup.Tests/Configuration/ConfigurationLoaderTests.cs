@@ -6,6 +6,8 @@ namespace ClusterBackup.Tests.Configuration;
 
 public sealed class ConfigurationLoaderTests : IDisposable
 {
+    private static readonly string Recipient = ClusterBackup.Encryption.AgeIdentity.Generate().Recipient.ToString();
+
     private readonly string _directory = Directory.CreateTempSubdirectory("cluster-backup-config-").FullName;
 
     public ConfigurationLoaderTests()
@@ -18,6 +20,7 @@ public sealed class ConfigurationLoaderTests : IDisposable
         {
           "ClusterBackup": {
             "Storage": { "Type": "s3", "Bucket": "backups", "ServiceUrl": "http://127.0.0.1:9000", "ForcePathStyle": true },
+            "Encryption": { "Recipients": [ "{{Recipient}}" ] },
             "Defaults": {
               "Ssh": { "User": "backup", "PrivateKeyFile": "id_ed25519", "KnownHostsFile": "known_hosts", "Sudo": true },
               "Etcd": { "ClientPort": 2379 },
