@@ -15,6 +15,8 @@ internal sealed record CatalogSet(SetId Id, SetManifest Manifest);
 /// </summary>
 internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ILogger<BackupCatalog> logger)
 {
+    public const string LatestSelector = "latest";
+
     public string ClusterPrefix(string cluster) => StorageKeys.Join(options.Prefix, cluster) + "/";
 
     public string SetPrefix(string cluster, SetId id) => ClusterPrefix(cluster) + id + "/";
@@ -35,6 +37,24 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         }
 
         return sets;
+    }
+
+    /// <summary>A complete set by id, or the newest with <c>latest</c>; throws <see cref="SetNotFoundException"/>.</summary>
+    public async Task<CatalogSet> FindSetAsync(string cluster, string selector, CancellationToken cancellationToken = default)
+    {
+        var sets = await ListSetsAsync(cluster, cancellationToken);
+        if (selector == LatestSelector)
+        {
+            return sets.Count > 0 ? sets[^1] : throw new SetNotFoundException($"cluster {cluster} has no complete backup set in {store.Describe(ClusterPrefix(cluster))}");
+        }
+
+        if (!SetId.TryParse(selector, out var id))
+        {
+            throw new SetNotFoundException($"'{selector}' is not a set id (like 20261125T221408Z) or 'latest'");
+        }
+
+        return sets.FirstOrDefault(s => s.Id == id)
+            ?? throw new SetNotFoundException($"cluster {cluster} has no complete set {selector} (cluster-backup list --cluster {cluster} shows the sets)");
     }
 
     /// <summary>Whether anything at all is stored under the set's prefix (complete or not).</summary>
@@ -117,6 +137,9 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping set: its manifest {Location} cannot be read: {Reason}")]
     private partial void LogUnreadableManifest(string location, string reason);
 }
+
+/// <summary>The set asked for is not in storage (or not complete).</summary>
+internal sealed class SetNotFoundException(string message) : Exception(message);
 
 /// <summary>Object names within a set: <c>.zst</c>, and <c>.zst.age</c> when encrypted.</summary>
 internal sealed record ArtifactNames(bool Encrypted)

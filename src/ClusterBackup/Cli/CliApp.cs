@@ -19,6 +19,7 @@ internal static class CliApp
             host.VerboseOption,
             BackupCommand.Create(host),
             ListCommand.Create(host),
+            DownloadCommand.Create(host),
             ConfigCommand.Create(host),
         };
 

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using ClusterBackup.Backup;
+using ClusterBackup.Catalog;
+using ClusterBackup.Restore;
 using ClusterBackup.Configuration;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.DependencyInjection;
@@ -50,7 +52,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
                 .CreateLogger();
             await using var services = new ServiceCollection()
                 .AddLogging(builder => builder.ClearProviders().AddSerilog(logger))
-                .AddClusterBackup(settings)
+                .AddAgent(settings)
                 .BuildServiceProvider();
             return await body(services, cancellationToken);
         }
@@ -79,7 +81,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             case OperationCanceledException when cancellationToken.IsCancellationRequested:
                 Error.WriteLine("cancelled: nothing was committed by the interrupted work");
                 break;
-            case StorageException or BackupFailedException:
+            case StorageException or BackupFailedException or SetNotFoundException or DownloadFailedException:
                 Error.WriteLine($"error: {ex.Message}");
                 break;
             default:

@@ -95,6 +95,19 @@ internal sealed class AgeIdentity
         return identities.Count > 0 ? identities : throw new FormatException($"{source}: holds no age identity (AGE-SECRET-KEY-1…)");
     }
 
+    /// <summary>Reads an identity file; throws <see cref="FormatException"/> or an I/O exception with the path in its message.</summary>
+    public static IReadOnlyList<AgeIdentity> LoadFile(string path)
+    {
+        try
+        {
+            return ParseFile(File.ReadAllText(path), path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new FormatException($"cannot read the age identity file {path}: {ex.Message}", ex);
+        }
+    }
+
     public override string ToString() => Bech32.Encode(Hrp, _secret).ToUpperInvariant();
 
     /// <summary>X25519(secret, share); false for a low-order share (an all-zero result).</summary>

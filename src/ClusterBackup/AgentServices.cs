@@ -1,16 +1,18 @@
+using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Restore;
 using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace ClusterBackup.Backup;
+namespace ClusterBackup;
 
-internal static class BackupServices
+/// <summary>The agent's services, from validated settings: what the CLI verbs and the daemon share.</summary>
+internal static class AgentServices
 {
-    /// <summary>Everything a backup run needs, from validated settings.</summary>
-    public static IServiceCollection AddClusterBackup(this IServiceCollection services, AgentSettings settings)
+    public static IServiceCollection AddAgent(this IServiceCollection services, AgentSettings settings)
     {
         services.AddSingleton(settings);
         services.AddSingleton(settings.Storage);
@@ -21,6 +23,7 @@ internal static class BackupServices
         services.AddSingleton<TunnelSnapshotSource>();
         services.AddSingleton<ExecSnapshotSource>();
         services.AddSingleton<BackupRun>();
+        services.AddSingleton<SetDownloader>();
         return services;
     }
 }
