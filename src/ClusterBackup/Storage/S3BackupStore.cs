@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace ClusterBackup.Storage;
 
 /// <summary>An S3 bucket (AWS or any S3-compatible server) as the store.</summary>
-internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions options, ILogger<S3BackupStore> logger) : IBackupStore
+internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions options, TimeProvider time, ILogger<S3BackupStore> logger) : IBackupStore
 {
     private readonly IAmazonS3 _client = client;
     private readonly string _bucket = options.Bucket!;
@@ -83,6 +83,67 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
         }
     }
 
+    /// <summary>Content-MD5: the server rejects a part damaged in transit (and Object Lock requires it).</summary>
+    private static string Md5(ReadOnlySpan<byte> data) => Convert.ToBase64String(System.Security.Cryptography.MD5.HashData(data));
+
+    private void Protect(PutObjectRequest request)
+    {
+        request.ServerSideEncryptionMethod = SseMethod();
+        request.ServerSideEncryptionKeyManagementServiceKeyId = SseKmsKeyId();
+        request.ObjectLockMode = LockMode();
+        request.ObjectLockRetainUntilDate = RetainUntil();
+    }
+
+    private DateTime? Protect(InitiateMultipartUploadRequest request)
+    {
+        request.ServerSideEncryptionMethod = SseMethod();
+        request.ServerSideEncryptionKeyManagementServiceKeyId = SseKmsKeyId();
+        request.ObjectLockMode = LockMode();
+        request.ObjectLockRetainUntilDate = RetainUntil();
+        return request.ObjectLockRetainUntilDate;
+    }
+
+    /// <summary>
+    /// Sets the retention on a completed multipart object again, explicitly: some S3-compatible
+    /// servers ignore the lock headers of CreateMultipartUpload. The date is the one requested at
+    /// the start, so this never shortens a retention (which COMPLIANCE mode forbids).
+    /// </summary>
+    private async Task RetainAsync(string key, string? versionId, DateTime? retainUntil, CancellationToken cancellationToken)
+    {
+        if (retainUntil is null)
+        {
+            return;
+        }
+
+        await _client.PutObjectRetentionAsync(new PutObjectRetentionRequest
+        {
+            BucketName = _bucket,
+            Key = key,
+            VersionId = versionId,
+            Retention = new ObjectLockRetention { Mode = ObjectLockRetentionMode.FindValue(options.ObjectLock.Mode), RetainUntilDate = retainUntil },
+        }, cancellationToken);
+    }
+
+    private ServerSideEncryptionMethod? SseMethod() => options.ServerSideEncryption switch
+    {
+        ServerSideEncryptionTypes.S3 => ServerSideEncryptionMethod.AES256,
+        ServerSideEncryptionTypes.Kms => ServerSideEncryptionMethod.AWSKMS,
+        _ => null,
+    };
+
+    private string? SseKmsKeyId() =>
+        options.ServerSideEncryption == ServerSideEncryptionTypes.Kms && !string.IsNullOrEmpty(options.KmsKeyId) ? options.KmsKeyId : null;
+
+    private ObjectLockMode? LockMode() => options.ObjectLock.Mode switch
+    {
+        "GOVERNANCE" => ObjectLockMode.Governance,
+        "COMPLIANCE" => ObjectLockMode.Compliance,
+        _ => null,
+    };
+
+    private DateTime? RetainUntil() =>
+        LockMode() is null ? null : time.GetUtcNow().AddDays(options.ObjectLock.Days).UtcDateTime;
+
     private static bool IsServiceError(Exception ex) =>
         ex is AmazonServiceException or AmazonClientException or HttpRequestException;
 
@@ -120,6 +181,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
         private readonly List<PartETag> _parts = [];
         private int _filled;
         private string? _uploadId;
+        private DateTime? _retainUntil;
         private bool _done;
 
         public S3ObjectUpload(S3BackupStore store, string key)
@@ -152,8 +214,13 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
         {
             try
             {
-                _uploadId ??= (await _store._client.InitiateMultipartUploadAsync(
-                    new InitiateMultipartUploadRequest { BucketName = _store._bucket, Key = _key }, cancellationToken)).UploadId;
+                if (_uploadId is null)
+                {
+                    var initiate = new InitiateMultipartUploadRequest { BucketName = _store._bucket, Key = _key };
+                    _retainUntil = _store.Protect(initiate);
+                    _uploadId = (await _store._client.InitiateMultipartUploadAsync(initiate, cancellationToken)).UploadId;
+                }
+
                 var number = _parts.Count + 1;
                 var response = await _store._client.UploadPartAsync(new UploadPartRequest
                 {
@@ -163,6 +230,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
                     PartNumber = number,
                     InputStream = new MemoryStream(_buffer, 0, _filled, writable: false),
                     PartSize = _filled,
+                    MD5Digest = Md5(_buffer.AsSpan(0, _filled)),
                     UseChunkEncoding = _store._chunkedEncoding,
                 }, cancellationToken);
                 _parts.Add(new PartETag(number, response.ETag));
@@ -180,14 +248,17 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
             {
                 if (_uploadId is null)
                 {
-                    await _store._client.PutObjectAsync(new PutObjectRequest
+                    var put = new PutObjectRequest
                     {
                         BucketName = _store._bucket,
                         Key = _key,
                         InputStream = new MemoryStream(_buffer, 0, _filled, writable: false),
+                        MD5Digest = Md5(_buffer.AsSpan(0, _filled)),
                         UseChunkEncoding = _store._chunkedEncoding,
                         AutoCloseStream = true,
-                    }, cancellationToken);
+                    };
+                    _store.Protect(put);
+                    await _store._client.PutObjectAsync(put, cancellationToken);
                 }
                 else
                 {
@@ -196,13 +267,14 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
                         await UploadPartAsync(cancellationToken);
                     }
 
-                    await _store._client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+                    var completed = await _store._client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
                     {
                         BucketName = _store._bucket,
                         Key = _key,
                         UploadId = _uploadId,
                         PartETags = _parts,
                     }, cancellationToken);
+                    await _store.RetainAsync(_key, completed.VersionId, _retainUntil, cancellationToken);
                 }
 
                 _done = true;

@@ -10,5 +10,5 @@ internal static class StorageServices
         options.Type == "filesystem"
             ? services.AddSingleton<IBackupStore>(new FileSystemBackupStore(options.Path!))
             : services.AddSingleton<IBackupStore>(sp =>
-                new S3BackupStore(S3ClientFactory.Create(options), options, sp.GetRequiredService<ILogger<S3BackupStore>>()));
+                new S3BackupStore(S3ClientFactory.Create(options), options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<S3BackupStore>>()));
 }

@@ -79,6 +79,6 @@ internal static class S3Stores
             Region = S3Server.Region,
             PartSizeMiB = 5,
         };
-        return new S3BackupStore(S3ClientFactory.Create(options), options, NullLogger<S3BackupStore>.Instance) { ListPageSize = pageSize };
+        return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance) { ListPageSize = pageSize };
     }
 }

@@ -26,7 +26,7 @@ public sealed class S3PrivateCaTests(RigFixture fixture) : IAsyncLifetime
         {
             Bucket = "tls-bucket", ServiceUrl = _server.Endpoint, ForcePathStyle = true, Region = S3Server.Region, CaFile = caFile,
         };
-        return new S3BackupStore(S3ClientFactory.Create(options), options, NullLogger<S3BackupStore>.Instance);
+        return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance);
     }
 
     [Fact]
