@@ -4,7 +4,8 @@ using ClusterBackup.Rig;
 
 // usage: Sandbox PATH-TO-cluster-backup
 // Starts a kubeadm-like node (TLS etcd behind a real sshd, host key pinned) and a local S3 server
-// (moto_server), writes a configuration for them, and runs the real binary: config check, backup, list.
+// (moto_server), writes a configuration for them, and runs the real binary: config check, backup, list,
+// download (decrypting with the sandbox's age key).
 if (args.Length != 1 || !File.Exists(args[0]))
 {
     Console.Error.WriteLine("usage: Sandbox PATH-TO-cluster-backup");
@@ -30,14 +31,15 @@ await File.WriteAllTextAsync(config, rig.Config("moto", "sandbox").ToJsonString(
 Console.WriteLine($"Configuration: {config}\n");
 
 var failed = false;
-foreach (var command in new[] { "config check", "backup", "list" })
+foreach (var command in new[] { "config check", "backup", "list", $"download --cluster sandbox --to {Path.Combine(root, "restore")} --identity {rig.AgeIdentityFile}" })
 {
     failed |= await RunAsync(command) != 0;
 }
 
 Console.WriteLine($"""
 
-    The artifacts are in s3://{LocalRig.Bucket}/backups/sandbox/ on {rig.Moto.Endpoint}. Try:
+    The encrypted artifacts are in s3://{LocalRig.Bucket}/backups/sandbox/ on {rig.Moto.Endpoint};
+    the plain, checked files in {Path.Combine(root, "restore")}; the age key in {rig.AgeIdentityFile}. Try:
       AWS_ACCESS_KEY_ID={S3Server.AccessKey} AWS_SECRET_ACCESS_KEY={S3Server.SecretKey} aws --endpoint-url {rig.Moto.Endpoint} s3 ls --recursive s3://{LocalRig.Bucket}/
       {binary} list --json --config {config}
     """);

@@ -214,5 +214,65 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Equal(2, result.ExitCode);
     }
 
+    [Fact]
+    public void Without_recipients_encryption_must_be_disabled_explicitly()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Encryption"] = new JsonObject();
+
+        var problem = Assert.Single(Problems(config));
+
+        Assert.StartsWith("ClusterBackup:Encryption:Recipients: no age recipient is configured.", problem, StringComparison.Ordinal);
+
+        config["ClusterBackup"]!["Encryption"] = new JsonObject { ["Disabled"] = true };
+        Assert.True(Load(config).Encryption.Disabled);
+    }
+
+    [Fact]
+    public void Bad_recipients_and_contradictions_are_reported()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Encryption"] = new JsonObject
+        {
+            ["Recipients"] = new JsonArray(Recipient, "age1notakey", "ssh-ed25519 AAAA"),
+            ["Disabled"] = true,
+        };
+
+        var problems = Problems(config);
+
+        Assert.Contains(problems, p => p.StartsWith("ClusterBackup:Encryption:Recipients:1: 'age1notakey' is not an age X25519 recipient", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith("ClusterBackup:Encryption:Recipients:2: ", StringComparison.Ordinal));
+        Assert.Contains("ClusterBackup:Encryption:Disabled: is true while recipients are configured; remove one or the other", problems);
+    }
+
+    [Fact]
+    public void A_recipients_file_adds_its_keys()
+    {
+        var other = ClusterBackup.Encryption.AgeIdentity.Generate().Recipient.ToString();
+        File.WriteAllText(Path.Combine(_directory, "recipients.txt"), $"# offline key\n{other}\n\n");
+        var config = Valid();
+        config["ClusterBackup"]!["Encryption"]!["RecipientsFile"] = "recipients.txt";
+
+        var recipients = Load(config).Encryption.Recipients.Select(r => r.ToString());
+
+        Assert.Equal([Recipient, other], recipients);
+    }
+
+    [Fact]
+    public void S3_protection_settings_are_validated()
+    {
+        var config = Valid();
+        var storage = config["ClusterBackup"]!["Storage"]!;
+        storage["ServerSideEncryption"] = "aes256";
+        storage["KmsKeyId"] = "key-1";
+        storage["ObjectLock"] = new JsonObject { ["Mode"] = "COMPLIANCE" };
+
+        var problems = Problems(config);
+
+        Assert.Contains("ClusterBackup:Storage:ServerSideEncryption: 'aes256' is not one of AES256, aws:kms", problems);
+        Assert.Contains("ClusterBackup:Storage:KmsKeyId: is set but ServerSideEncryption is not 'aws:kms'", problems);
+        Assert.Contains("ClusterBackup:Storage:ObjectLock:Days: 0 is outside 1..36500 (required with a Mode)", problems);
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }
