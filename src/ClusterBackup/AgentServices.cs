@@ -2,6 +2,7 @@ using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Restore;
+using ClusterBackup.Retention;
 using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Storage;
@@ -24,6 +25,7 @@ internal static class AgentServices
         services.AddSingleton<ExecSnapshotSource>();
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
+        services.AddSingleton<PruneService>();
         return services;
     }
 }

@@ -121,6 +121,7 @@ public sealed class LocalRig : IAsyncDisposable
                         ["ConnectTimeoutSeconds"] = 10,
                     },
                     ["Etcd"] = new JsonObject { ["Mode"] = mode, ["ClientPort"] = Etcd.ClientPort },
+                    ["Retention"] = new JsonObject { ["KeepLast"] = 100 },
                 },
                 ["Clusters"] = new JsonArray(new JsonObject
                 {

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Storage;
@@ -8,6 +7,9 @@ namespace ClusterBackup.Catalog;
 
 /// <summary>A complete backup set: its id and its manifest.</summary>
 internal sealed record CatalogSet(SetId Id, SetManifest Manifest);
+
+/// <summary>A set as the listing shows it: complete when it has a manifest; its objects and their total size.</summary>
+internal sealed record StoredSet(SetId Id, bool Complete, long StoredBytes, DateTimeOffset LastModified, IReadOnlyList<string> Keys);
 
 /// <summary>
 /// The storage layout: <c>{Prefix}/{Cluster}/{SetId}/{artifact}</c>, <c>manifest.json</c> last.
@@ -26,17 +28,47 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     /// <summary>Complete sets of a cluster, oldest first. A manifest that cannot be read is reported and skipped.</summary>
     public async Task<IReadOnlyList<CatalogSet>> ListSetsAsync(string cluster, CancellationToken cancellationToken = default)
     {
-        var sets = new List<CatalogSet>();
-        await foreach (var id in ListManifestIdsAsync(cluster, cancellationToken))
+        var complete = (await ScanAsync(cluster, cancellationToken)).Where(s => s.Complete).ToList();
+        var manifests = new SetManifest?[complete.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, complete.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            async (i, ct) => manifests[i] = await TryReadManifestAsync(cluster, complete[i].Id, ct));
+        return complete.Zip(manifests)
+            .Where(pair => pair.Second is not null)
+            .Select(pair => new CatalogSet(pair.First.Id, pair.Second!))
+            .ToList();
+    }
+
+    /// <summary>
+    /// Every set under the cluster's prefix, complete or not, oldest first, from one listing (no
+    /// object is read): what retention plans with.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredSet>> ScanAsync(string cluster, CancellationToken cancellationToken = default)
+    {
+        var prefix = ClusterPrefix(cluster);
+        var sets = new SortedDictionary<SetId, List<StoredObject>>();
+        await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
-            var manifest = await TryReadManifestAsync(cluster, id, cancellationToken);
-            if (manifest is not null)
+            var rest = item.Key[prefix.Length..].Split('/');
+            if (rest.Length == 2 && SetId.TryParse(rest[0], out var id))
             {
-                sets.Add(new CatalogSet(id, manifest));
+                if (!sets.TryGetValue(id, out var objects))
+                {
+                    sets[id] = objects = [];
+                }
+
+                objects.Add(item);
             }
         }
 
-        return sets;
+        return sets.Select(pair => new StoredSet(
+                pair.Key,
+                pair.Value.Any(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal)),
+                pair.Value.Sum(o => o.Size),
+                pair.Value.Max(o => o.LastModified),
+                pair.Value.Select(o => o.Key).ToList()))
+            .ToList();
     }
 
     /// <summary>A complete set by id, or the newest with <c>latest</c>; throws <see cref="SetNotFoundException"/>.</summary>
@@ -79,30 +111,21 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     /// <summary>Removes every object of a set, the manifest first so a half-removed set is never listed.</summary>
     public async Task DeleteSetAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
     {
-        var manifestKey = ArtifactKey(cluster, id, SetManifest.FileName);
-        await store.DeleteAsync(manifestKey, cancellationToken);
         var keys = new List<string>();
         await foreach (var item in store.ListAsync(SetPrefix(cluster, id), cancellationToken))
         {
             keys.Add(item.Key);
         }
 
-        foreach (var key in keys)
-        {
-            await store.DeleteAsync(key, cancellationToken);
-        }
+        await DeleteSetAsync(new StoredSet(id, Complete: true, 0, DateTimeOffset.MinValue, keys), cancellationToken);
     }
 
-    private async IAsyncEnumerable<SetId> ListManifestIdsAsync(string cluster, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>Removes the objects a scan found for a set, the manifest first.</summary>
+    public async Task DeleteSetAsync(StoredSet set, CancellationToken cancellationToken = default)
     {
-        var prefix = ClusterPrefix(cluster);
-        await foreach (var item in store.ListAsync(prefix, cancellationToken))
+        foreach (var key in set.Keys.OrderBy(k => k.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal) ? 0 : 1))
         {
-            var rest = item.Key[prefix.Length..].Split('/');
-            if (rest is [var setId, SetManifest.FileName] && SetId.TryParse(setId, out var id))
-            {
-                yield return id;
-            }
+            await store.DeleteAsync(key, cancellationToken);
         }
     }
 

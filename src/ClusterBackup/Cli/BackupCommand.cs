@@ -1,6 +1,8 @@
 using System.CommandLine;
 using ClusterBackup.Backup;
 using ClusterBackup.Configuration;
+using ClusterBackup.Retention;
+using ClusterBackup.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;
@@ -19,6 +21,7 @@ internal static class BackupCommand
             Take one backup of every configured cluster now, or of the clusters named with --cluster.
             Each cluster commits a complete set (etcd snapshot, PKI and static-pod manifests of each
             control plane, manifest.json last) or nothing. One cluster failing does not stop the others.
+            After each committed set, the cluster's retention policy is applied (as 'prune').
             Exit status: 0 if every cluster committed a set, 1 if any failed, 78 on a configuration error.
 
             Example: cluster-backup backup --cluster prod-admin
@@ -30,6 +33,7 @@ internal static class BackupCommand
         {
             var settings = services.GetRequiredService<AgentSettings>();
             var run = services.GetRequiredService<BackupRun>();
+            var pruner = services.GetRequiredService<PruneService>();
             var failed = 0;
             foreach (var cluster in CliHost.SelectClusters(settings, parse.GetValue(clusters)))
             {
@@ -48,6 +52,21 @@ internal static class BackupCommand
                 {
                     failed++;
                     await host.Error.WriteLineAsync($"error: {ex.Message}");
+                    continue;
+                }
+
+                // Retention runs after every successful backup; its failure does not undo the backup.
+                try
+                {
+                    var result = await pruner.ApplyAsync(await pruner.PlanAsync(cluster, ct), ct);
+                    if (result.RemovedSets + result.AbortedUploads > 0)
+                    {
+                        await host.Out.WriteLineAsync($"{cluster.Name}: pruned {result.RemovedSets} sets ({Formatting.Bytes(result.RemovedBytes)}), aborted {result.AbortedUploads} uploads");
+                    }
+                }
+                catch (StorageException ex)
+                {
+                    await host.Error.WriteLineAsync($"warning: cluster {cluster.Name}: prune after the backup failed: {ex.Message}; the new set is committed, run 'cluster-backup prune' to retry");
                 }
             }
 

@@ -20,6 +20,7 @@ internal static class CliApp
             BackupCommand.Create(host),
             ListCommand.Create(host),
             DownloadCommand.Create(host),
+            PruneCommand.Create(host),
             ConfigCommand.Create(host),
         };
 

@@ -1,4 +1,5 @@
 using ClusterBackup.Encryption;
+using ClusterBackup.Retention;
 
 namespace ClusterBackup.Configuration;
 
@@ -24,7 +25,9 @@ internal sealed record ClusterSettings(
     string Name,
     string? Schedule,
     TimeZoneInfo TimeZone,
-    IReadOnlyList<ControlPlaneSettings> ControlPlanes);
+    IReadOnlyList<ControlPlaneSettings> ControlPlanes,
+    RetentionPolicy Retention,
+    TimeSpan IncompleteGrace);
 
 internal sealed record ControlPlaneSettings(
     string Name,

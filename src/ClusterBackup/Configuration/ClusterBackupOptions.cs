@@ -98,7 +98,31 @@ internal sealed class ClusterOptions
 
     public PathOptions Paths { get; set; } = new();
 
+    public RetentionOptions Retention { get; set; } = new();
+
     public List<ControlPlaneOptions> ControlPlanes { get; set; } = [];
+}
+
+/// <summary>restic's vocabulary; -1 keeps one set of every period. An empty policy is refused.</summary>
+internal sealed class RetentionOptions
+{
+    public int KeepLast { get; set; }
+
+    public int KeepHourly { get; set; }
+
+    public int KeepDaily { get; set; }
+
+    public int KeepWeekly { get; set; }
+
+    public int KeepMonthly { get; set; }
+
+    public int KeepYearly { get; set; }
+
+    /// <summary>A calendar duration like <c>2d12h</c> or <c>1y6m</c>, counted back from the newest set.</summary>
+    public string? KeepWithin { get; set; }
+
+    /// <summary>Sets without a manifest (failed runs), and open uploads, older than this are removed by prune.</summary>
+    public int IncompleteGraceHours { get; set; } = 24;
 }
 
 internal sealed class ControlPlaneOptions

@@ -131,7 +131,9 @@ internal static class ConfigurationLoader
         TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone),
         cluster.ControlPlanes
             .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths))
-            .ToList());
+            .ToList(),
+        RetentionSettings.ToPolicy(cluster.Options.Retention),
+        TimeSpan.FromHours(cluster.Options.Retention.IncompleteGraceHours));
 
     private static bool IsNodeScoped(string key) =>
         key.StartsWith("Ssh:", StringComparison.OrdinalIgnoreCase)

@@ -141,6 +141,11 @@ internal static partial class SettingsValidator
             yield return $"{where}:TimeZone: '{cluster.Options.TimeZone}' is not a known time zone (use an IANA name such as Europe/Rome)";
         }
 
+        foreach (var problem in RetentionSettings.Validate(cluster.Options.Retention, $"{where}:Retention"))
+        {
+            yield return problem;
+        }
+
         if (cluster.ControlPlanes.Count == 0)
         {
             yield return $"{where}:ControlPlanes: at least one control plane is required";

@@ -7,7 +7,7 @@ namespace ClusterBackup.Storage;
 /// A directory as the store: each object is written under a temp name, fsynced and renamed into
 /// place, so a reader sees either nothing or the whole object. Files are 0600, directories 0700.
 /// </summary>
-internal sealed partial class FileSystemBackupStore(string root) : IBackupStore
+internal sealed partial class FileSystemBackupStore(string root) : IBackupStore, IIncompleteUploads
 {
     private const string PartialSuffix = ".partial";
     private const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -74,6 +74,41 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore
             cancellationToken.ThrowIfCancellationRequested();
             yield return new StoredObject(key, file.Length, file.LastWriteTimeUtc);
         }
+    }
+
+    /// <summary>Temp files of uploads that were never committed nor disposed (the process died).</summary>
+    public async IAsyncEnumerable<IncompleteUpload> ListIncompleteUploadsAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await Task.CompletedTask;
+        var start = prefix.Contains('/') ? PathOf(prefix[..prefix.LastIndexOf('/')]) : root;
+        if (!Directory.Exists(start))
+        {
+            yield break;
+        }
+
+        foreach (var file in new DirectoryInfo(start).EnumerateFiles("*" + PartialSuffix, SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var directory = Path.GetRelativePath(root, file.DirectoryName!).Replace(Path.DirectorySeparatorChar, '/');
+            var nameAndGuid = file.Name[1..^PartialSuffix.Length]; // ".{name}.{guid}.partial"
+            var name = nameAndGuid[..Math.Max(0, nameAndGuid.LastIndexOf('.'))];
+            var key = directory == "." ? name : $"{directory}/{name}";
+            if (key.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                yield return new IncompleteUpload(key, file.Name, file.LastWriteTimeUtc);
+            }
+        }
+    }
+
+    public Task AbortAsync(IncompleteUpload upload, CancellationToken cancellationToken = default)
+    {
+        if (upload.UploadId.Contains('/') || !upload.UploadId.EndsWith(PartialSuffix, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"'{upload.UploadId}' is not an upload's temp file", nameof(upload));
+        }
+
+        File.Delete(Path.Combine(Path.GetDirectoryName(PathOf(upload.Key))!, upload.UploadId));
+        return Task.CompletedTask;
     }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken = default)

@@ -10,7 +10,8 @@ using Microsoft.Extensions.Logging;
 namespace ClusterBackup.Storage;
 
 /// <summary>An S3 bucket (AWS or any S3-compatible server) as the store.</summary>
-internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions options, TimeProvider time, ILogger<S3BackupStore> logger) : IBackupStore
+internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions options, TimeProvider time, ILogger<S3BackupStore> logger)
+    : IBackupStore, IIncompleteUploads
 {
     private readonly IAmazonS3 _client = client;
     private readonly string _bucket = options.Bucket!;
@@ -65,6 +66,48 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
             request.ContinuationToken = page.IsTruncated == true ? page.NextContinuationToken : null;
         }
         while (request.ContinuationToken is not null);
+    }
+
+    public async IAsyncEnumerable<IncompleteUpload> ListIncompleteUploadsAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var request = new ListMultipartUploadsRequest { BucketName = _bucket, Prefix = prefix };
+        while (true)
+        {
+            ListMultipartUploadsResponse page;
+            try
+            {
+                page = await _client.ListMultipartUploadsAsync(request, cancellationToken);
+            }
+            catch (Exception ex) when (IsServiceError(ex))
+            {
+                throw Translate(ex, "list the open multipart uploads under", prefix);
+            }
+
+            foreach (var upload in page.MultipartUploads ?? [])
+            {
+                yield return new IncompleteUpload(upload.Key, upload.UploadId, upload.Initiated ?? DateTime.MinValue);
+            }
+
+            if (page.IsTruncated != true)
+            {
+                yield break;
+            }
+
+            request.KeyMarker = page.NextKeyMarker;
+            request.UploadIdMarker = page.NextUploadIdMarker;
+        }
+    }
+
+    public async Task AbortAsync(IncompleteUpload upload, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _client.AbortMultipartUploadAsync(_bucket, upload.Key, upload.UploadId, cancellationToken);
+        }
+        catch (Exception ex) when (IsServiceError(ex))
+        {
+            throw Translate(ex, "abort the multipart upload of", upload.Key);
+        }
     }
 
     public async Task DeleteAsync(string key, CancellationToken cancellationToken = default)

@@ -24,7 +24,8 @@ public sealed class ConfigurationLoaderTests : IDisposable
             "Defaults": {
               "Ssh": { "User": "backup", "PrivateKeyFile": "id_ed25519", "KnownHostsFile": "known_hosts", "Sudo": true },
               "Etcd": { "ClientPort": 2379 },
-              "Paths": { "Pki": "/etc/kubernetes/pki" }
+              "Paths": { "Pki": "/etc/kubernetes/pki" },
+              "Retention": { "KeepLast": 3, "KeepDaily": 7 }
             },
             "Clusters": [
               {
@@ -272,6 +273,27 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Contains("ClusterBackup:Storage:ServerSideEncryption: 'aes256' is not one of AES256, aws:kms", problems);
         Assert.Contains("ClusterBackup:Storage:KmsKeyId: is set but ServerSideEncryption is not 'aws:kms'", problems);
         Assert.Contains("ClusterBackup:Storage:ObjectLock:Days: 0 is outside 1..36500 (required with a Mode)", problems);
+    }
+
+    [Fact]
+    public void Retention_inherits_and_an_empty_or_malformed_policy_is_refused()
+    {
+        var config = Valid();
+        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepWithin"] = "2d12h", ["KeepDaily"] = 0 };
+        var prod = Load(config).FindCluster("prod")!;
+        Assert.Equal("last 3, within 2d12h", prod.Retention.ToString());
+        Assert.Equal(TimeSpan.FromHours(24), prod.IncompleteGrace);
+
+        config["ClusterBackup"]!["Defaults"]!["Retention"] = new JsonObject { ["KeepMonthly"] = -2 };
+        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepWithin"] = "2 days" };
+        var problems = Problems(config);
+
+        Assert.Contains("ClusterBackup:Clusters:0 (cluster 'prod'):Retention:KeepMonthly: -2 is not a count (0 or more, or -1 for every period)", problems);
+        Assert.Contains("ClusterBackup:Clusters:0 (cluster 'prod'):Retention:KeepWithin: '2 days' is not a duration like 2d12h or 1y6m (y, m, d, h)", problems);
+        Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):Retention:KeepMonthly: -2 is not a count (0 or more, or -1 for every period)", problems);
+
+        config["ClusterBackup"]!["Defaults"]!["Retention"] = new JsonObject();
+        Assert.Contains(Problems(config), p => p.StartsWith("ClusterBackup:Clusters:1 (cluster 'lab'):Retention: the policy keeps nothing", StringComparison.Ordinal));
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

@@ -1,0 +1,122 @@
+using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
+using ClusterBackup.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterBackup.Retention;
+
+/// <summary>One set in a prune plan: what retention decided, and why.</summary>
+internal sealed record PlannedSet(StoredSet Set, bool Keep, IReadOnlyList<string> Reasons);
+
+/// <summary>What prune keeps and removes for a cluster. <see cref="UploadsNote"/> says why open uploads were not checked.</summary>
+internal sealed record PrunePlan(
+    ClusterSettings Cluster,
+    DateTimeOffset Now,
+    IReadOnlyList<PlannedSet> Sets,
+    IReadOnlyList<IncompleteUpload> StaleUploads,
+    string? UploadsNote)
+{
+    public IEnumerable<PlannedSet> Removed => Sets.Where(s => !s.Keep);
+}
+
+internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int AbortedUploads);
+
+/// <summary>
+/// Applies the retention policy to what is stored: complete sets by <see cref="RetentionPlanner"/>;
+/// incomplete sets (no manifest) and open uploads once older than the cluster's grace period,
+/// which protects a run still in progress. Deletion removes a set's manifest first.
+/// </summary>
+internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore store, TimeProvider time, ILogger<PruneService> logger)
+{
+    public async Task<PrunePlan> PlanAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
+    {
+        var now = time.GetUtcNow();
+        var stored = await catalog.ScanAsync(cluster.Name, cancellationToken);
+        var decisions = RetentionPlanner.Plan(stored.Where(s => s.Complete).Select(s => s.Id), cluster.Retention, cluster.TimeZone)
+            .ToDictionary(d => d.Id);
+        var sets = stored.Select(set =>
+            {
+                if (set.Complete)
+                {
+                    var decision = decisions[set.Id];
+                    return new PlannedSet(set, decision.Keep, decision.Reasons);
+                }
+
+                var age = now - set.LastModified;
+                var hours = $"incomplete, last written {age.TotalHours:0.#}h ago";
+                return age > cluster.IncompleteGrace
+                    ? new PlannedSet(set, Keep: false, [hours])
+                    : new PlannedSet(set, Keep: true, [$"{hours}: may be a run in progress (grace {cluster.IncompleteGrace.TotalHours:0}h)"]);
+            })
+            .OrderByDescending(p => p.Set.Id)
+            .ToList();
+
+        var (uploads, note) = await StaleUploadsAsync(cluster, now, cancellationToken);
+        return new PrunePlan(cluster, now, sets, uploads, note);
+    }
+
+    public async Task<PruneResult> ApplyAsync(PrunePlan plan, CancellationToken cancellationToken = default)
+    {
+        var cluster = plan.Cluster.Name;
+        var removed = 0;
+        long bytes = 0;
+        foreach (var planned in plan.Removed)
+        {
+            await catalog.DeleteSetAsync(planned.Set, cancellationToken);
+            removed++;
+            bytes += planned.Set.StoredBytes;
+            LogSetRemoved(cluster, planned.Set.Id.ToString(), string.Join("; ", planned.Reasons));
+        }
+
+        var aborted = 0;
+        if (plan.StaleUploads.Count > 0 && store is IIncompleteUploads uploads)
+        {
+            foreach (var upload in plan.StaleUploads)
+            {
+                await uploads.AbortAsync(upload, cancellationToken);
+                aborted++;
+                LogUploadAborted(cluster, upload.Key, upload.Initiated);
+            }
+        }
+
+        return new PruneResult(removed, bytes, aborted);
+    }
+
+    private async Task<(IReadOnlyList<IncompleteUpload> Uploads, string? Note)> StaleUploadsAsync(
+        ClusterSettings cluster, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (store is not IIncompleteUploads uploads)
+        {
+            return ([], null);
+        }
+
+        var stale = new List<IncompleteUpload>();
+        try
+        {
+            await foreach (var upload in uploads.ListIncompleteUploadsAsync(catalog.ClusterPrefix(cluster.Name), cancellationToken))
+            {
+                if (now - upload.Initiated > cluster.IncompleteGrace)
+                {
+                    stale.Add(upload);
+                }
+            }
+        }
+        catch (StorageException ex)
+        {
+            // Some S3-compatible servers do not implement ListMultipartUploads; sets are still pruned.
+            LogUploadsNotListed(cluster.Name, ex.Message);
+            return ([], $"open uploads not checked: {ex.Message}");
+        }
+
+        return (stale, null);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed set {SetId} of {Cluster}: {Reasons}")]
+    private partial void LogSetRemoved(string cluster, string setId, string reasons);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Aborted the stale upload of {Key} of {Cluster}, started {Initiated:u}")]
+    private partial void LogUploadAborted(string cluster, string key, DateTimeOffset initiated);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Open uploads of {Cluster} were not checked: {Reason}")]
+    private partial void LogUploadsNotListed(string cluster, string reason);
+}
