@@ -1,6 +1,7 @@
 using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Metrics;
 using ClusterBackup.Restore;
 using ClusterBackup.Retention;
 using ClusterBackup.Sources.Etcd;
@@ -26,6 +27,9 @@ internal static class AgentServices
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
         services.AddSingleton<PruneService>();
+        services.AddSingleton<BackupCycle>();
+        services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry()));
+        services.AddSingleton<MetricsSeeder>();
         return services;
     }
 }

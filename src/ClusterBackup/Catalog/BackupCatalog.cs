@@ -129,7 +129,8 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         }
     }
 
-    private async Task<SetManifest?> TryReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
+    /// <summary>The manifest of a set; null if it is missing or unreadable (which is logged).</summary>
+    public async Task<SetManifest?> TryReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
     {
         var key = ArtifactKey(cluster, id, SetManifest.FileName);
         try

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using ClusterBackup.Backup;
 using ClusterBackup.Configuration;
-using ClusterBackup.Retention;
-using ClusterBackup.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;
@@ -32,41 +30,35 @@ internal static class BackupCommand
         command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
         {
             var settings = services.GetRequiredService<AgentSettings>();
-            var run = services.GetRequiredService<BackupRun>();
-            var pruner = services.GetRequiredService<PruneService>();
+            var cycle = services.GetRequiredService<BackupCycle>();
             var failed = 0;
             foreach (var cluster in CliHost.SelectClusters(settings, parse.GetValue(clusters)))
             {
-                try
-                {
-                    var manifest = await run.RunAsync(cluster, ct);
-                    await host.Out.WriteLineAsync(
-                        $"{cluster.Name}: committed set {manifest.SetId} ({Formatting.Bytes(manifest.StoredBytes)} stored, " +
-                        $"etcd revision {manifest.Etcd.Revision} from {manifest.Etcd.Node}, {manifest.Artifacts.Count} artifacts)");
-                    foreach (var node in manifest.UnreachableNodes)
-                    {
-                        await host.Error.WriteLineAsync($"warning: cluster {cluster.Name}: node {node}: unreachable, its PKI and manifests are missing from set {manifest.SetId}");
-                    }
-                }
-                catch (BackupFailedException ex)
+                var outcome = await cycle.RunAsync(cluster, ct);
+                if (outcome.Failure is { } failure)
                 {
                     failed++;
-                    await host.Error.WriteLineAsync($"error: {ex.Message}");
+                    await host.Error.WriteLineAsync($"error: {failure.Message}");
                     continue;
                 }
 
-                // Retention runs after every successful backup; its failure does not undo the backup.
-                try
+                var manifest = outcome.Manifest!;
+                await host.Out.WriteLineAsync(
+                    $"{cluster.Name}: committed set {manifest.SetId} ({Formatting.Bytes(manifest.StoredBytes)} stored, " +
+                    $"etcd revision {manifest.Etcd.Revision} from {manifest.Etcd.Node}, {manifest.Artifacts.Count} artifacts)");
+                foreach (var node in manifest.UnreachableNodes)
                 {
-                    var result = await pruner.ApplyAsync(await pruner.PlanAsync(cluster, ct), ct);
-                    if (result.RemovedSets + result.AbortedUploads > 0)
-                    {
-                        await host.Out.WriteLineAsync($"{cluster.Name}: pruned {result.RemovedSets} sets ({Formatting.Bytes(result.RemovedBytes)}), aborted {result.AbortedUploads} uploads");
-                    }
+                    await host.Error.WriteLineAsync($"warning: cluster {cluster.Name}: node {node}: unreachable, its PKI and manifests are missing from set {manifest.SetId}");
                 }
-                catch (StorageException ex)
+
+                if (outcome.Pruned is { } pruned && pruned.RemovedSets + pruned.AbortedUploads > 0)
                 {
-                    await host.Error.WriteLineAsync($"warning: cluster {cluster.Name}: prune after the backup failed: {ex.Message}; the new set is committed, run 'cluster-backup prune' to retry");
+                    await host.Out.WriteLineAsync($"{cluster.Name}: pruned {pruned.RemovedSets} sets ({Formatting.Bytes(pruned.RemovedBytes)}), aborted {pruned.AbortedUploads} uploads");
+                }
+
+                if (outcome.PruneError is { } pruneError)
+                {
+                    await host.Error.WriteLineAsync($"warning: cluster {cluster.Name}: prune after the backup failed: {pruneError}; the new set is committed, run 'cluster-backup prune' to retry");
                 }
             }
 

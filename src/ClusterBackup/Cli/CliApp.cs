@@ -17,6 +17,7 @@ internal static class CliApp
         {
             host.ConfigOption,
             host.VerboseOption,
+            RunCommand.Create(host),
             BackupCommand.Create(host),
             ListCommand.Create(host),
             DownloadCommand.Create(host),
@@ -36,6 +37,10 @@ internal static class CliApp
             return ExitCodes.Usage;
         }
 
-        return await parse.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, cancellationToken);
+        // The daemon's host handles SIGTERM itself (graceful stop within its shutdown timeout).
+        var daemon = parse.CommandResult.Command.Name == RunCommand.Name;
+        return await parse.InvokeAsync(
+            new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = daemon ? null : TimeSpan.FromSeconds(30) },
+            cancellationToken);
     }
 }

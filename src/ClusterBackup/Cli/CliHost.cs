@@ -4,6 +4,7 @@ using ClusterBackup.Catalog;
 using ClusterBackup.Restore;
 using ClusterBackup.Configuration;
 using ClusterBackup.Storage;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serilog;
@@ -36,7 +37,14 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
         Recursive = true,
     };
 
-    public AgentSettings LoadSettings(ParseResult parse) => ConfigurationLoader.Load(parse.GetValue(ConfigOption)!);
+    public AgentSettings LoadSettings(ParseResult parse) => LoadConfiguration(parse).Settings;
+
+    public (IConfiguration Configuration, AgentSettings Settings) LoadConfiguration(ParseResult parse)
+    {
+        var path = Path.GetFullPath(parse.GetValue(ConfigOption)!);
+        var configuration = ConfigurationLoader.Read(path);
+        return (configuration, ConfigurationLoader.Resolve(configuration, path));
+    }
 
     public async Task<int> RunAsync(ParseResult parse, Func<IServiceProvider, CancellationToken, Task<int>> body, CancellationToken cancellationToken)
     {

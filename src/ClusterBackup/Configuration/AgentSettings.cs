@@ -1,11 +1,13 @@
 using ClusterBackup.Encryption;
 using ClusterBackup.Retention;
+using ClusterBackup.Scheduling;
 
 namespace ClusterBackup.Configuration;
 
 /// <summary>The configuration after inheritance (Defaults → cluster → control plane) and validation.</summary>
 internal sealed record AgentSettings(
     string ConfigPath,
+    MetricsOptions Metrics,
     StorageOptions Storage,
     CompressionOptions Compression,
     EncryptionSettings Encryption,
@@ -23,7 +25,7 @@ internal sealed record EncryptionSettings(IReadOnlyList<AgeRecipient> Recipients
 
 internal sealed record ClusterSettings(
     string Name,
-    string? Schedule,
+    CronSchedule? Schedule,
     TimeZoneInfo TimeZone,
     IReadOnlyList<ControlPlaneSettings> ControlPlanes,
     RetentionPolicy Retention,

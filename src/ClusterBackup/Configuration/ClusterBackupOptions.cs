@@ -5,6 +5,8 @@ internal sealed class ClusterBackupOptions
 {
     public const string SectionName = "ClusterBackup";
 
+    public MetricsOptions Metrics { get; set; } = new();
+
     public StorageOptions Storage { get; set; } = new();
 
     public CompressionOptions Compression { get; set; } = new();
@@ -15,6 +17,12 @@ internal sealed class ClusterBackupOptions
     public ClusterOptions Defaults { get; set; } = new();
 
     public List<ClusterOptions> Clusters { get; set; } = [];
+}
+
+internal sealed class MetricsOptions
+{
+    /// <summary>host:port the daemon serves GET /metrics and GET /healthz on; empty turns the listener off.</summary>
+    public string Listen { get; set; } = "127.0.0.1:9464";
 }
 
 internal sealed class StorageOptions

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ClusterBackup.Scheduling;
 using Microsoft.Extensions.Configuration;
 
 namespace ClusterBackup.Configuration;
@@ -86,6 +87,7 @@ internal static class ConfigurationLoader
 
         return new AgentSettings(
             configPath,
+            options.Metrics,
             options.Storage,
             options.Compression,
             encryption,
@@ -127,7 +129,9 @@ internal static class ConfigurationLoader
 
     private static ClusterSettings ToSettings(ResolvedCluster cluster) => new(
         cluster.Options.Name!,
-        string.IsNullOrWhiteSpace(cluster.Options.Schedule) ? null : cluster.Options.Schedule,
+        string.IsNullOrWhiteSpace(cluster.Options.Schedule)
+            ? null
+            : CronSchedule.TryParse(cluster.Options.Schedule, TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone), out var schedule, out _) ? schedule : null,
         TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone),
         cluster.ControlPlanes
             .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths))

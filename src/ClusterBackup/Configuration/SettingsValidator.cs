@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using ClusterBackup.Scheduling;
 
 namespace ClusterBackup.Configuration;
 
@@ -14,6 +15,11 @@ internal static partial class SettingsValidator
         foreach (var problem in ValidateStorage(options.Storage, $"{root}:Storage"))
         {
             yield return problem;
+        }
+
+        if (!string.IsNullOrEmpty(options.Metrics.Listen) && !TryParseListen(options.Metrics.Listen, out _, out _))
+        {
+            yield return $"{root}:Metrics:Listen: '{options.Metrics.Listen}' is not host:port (e.g. 127.0.0.1:9464, or 0.0.0.0:9464 for every interface)";
         }
 
         if (options.Compression.Level is < 1 or > 19)
@@ -136,9 +142,13 @@ internal static partial class SettingsValidator
 
     private static IEnumerable<string> ValidateCluster(ResolvedCluster cluster, string where, List<(string Where, string Key, string File)> missingFiles)
     {
-        if (TimeZoneInfo.TryFindSystemTimeZoneById(cluster.Options.TimeZone, out _) is false)
+        if (TimeZoneInfo.TryFindSystemTimeZoneById(cluster.Options.TimeZone, out var zone) is false)
         {
             yield return $"{where}:TimeZone: '{cluster.Options.TimeZone}' is not a known time zone (use an IANA name such as Europe/Rome)";
+        }
+        else if (!string.IsNullOrWhiteSpace(cluster.Options.Schedule) && !CronSchedule.TryParse(cluster.Options.Schedule, zone, out _, out var cronError))
+        {
+            yield return $"{where}:Schedule: {cronError}";
         }
 
         foreach (var problem in RetentionSettings.Validate(cluster.Options.Retention, $"{where}:Retention"))
@@ -235,6 +245,21 @@ internal static partial class SettingsValidator
                 yield return $"{where}:Paths:{key}: '{value}' is not an absolute path on the node";
             }
         }
+    }
+
+    /// <summary>host:port, the host an address or name ("0.0.0.0", "[::]" or "*" for every interface).</summary>
+    public static bool TryParseListen(string listen, out string host, out int port)
+    {
+        host = string.Empty;
+        port = 0;
+        var colon = listen.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(listen[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535)
+        {
+            return false;
+        }
+
+        host = listen[..colon];
+        return host.Length > 0;
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$")]

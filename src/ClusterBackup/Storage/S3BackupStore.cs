@@ -24,7 +24,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
     public string Describe(string key) => $"s3://{_bucket}/{key}";
 
     public Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default) =>
-        Task.FromResult<IObjectUpload>(new S3ObjectUpload(this, key));
+        Task.FromResult<IObjectUpload>(new S3ObjectUpload(this, key, cancellationToken));
 
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default)
     {
@@ -227,10 +227,17 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
         private DateTime? _retainUntil;
         private bool _done;
 
-        public S3ObjectUpload(S3BackupStore store, string key)
+        /// <summary>
+        /// Cancels every request of this upload, whatever token a write carries: stream stages
+        /// above (compression) may not pass theirs down.
+        /// </summary>
+        private readonly CancellationToken _lifetime;
+
+        public S3ObjectUpload(S3BackupStore store, string key, CancellationToken lifetime)
         {
             _store = store;
             _key = key;
+            _lifetime = lifetime;
             _buffer = GC.AllocateUninitializedArray<byte>(store._partSize);
             Content = new WriteOnlyStream(WriteAsync);
         }
@@ -253,8 +260,10 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
             }
         }
 
-        private async Task UploadPartAsync(CancellationToken cancellationToken)
+        private async Task UploadPartAsync(CancellationToken writeToken)
         {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(writeToken, _lifetime);
+            var cancellationToken = linked.Token;
             try
             {
                 if (_uploadId is null)
@@ -285,8 +294,10 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
             }
         }
 
-        public async Task CommitAsync(CancellationToken cancellationToken = default)
+        public async Task CommitAsync(CancellationToken commitToken = default)
         {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(commitToken, _lifetime);
+            var cancellationToken = linked.Token;
             try
             {
                 if (_uploadId is null)
@@ -307,7 +318,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
                 {
                     if (_filled > 0)
                     {
-                        await UploadPartAsync(cancellationToken);
+                        await UploadPartAsync(commitToken);
                     }
 
                     var completed = await _store._client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest

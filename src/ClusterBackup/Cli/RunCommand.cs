@@ -1,0 +1,48 @@
+using System.CommandLine;
+using ClusterBackup.Configuration;
+using ClusterBackup.Scheduling;
+
+namespace ClusterBackup.Cli;
+
+/// <summary><c>cluster-backup run</c>: the daemon (systemd's ExecStart).</summary>
+internal static class RunCommand
+{
+    public const string Name = "run";
+
+    public static Command Create(CliHost host)
+    {
+        var command = new Command(Name, """
+            Run as a daemon: back up each cluster on its Schedule (in its TimeZone), apply retention
+            after each backup, serve Prometheus metrics and /healthz on Metrics:Listen. At start-up,
+            metrics are seeded from storage and a cluster that missed a scheduled backup is backed up
+            at once. Never two runs of one cluster at once: a trigger that finds its cluster busy is
+            skipped. SIGTERM stops taking work, cancels runs in flight (their uploads are aborted,
+            nothing is committed) and exits 0. Logs: text on a terminal, compact JSON otherwise.
+            Exit status: 0 after a clean stop, 78 on a configuration error (systemd does not restart).
+
+            Example: cluster-backup run --config /etc/cluster-backup/appsettings.json
+            """);
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            try
+            {
+                var (configuration, settings) = host.LoadConfiguration(parse);
+                var unscheduled = settings.Clusters.Where(c => c.Schedule is null).Select(c => c.Name).ToList();
+                if (unscheduled.Count > 0)
+                {
+                    throw new ConfigurationException(settings.ConfigPath, unscheduled
+                        .Select(name => $"{ClusterBackupOptions.SectionName}:Clusters (cluster '{name}'):Schedule: is required by 'run' (e.g. \"0 */6 * * *\")")
+                        .ToList());
+                }
+
+                await Daemon.RunAsync(configuration, settings, cancellationToken);
+                return ExitCodes.Ok;
+            }
+            catch (Exception ex)
+            {
+                return host.Fail(ex, parse.GetValue(host.VerboseOption), cancellationToken);
+            }
+        });
+        return command;
+    }
+}

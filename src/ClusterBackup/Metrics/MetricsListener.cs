@@ -1,0 +1,85 @@
+using System.Net;
+using System.Text;
+using ClusterBackup.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterBackup.Metrics;
+
+/// <summary>Serves <c>GET /metrics</c> (Prometheus text format) and <c>GET /healthz</c> on <c>Metrics:Listen</c>.</summary>
+internal sealed partial class MetricsListener(AgentSettings settings, AgentMetrics metrics, AgentHealth health, ILogger<MetricsListener> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (string.IsNullOrEmpty(settings.Metrics.Listen) || !SettingsValidator.TryParseListen(settings.Metrics.Listen, out var host, out var port))
+        {
+            return;
+        }
+
+        using var listener = new HttpListener();
+        var prefixHost = host is "0.0.0.0" or "*" or "[::]" ? "+" : host;
+        listener.Prefixes.Add($"http://{prefixHost}:{port}/");
+        try
+        {
+            listener.Start();
+        }
+        catch (HttpListenerException ex)
+        {
+            LogCannotListen(settings.Metrics.Listen, ex.Message);
+            throw new InvalidOperationException($"cannot listen on Metrics:Listen {settings.Metrics.Listen}: {ex.Message}", ex);
+        }
+
+        LogListening(settings.Metrics.Listen);
+        using var stop = stoppingToken.Register(listener.Stop);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            HttpListenerContext context;
+            try
+            {
+                context = await listener.GetContextAsync();
+            }
+            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException && stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            await AnswerAsync(context, stoppingToken);
+        }
+    }
+
+    private async Task AnswerAsync(HttpListenerContext context, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        try
+        {
+            switch (context.Request.HttpMethod, context.Request.Url?.AbsolutePath)
+            {
+                case ("GET", "/metrics"):
+                    response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                    await metrics.WriteAsync(response.OutputStream, cancellationToken);
+                    break;
+                case ("GET", "/healthz"):
+                    response.StatusCode = health.Ready ? 200 : 503;
+                    await response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(health.Ready ? "ok\n" : "not ready\n"), cancellationToken);
+                    break;
+                default:
+                    response.StatusCode = 404;
+                    break;
+            }
+        }
+        catch (Exception ex) when (ex is HttpListenerException or IOException)
+        {
+            // the scraper went away
+        }
+        finally
+        {
+            response.Close();
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Serving /metrics and /healthz on {Listen}")]
+    private partial void LogListening(string listen);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Cannot listen on {Listen}: {Reason}")]
+    private partial void LogCannotListen(string listen, string reason);
+}

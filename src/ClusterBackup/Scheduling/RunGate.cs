@@ -1,0 +1,29 @@
+using System.Collections.Concurrent;
+
+namespace ClusterBackup.Scheduling;
+
+/// <summary>At most one run per cluster: a trigger that finds its cluster busy is skipped, never queued.</summary>
+internal sealed class RunGate
+{
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+
+    /// <summary>Enters the cluster's gate if it is free; dispose the result to leave. Null when a run is in progress.</summary>
+    public IDisposable? TryEnter(string cluster)
+    {
+        var gate = _gates.GetOrAdd(cluster, _ => new SemaphoreSlim(1, 1));
+        return gate.Wait(0) ? new Release(gate) : null;
+    }
+
+    private sealed class Release(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
+        }
+    }
+}
