@@ -26,6 +26,7 @@ internal static class AgentServices
         services.AddSingleton<ExecSnapshotSource>();
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
+        services.AddSingleton<SetVerifier>();
         services.AddSingleton<PruneService>();
         services.AddSingleton<BackupCycle>();
         services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry()));

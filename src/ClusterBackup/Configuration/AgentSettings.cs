@@ -11,6 +11,7 @@ internal sealed record AgentSettings(
     StorageOptions Storage,
     CompressionOptions Compression,
     EncryptionSettings Encryption,
+    VerifyOptions Verify,
     IReadOnlyList<ClusterSettings> Clusters)
 {
     public ClusterSettings? FindCluster(string name) =>
@@ -26,6 +27,7 @@ internal sealed record EncryptionSettings(IReadOnlyList<AgeRecipient> Recipients
 internal sealed record ClusterSettings(
     string Name,
     CronSchedule? Schedule,
+    CronSchedule? VerifySchedule,
     TimeZoneInfo TimeZone,
     IReadOnlyList<ControlPlaneSettings> ControlPlanes,
     RetentionPolicy Retention,

@@ -13,10 +13,23 @@ internal sealed class ClusterBackupOptions
 
     public EncryptionOptions Encryption { get; set; } = new();
 
+    public VerifyOptions Verify { get; set; } = new();
+
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
     public ClusterOptions Defaults { get; set; } = new();
 
     public List<ClusterOptions> Clusters { get; set; } = [];
+}
+
+/// <summary>How sets are verified: the local etcd binaries for --deep drills.</summary>
+internal sealed class VerifyOptions
+{
+    public string Etcd { get; set; } = "etcd";
+
+    public string Etcdctl { get; set; } = "etcdctl";
+
+    /// <summary>Whether scheduled verification restores into a throwaway etcd (needs Encryption:IdentityFile).</summary>
+    public bool Deep { get; set; }
 }
 
 internal sealed class MetricsOptions
@@ -97,6 +110,9 @@ internal sealed class ClusterOptions
     public string? Name { get; set; }
 
     public string? Schedule { get; set; }
+
+    /// <summary>Cron schedule of the daemon's verification of the newest set; off when empty.</summary>
+    public string? VerifySchedule { get; set; }
 
     public string TimeZone { get; set; } = "UTC";
 

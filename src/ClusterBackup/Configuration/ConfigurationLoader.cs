@@ -91,6 +91,7 @@ internal static class ConfigurationLoader
             options.Storage,
             options.Compression,
             encryption,
+            options.Verify,
             clusters.Select(ToSettings).ToList());
     }
 
@@ -129,15 +130,19 @@ internal static class ConfigurationLoader
 
     private static ClusterSettings ToSettings(ResolvedCluster cluster) => new(
         cluster.Options.Name!,
-        string.IsNullOrWhiteSpace(cluster.Options.Schedule)
-            ? null
-            : CronSchedule.TryParse(cluster.Options.Schedule, TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone), out var schedule, out _) ? schedule : null,
+        Schedule(cluster.Options.Schedule, cluster.Options.TimeZone),
+        Schedule(cluster.Options.VerifySchedule, cluster.Options.TimeZone),
         TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone),
         cluster.ControlPlanes
             .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths))
             .ToList(),
         RetentionSettings.ToPolicy(cluster.Options.Retention),
         TimeSpan.FromHours(cluster.Options.Retention.IncompleteGraceHours));
+
+    private static CronSchedule? Schedule(string? text, string zone) =>
+        !string.IsNullOrWhiteSpace(text) && CronSchedule.TryParse(text, TimeZoneInfo.FindSystemTimeZoneById(zone), out var schedule, out _)
+            ? schedule
+            : null;
 
     private static bool IsNodeScoped(string key) =>
         key.StartsWith("Ssh:", StringComparison.OrdinalIgnoreCase)

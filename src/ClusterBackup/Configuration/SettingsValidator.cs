@@ -22,6 +22,11 @@ internal static partial class SettingsValidator
             yield return $"{root}:Metrics:Listen: '{options.Metrics.Listen}' is not host:port (e.g. 127.0.0.1:9464, or 0.0.0.0:9464 for every interface)";
         }
 
+        if (options.Verify.Deep && string.IsNullOrEmpty(options.Encryption.IdentityFile) && !options.Encryption.Disabled)
+        {
+            yield return $"{root}:Verify:Deep: scheduled deep verification decrypts, so it needs Encryption:IdentityFile";
+        }
+
         if (options.Compression.Level is < 1 or > 19)
         {
             yield return $"{root}:Compression:Level: {options.Compression.Level} is outside 1..19";
@@ -146,9 +151,15 @@ internal static partial class SettingsValidator
         {
             yield return $"{where}:TimeZone: '{cluster.Options.TimeZone}' is not a known time zone (use an IANA name such as Europe/Rome)";
         }
-        else if (!string.IsNullOrWhiteSpace(cluster.Options.Schedule) && !CronSchedule.TryParse(cluster.Options.Schedule, zone, out _, out var cronError))
+        else
         {
-            yield return $"{where}:Schedule: {cronError}";
+            foreach (var (key, text) in new[] { ("Schedule", cluster.Options.Schedule), ("VerifySchedule", cluster.Options.VerifySchedule) })
+            {
+                if (!string.IsNullOrWhiteSpace(text) && !CronSchedule.TryParse(text, zone, out _, out var cronError))
+                {
+                    yield return $"{where}:{key}: {cronError}";
+                }
+            }
         }
 
         foreach (var problem in RetentionSettings.Validate(cluster.Options.Retention, $"{where}:Retention"))
