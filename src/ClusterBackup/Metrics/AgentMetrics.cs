@@ -21,6 +21,7 @@ internal sealed class AgentMetrics
     private readonly Gauge _lastVerifySuccess;
     private readonly Gauge _etcdRevision;
     private readonly Gauge _scheduleInterval;
+    private readonly Gauge _verifyInterval;
 
     public AgentMetrics(CollectorRegistry registry)
     {
@@ -41,6 +42,7 @@ internal sealed class AgentMetrics
         _lastVerifySuccess = factory.CreateGauge("cluster_backup_last_verify_success_timestamp_seconds", "When a verification of the cluster's newest set last succeeded (Unix seconds).", "cluster");
         _etcdRevision = factory.CreateGauge("cluster_backup_etcd_revision", "etcd revision of the newest complete set.", "cluster");
         _scheduleInterval = factory.CreateGauge("cluster_backup_schedule_interval_seconds", "Period of the cluster's backup schedule; alert thresholds derive from it.", "cluster");
+        _verifyInterval = factory.CreateGauge("cluster_backup_verify_interval_seconds", "Period of the cluster's VerifySchedule; 0 when verification is not scheduled.", "cluster");
         factory.CreateGauge("cluster_backup_build_info", "The agent's version.", "version").WithLabels(Backup.BackupRun.AgentVersion).Set(1);
     }
 
@@ -64,6 +66,7 @@ internal sealed class AgentMetrics
             _lastVerifySuccess.WithLabels(name).Set(0);
             _etcdRevision.WithLabels(name).Set(0);
             _scheduleInterval.WithLabels(name).Set(cluster.Schedule?.PeriodAfter(now).TotalSeconds ?? 0);
+            _verifyInterval.WithLabels(name).Set(cluster.VerifySchedule?.PeriodAfter(now).TotalSeconds ?? 0);
         }
     }
 

@@ -9,7 +9,8 @@ namespace ClusterBackup.Scheduling;
 /// <summary>
 /// Once the scheduler runs: seeds every cluster's metrics from storage, and backs up at once each
 /// cluster whose newest complete set missed a scheduled time (the daemon was down), through the
-/// same job, so the one-run-per-cluster rule holds.
+/// same job, so the one-run-per-cluster rule holds. Clusters with a VerifySchedule are verified
+/// once at start-up too.
 /// </summary>
 internal sealed partial class CatchUpService(
     AgentSettings settings, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health, ISchedulerFactory schedulers,
@@ -29,6 +30,12 @@ internal sealed partial class CatchUpService(
             {
                 LogCatchUp(cluster.Name, newest?.SetId ?? "none");
                 await scheduler.TriggerJob(ClusterBackupJob.KeyFor(cluster.Name), stoppingToken);
+            }
+
+            // Verification results are not stored: verify once at start-up so the gauge is not 0.
+            if (cluster.VerifySchedule is not null)
+            {
+                await scheduler.TriggerJob(ClusterVerifyJob.KeyFor(cluster.Name), stoppingToken);
             }
         }
 

@@ -43,6 +43,17 @@ internal static class Daemon
                     .WithSchedule(CronScheduleBuilder.Create(cluster.Schedule!.Expression)
                         .InTimeZone(cluster.TimeZone)
                         .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)));
+                if (cluster.VerifySchedule is { } verify)
+                {
+                    var verifyKey = ClusterVerifyJob.KeyFor(cluster.Name);
+                    quartz.AddJob<ClusterVerifyJob>(job => job.WithIdentity(verifyKey).UsingJobData(ClusterBackupJob.ClusterKey, cluster.Name).StoreDurably());
+                    quartz.AddTrigger(trigger => trigger
+                        .ForJob(verifyKey)
+                        .WithIdentity($"{cluster.Name}-verify", "cluster-backup")
+                        .WithSchedule(CronScheduleBuilder.Create(verify.Expression)
+                            .InTimeZone(cluster.TimeZone)
+                            .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)));
+                }
             }
         });
         builder.Services.AddQuartzHostedService(options => options.WaitForJobsToComplete = true);

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 
 namespace ClusterBackup.Scheduling;
 
-/// <summary>At most one run per cluster: a trigger that finds its cluster busy is skipped, never queued.</summary>
+/// <summary>At most one run per cluster (backup or verification): a backup trigger that finds its cluster busy is skipped, never queued.</summary>
 internal sealed class RunGate
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
@@ -12,6 +12,14 @@ internal sealed class RunGate
     {
         var gate = _gates.GetOrAdd(cluster, _ => new SemaphoreSlim(1, 1));
         return gate.Wait(0) ? new Release(gate) : null;
+    }
+
+    /// <summary>Waits until the cluster's gate is free (verification queues behind a backup instead of being skipped).</summary>
+    public async Task<IDisposable> EnterAsync(string cluster, CancellationToken cancellationToken)
+    {
+        var gate = _gates.GetOrAdd(cluster, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        return new Release(gate);
     }
 
     private sealed class Release(SemaphoreSlim gate) : IDisposable

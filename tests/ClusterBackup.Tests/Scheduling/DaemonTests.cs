@@ -60,6 +60,7 @@ public sealed class DaemonTests(RigFixture fixture)
     {
         const string cluster = "daemon-restart";
         var config = Config(cluster, "0 0 1 1 *"); // yearly: nothing is due right after a backup
+        config["ClusterBackup"]!["Clusters"]![0]!["VerifySchedule"] = "0 3 * * *";
         var backup = await CliRunner.RunAsync(config, "backup");
         Assert.True(backup.ExitCode == 0, backup.ToString());
         var list = await CliRunner.RunAsync(config, "list", "--cluster", cluster, "--json");
@@ -73,6 +74,10 @@ public sealed class DaemonTests(RigFixture fixture)
         Assert.Equal(1, await daemon.ValueAsync(Series("cluster_backup_sets", cluster)));
         Assert.Equal(0, await daemon.ValueAsync(Series("cluster_backup_runs_total", cluster, "result=\"success\"")));
         Assert.Equal(0, Events(daemon.Log, "LogCatchUp", cluster));
+
+        // Verification runs once at start-up, so its gauge is not 0 after a restart either.
+        await daemon.WaitUntilAsync(async () => await daemon.ValueAsync(Series("cluster_backup_last_verify_success_timestamp_seconds", cluster)) > 0, "a verification", TimeSpan.FromSeconds(30));
+        Assert.Equal(86400, await daemon.ValueAsync(Series("cluster_backup_verify_interval_seconds", cluster)));
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(70)));
     }
 

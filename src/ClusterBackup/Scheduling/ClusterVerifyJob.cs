@@ -1,0 +1,71 @@
+using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
+using ClusterBackup.Encryption;
+using ClusterBackup.Metrics;
+using ClusterBackup.Restore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Quartz;
+
+namespace ClusterBackup.Scheduling;
+
+/// <summary>
+/// The scheduled verification of a cluster's newest set (<c>VerifySchedule</c>): stored hashes
+/// always; decrypted content, etcd's trailer and a restore drill when <c>Verify:Deep</c> is set
+/// (with <c>Encryption:IdentityFile</c>). Waits for a backup of the same cluster to finish.
+/// </summary>
+internal sealed partial class ClusterVerifyJob(
+    SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, AgentSettings settings,
+    TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ClusterVerifyJob> logger) : IJob
+{
+    public static JobKey KeyFor(string cluster) => new(cluster, "cluster-verify");
+
+    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
+    {
+        var name = context.MergedJobDataMap.GetString(ClusterBackupJob.ClusterKey)!;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
+        try
+        {
+            using var entered = await gate.EnterAsync(name, stop.Token);
+            var set = await catalog.FindSetAsync(name, BackupCatalog.LatestSelector, stop.Token);
+            var identities = settings.Verify.Deep && settings.Encryption.IdentityFile is { } file ? AgeIdentity.LoadFile(file) : null;
+            var report = await verifier.VerifyAsync(set, identities, settings.Verify.Deep && (identities is not null || settings.Encryption.Disabled), stop.Token);
+            if (report.Ok)
+            {
+                metrics.RecordVerified(name, time.GetUtcNow());
+                LogVerified(name, set.Id.ToString());
+                return;
+            }
+
+            foreach (var bad in report.Artifacts.Where(a => !a.Ok))
+            {
+                LogArtifactFailed(name, set.Id.ToString(), bad.Artifact, bad.Detail);
+            }
+
+            if (!report.DrillOk)
+            {
+                LogDrillFailed(name, set.Id.ToString(), report.Drill ?? "failed");
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // stopping
+        }
+        catch (Exception ex) when (ex is SetNotFoundException or Storage.StorageException or FormatException)
+        {
+            LogCannotVerify(name, ex.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Verified set {SetId} of {Cluster}")]
+    private partial void LogVerified(string cluster, string setId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Verification of set {SetId} of {Cluster} failed: {Artifact}: {Detail}")]
+    private partial void LogArtifactFailed(string cluster, string setId, string artifact, string detail);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Restore drill of set {SetId} of {Cluster} failed: {Detail}")]
+    private partial void LogDrillFailed(string cluster, string setId, string detail);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cannot verify {Cluster}: {Reason}")]
+    private partial void LogCannotVerify(string cluster, string reason);
+}
