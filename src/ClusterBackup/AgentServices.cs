@@ -27,6 +27,7 @@ internal static class AgentServices
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
         services.AddSingleton<SetVerifier>();
+        services.AddSingleton<ClusterRestore>();
         services.AddSingleton<PruneService>();
         services.AddSingleton<BackupCycle>();
         services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry()));

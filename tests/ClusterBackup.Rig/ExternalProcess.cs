@@ -9,6 +9,8 @@ public sealed class ExternalProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StreamWriter _log;
+    private int _disposed;
+    private bool _stopped;
 
     private ExternalProcess(string name, Process process, string logPath, StreamWriter log)
     {
@@ -128,6 +130,12 @@ public sealed class ExternalProcess : IAsyncDisposable
 
     public async Task StopAsync()
     {
+        if (Volatile.Read(ref _disposed) == 1 && _stopped)
+        {
+            return;
+        }
+
+        _stopped = true;
         if (!_process.HasExited)
         {
             try
@@ -146,6 +154,11 @@ public sealed class ExternalProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await StopAsync();
         _process.Dispose();
         lock (_log)

@@ -22,6 +22,7 @@ internal static class CliApp
             ListCommand.Create(host),
             VerifyCommand.Create(host),
             DownloadCommand.Create(host),
+            RestoreCommand.Create(host),
             PruneCommand.Create(host),
             ConfigCommand.Create(host),
         };

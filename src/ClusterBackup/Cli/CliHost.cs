@@ -89,8 +89,11 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             case OperationCanceledException when cancellationToken.IsCancellationRequested:
                 Error.WriteLine("cancelled: nothing was committed by the interrupted work");
                 break;
-            case StorageException or BackupFailedException or SetNotFoundException or DownloadFailedException:
+            case StorageException or BackupFailedException or SetNotFoundException or DownloadFailedException or RestoreRefusedException:
                 Error.WriteLine($"error: {ex.Message}");
+                break;
+            case RestoreStepFailedException step:
+                Error.WriteLine($"error: node {step.Node}: {step.Step}: {step.Message}");
                 break;
             default:
                 Error.WriteLine($"error: unexpected {ex.GetType().Name}: {ex.Message}{(verbose ? string.Empty : " (run with --verbose for details)")}");

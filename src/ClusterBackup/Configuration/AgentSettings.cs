@@ -38,4 +38,5 @@ internal sealed record ControlPlaneSettings(
     string Address,
     SshOptions Ssh,
     EtcdOptions Etcd,
-    PathOptions Paths);
+    PathOptions Paths,
+    RestoreOptions Restore);

@@ -122,6 +122,8 @@ internal sealed class ClusterOptions
 
     public PathOptions Paths { get; set; } = new();
 
+    public RestoreOptions Restore { get; set; } = new();
+
     public RetentionOptions Retention { get; set; } = new();
 
     public List<ControlPlaneOptions> ControlPlanes { get; set; } = [];
@@ -160,6 +162,18 @@ internal sealed class ControlPlaneOptions
     public EtcdOptions Etcd { get; set; } = new();
 
     public PathOptions Paths { get; set; } = new();
+
+    public RestoreOptions Restore { get; set; } = new();
+}
+
+/// <summary>How the restore runs etcdctl on a node.</summary>
+internal sealed class RestoreOptions
+{
+    /// <summary>
+    /// The etcdctl command on the node: the host's by default, or a container runtime's, e.g.
+    /// <c>docker run --rm --network host -v /etc/kubernetes:/etc/kubernetes -v /var/lib:/var/lib -v /backup:/backup registry.k8s.io/etcd:3.5.15-0 etcdctl</c>.
+    /// </summary>
+    public string Etcdctl { get; set; } = "etcdctl";
 }
 
 internal sealed class SshOptions

@@ -134,7 +134,7 @@ internal static class ConfigurationLoader
         Schedule(cluster.Options.VerifySchedule, cluster.Options.TimeZone),
         TimeZoneInfo.FindSystemTimeZoneById(cluster.Options.TimeZone),
         cluster.ControlPlanes
-            .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths))
+            .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths, cp.Options.Restore))
             .ToList(),
         RetentionSettings.ToPolicy(cluster.Options.Retention),
         TimeSpan.FromHours(cluster.Options.Retention.IncompleteGraceHours));
@@ -147,7 +147,8 @@ internal static class ConfigurationLoader
     private static bool IsNodeScoped(string key) =>
         key.StartsWith("Ssh:", StringComparison.OrdinalIgnoreCase)
         || key.StartsWith("Etcd:", StringComparison.OrdinalIgnoreCase)
-        || key.StartsWith("Paths:", StringComparison.OrdinalIgnoreCase);
+        || key.StartsWith("Paths:", StringComparison.OrdinalIgnoreCase)
+        || key.StartsWith("Restore:", StringComparison.OrdinalIgnoreCase);
 
     private static Dictionary<string, string?> Flatten(IConfigurationSection section, params string[] exclude) =>
         section.AsEnumerable(makePathsRelative: true)

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
+using ClusterBackup.Restore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterBackup.Cli;
+
+/// <summary><c>cluster-backup restore --cluster NAME [--set ID|latest] [--member NAME]... [--pki] [--force] [--dry-run] [--yes] [--identity FILE]</c>.</summary>
+internal static class RestoreCommand
+{
+    public static Command Create(CliHost host)
+    {
+        var cluster = new Option<string>("--cluster") { Description = "The cluster to restore", HelpName = "NAME", Required = true };
+        var set = new Option<string>("--set") { Description = "The set id, or 'latest'", HelpName = "ID", DefaultValueFactory = _ => BackupCatalog.LatestSelector };
+        var members = new Option<string[]>("--member") { Description = "Restore only this member (repeatable; with quorum, needs --force)", HelpName = "NAME" };
+        var pki = new Option<bool>("--pki") { Description = "Also restore each node's PKI archive into Paths:Pki, keeping modes" };
+        var force = new Option<bool>("--force") { Description = "Restore the --member(s) named although quorum holds" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Assess and print the plan and the exact commands; change nothing" };
+        var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation" };
+        var identity = IdentityOption.Create();
+        var command = new Command("restore", """
+            Restore etcd (and with --pki the PKI) of a cluster's control planes from a set, over SSH,
+            following the manual runbook. First every member's health is probed and a plan printed:
+              not HA: the member is restored;
+              HA with quorum: refused (replace the failed members instead), unless --member names
+                members and --force is given;
+              HA with quorum lost: every member, survivors included, is restored from the same
+                snapshot with the full --initial-cluster (a restore starts a new cluster).
+            Per member: the decrypted snapshot is staged in Paths:Staging, etcd.yaml and
+            kube-apiserver.yaml are moved there (the kubelet stops the static pods), the data dir is moved
+            aside to {EtcdData}.before-restore-STAMP (never deleted), 'etcdctl snapshot restore' runs
+            (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls from the
+            node's etcd.yaml (or the backed-up one), and member/ is checked. Only when every member is
+            prepared are the manifests moved back; then health, member list and revision are reported.
+            A failing step rolls every touched member back and names node and step.
+            Without --yes it asks first, and refuses when standard input is not a terminal.
+            Exit status: 0 restored, 1 refused or failed, 78 configuration error.
+
+            Example: cluster-backup restore --cluster prod-admin --set latest --dry-run --identity /root/age-key.txt
+            """)
+        {
+            cluster, set, members, pki, force, dryRun, yes, identity,
+        };
+        command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
+        {
+            var settings = services.GetRequiredService<AgentSettings>();
+            var selected = CliHost.SelectClusters(settings, [parse.GetValue(cluster)!])[0];
+            var identities = IdentityOption.Load(parse.GetValue(identity), settings);
+            var request = new RestoreRequest(selected, parse.GetValue(set)!, parse.GetValue(members) ?? [], parse.GetValue(force),
+                parse.GetValue(pki), identities, parse.GetValue(dryRun));
+            var confirmed = parse.GetValue(yes);
+            await services.GetRequiredService<ClusterRestore>().RunAsync(request, question => confirmed || Ask(host, question), host.Out, ct);
+            await host.Out.WriteLineAsync(request.DryRun ? "dry run: nothing was changed" : $"cluster {selected.Name} restored");
+            return ExitCodes.Ok;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static bool Ask(CliHost host, string question)
+    {
+        if (Console.IsInputRedirected)
+        {
+            throw new RestoreRefusedException("refusing to restore without --yes: standard input is not a terminal to confirm on; nothing was changed");
+        }
+
+        host.Out.Write($"{question} Type 'yes' to go on: ");
+        return Console.ReadLine()?.Trim() == "yes";
+    }
+}

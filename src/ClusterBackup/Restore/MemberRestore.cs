@@ -1,0 +1,165 @@
+using System.Globalization;
+using ClusterBackup.Configuration;
+using ClusterBackup.Sources.Etcd;
+using ClusterBackup.Sources.Ssh;
+
+namespace ClusterBackup.Restore;
+
+/// <summary>A restore step on a node failed; the member was rolled back.</summary>
+internal sealed class RestoreStepFailedException(string node, string step, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public string Node { get; } = node;
+
+    public string Step { get; } = step;
+}
+
+/// <summary>
+/// The runbook for one member, over SSH (PROCEDURE.md): stage the snapshot (and PKI), stop the
+/// static pods by moving their manifests into staging, wait until etcd stopped, move the data dir
+/// aside, <c>etcdctl snapshot restore</c> with the member's own flags, check <c>member/</c>; later,
+/// move the manifests back and wait for health. Every command is printed instead in a dry run.
+/// </summary>
+internal sealed class MemberRestore(NodeSession session, string setId, string stamp, bool dryRun, TextWriter output)
+{
+    private readonly ControlPlaneSettings _node = session.Node;
+    private bool _stopped;
+    private bool _movedAside;
+    private bool _restoreAttempted;
+
+    public string Name => _node.Name;
+
+    private string Staging => _node.Paths.Staging.TrimEnd('/');
+
+    private string Manifests => _node.Paths.Manifests.TrimEnd('/');
+
+    private string Data => _node.Paths.EtcdData.TrimEnd('/');
+
+    private string Aside => $"{Data}.before-restore-{stamp}";
+
+    private string SnapshotPath => $"{Staging}/snapshot-{setId}.db";
+
+    /// <summary>Reads the member's etcd.yaml (from the manifests dir, or staging if a failed run left it there).</summary>
+    public async Task<StaticPodFlags?> ReadFlagsAsync(CancellationToken cancellationToken)
+    {
+        var result = await session.RunAsync($"cat {Q(Manifests + "/etcd.yaml")} 2>/dev/null || cat {Q(Staging + "/etcd.yaml")}", cancellationToken);
+        return result.Succeeded ? StaticPodFlags.Parse(result.Output) : null;
+    }
+
+    public async Task PrepareAsync(string? snapshotFile, bool restorePki, string? pkiTar, StaticPodFlags flags, string? backedUpManifest, CancellationToken cancellationToken)
+    {
+        await RunAsync("staging", $"mkdir -p -m 700 {Q(Staging)}", cancellationToken);
+        await UploadAsync("upload snapshot", snapshotFile, SnapshotPath, cancellationToken);
+        if (restorePki)
+        {
+            var remote = $"{Staging}/pki-{setId}.tar";
+            await UploadAsync("upload pki", pkiTar, remote, cancellationToken);
+            await RunAsync("restore pki", $"mkdir -p {Q(_node.Paths.Pki)} && tar -xpf {Q(remote)} -C {Q(_node.Paths.Pki)}", cancellationToken);
+        }
+
+        if (backedUpManifest is not null)
+        {
+            // The node lost its etcd.yaml: the backed-up one is what the start step moves in.
+            await UploadAsync("stage the backed-up etcd.yaml", backedUpManifest, $"{Staging}/etcd.yaml", cancellationToken);
+        }
+
+        _stopped = true;
+        await RunAsync("stop static pods", MoveManifests(Manifests, Staging), cancellationToken);
+        await RunAsync("wait for etcd to stop", WaitUntilNotListening(_node.Etcd.ClientPort), cancellationToken);
+        await RunAsync("move the data dir aside", $"if [ -e {Q(Data)} ]; then mv {Q(Data)} {Q(Aside)}; fi", cancellationToken);
+        _movedAside = true;
+        _restoreAttempted = true;
+        await RunAsync("etcdctl snapshot restore",
+            $"ETCDCTL_API=3 {_node.Restore.Etcdctl} snapshot restore {Q(SnapshotPath)} --data-dir {Q(Data)} --name {Q(flags.Name)} " +
+            $"--initial-cluster {Q(flags.InitialCluster)} --initial-advertise-peer-urls {Q(flags.InitialAdvertisePeerUrls)}",
+            cancellationToken);
+        await RunAsync("check the restored member dir", $"test -d {Q(Data + "/member")}", cancellationToken);
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) =>
+        RunAsync("start static pods", MoveManifests(Staging, Manifests), cancellationToken);
+
+    public Task WaitHealthyAsync(CancellationToken cancellationToken)
+    {
+        var files = EtcdClientFiles.For(_node.Paths);
+        var health = $"ETCDCTL_API=3 {_node.Restore.Etcdctl} --endpoints=https://127.0.0.1:{_node.Etcd.ClientPort} --cacert={Q(files.CaCert)} " +
+                     $"--cert={Q(files.ClientCert)} --key={Q(files.ClientKey)} --dial-timeout=2s --command-timeout=3s endpoint health";
+        return RunAsync("wait for health",
+            $"i=0; until {health} >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 60 ]; then echo 'etcd is not healthy after 120s' >&2; exit 1; fi; sleep 2; done",
+            cancellationToken);
+    }
+
+    /// <summary>Removes the decrypted snapshot and PKI archive from staging: they hold every Secret and the CA keys.</summary>
+    public Task RemoveStagedFilesAsync(CancellationToken cancellationToken) =>
+        RunAsync("remove staged files", $"rm -f {Q(SnapshotPath)} {Q($"{Staging}/pki-{setId}.tar")}", cancellationToken);
+
+    /// <summary>Returns the member to how it was: partial restore removed, old data dir and manifests back.</summary>
+    public async Task RollbackAsync()
+    {
+        if (dryRun)
+        {
+            return;
+        }
+
+        await session.RunAsync($"rm -f {Q(SnapshotPath)} {Q($"{Staging}/pki-{setId}.tar")}", CancellationToken.None);
+
+        if (_restoreAttempted)
+        {
+            var back = _movedAside ? $"if [ -e {Q(Aside)} ]; then rm -rf {Q(Data)} && mv {Q(Aside)} {Q(Data)}; else rm -rf {Q(Data)}; fi" : $"rm -rf {Q(Data)}";
+            await session.RunAsync(back, CancellationToken.None);
+        }
+
+        if (_stopped)
+        {
+            await session.RunAsync(MoveManifests(Staging, Manifests), CancellationToken.None);
+        }
+    }
+
+    private static string MoveManifests(string from, string to) =>
+        $"for f in etcd.yaml kube-apiserver.yaml; do if [ -e {Q(from)}/$f ]; then mv {Q(from)}/$f {Q(to)}/$f || exit 1; fi; done";
+
+    /// <summary>Polls /proc/net/tcp{,6} until nothing listens on the port: no etcdctl needed to know etcd stopped.</summary>
+    private static string WaitUntilNotListening(int port)
+    {
+        var hex = port.ToString("X4", CultureInfo.InvariantCulture);
+        return $"i=0; while grep -Eq ':{hex} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do i=$((i+1)); " +
+               $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port} after 60s' >&2; exit 1; fi; sleep 0.5; done";
+    }
+
+    private async Task RunAsync(string step, string command, CancellationToken cancellationToken)
+    {
+        if (dryRun)
+        {
+            await output.WriteLineAsync($"  [{Name}] {step}: {session.Privileged(command)}");
+            return;
+        }
+
+        var result = await session.RunAsync(command, cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new RestoreStepFailedException(Name, step, $"exit status {result.ExitStatus.ToString(CultureInfo.InvariantCulture)}: {result.ErrorSummary}");
+        }
+    }
+
+    private async Task UploadAsync(string step, string? localFile, string remotePath, CancellationToken cancellationToken)
+    {
+        if (dryRun || localFile is null)
+        {
+            await output.WriteLineAsync($"  [{Name}] {step}: upload over SFTP to {remotePath}");
+            return;
+        }
+
+        try
+        {
+            using var sftp = await session.OpenSftpAsync(cancellationToken);
+            await using var file = File.OpenRead(localFile);
+            await sftp.UploadFileAsync(file, remotePath, cancellationToken);
+            sftp.ChangePermissions(remotePath, 600); // SSH.NET reads the digits as octal: the snapshot holds every Secret
+        }
+        catch (Exception ex) when (ex is Renci.SshNet.Common.SshException or IOException)
+        {
+            throw new RestoreStepFailedException(Name, step, $"cannot upload {remotePath}: {ex.Message}", ex);
+        }
+    }
+
+    private static string Q(string value) => ShellQuote.Quote(value);
+}

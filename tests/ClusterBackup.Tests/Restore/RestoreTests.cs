@@ -1,0 +1,137 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterBackup.Rig;
+using ClusterBackup.Tests.Support;
+
+namespace ClusterBackup.Tests.Restore;
+
+/// <summary>
+/// The restore runbook against real etcd members behind real sshd nodes, each run by a stand-in
+/// kubelet while its static-pod manifest is in place.
+/// </summary>
+[Collection(RigCollection.Name)]
+public sealed class RestoreTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    /// <summary>Puts keys, backs up, then writes more keys the set must not have.</summary>
+    private async Task<(JsonObject Config, Dictionary<string, string> InSet)> BackUpAsync(EtcdCluster cluster, string name)
+    {
+        var inSet = Enumerable.Range(0, 10).ToDictionary(i => $"/registry/{name}/{i}", i => $"value {i}");
+        foreach (var (key, value) in inSet)
+        {
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", key, value])).ExitCode);
+        }
+
+        var config = cluster.Config(name);
+        var backup = await CliRunner.RunAsync(config, "backup");
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/{name}/after-the-backup", "x"])).ExitCode);
+        return (config, inSet);
+    }
+
+    /// <summary>Corrupts a member's database and crashes it: the kubelet's restarts fail from now on.</summary>
+    private static async Task BreakAsync(EtcdCluster.Member member)
+    {
+        var db = Path.Combine(member.DataDirectory, "member", "snap", "db");
+        await member.Kubelet!.CrashAsync();
+        await File.WriteAllBytesAsync(db, new byte[8192]);
+    }
+
+    private static async Task<Dictionary<string, string>> ReadAsync(EtcdCluster cluster, string name)
+    {
+        var result = await cluster.EtcdctlAsync(["get", $"/registry/{name}/", "--prefix", "-w", "json"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var json = JsonSerializer.Deserialize<JsonElement>(result.Output);
+        return !json.TryGetProperty("kvs", out var kvs)
+            ? []
+            : kvs.EnumerateArray().ToDictionary(
+                kv => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(kv.GetProperty("key").GetString()!)),
+                kv => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(kv.GetProperty("value").GetString()!)));
+    }
+
+    private static string[] Snapshot(EtcdCluster.Member member) =>
+        Directory.GetFileSystemEntries(Path.GetDirectoryName(member.DataDirectory)!, "*", SearchOption.TopDirectoryOnly)
+            .Concat(Directory.GetFiles(member.Node.ManifestsDirectory))
+            .Order(StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public async Task A_single_member_with_a_corrupted_data_dir_is_restored_to_the_set()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rs", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rs");
+        await BreakAsync(cluster.Members[0]);
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        result.AssertOutput("plan: not HA: restoring the only member, rs-cp1");
+        result.AssertOutput("cluster rs restored");
+        await cluster.WaitHealthyAsync();
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rs")).OrderBy(k => k.Key));
+        Assert.Single(Directory.GetDirectories(Path.GetDirectoryName(cluster.Members[0].DataDirectory)!, "etcd-data.before-restore-*"));
+    }
+
+    [Fact]
+    public async Task Three_members_with_quorum_lost_are_all_restored_from_one_set_after_a_dry_run_that_changes_nothing()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rq", 3);
+        var (config, inSet) = await BackUpAsync(cluster, "rq");
+        await BreakAsync(cluster.Members[1]);
+        await BreakAsync(cluster.Members[2]);
+        var before = cluster.Members.Select(Snapshot).ToList();
+
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rq", "--dry-run");
+
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        dry.AssertOutput("plan: quorum is lost");
+        dry.AssertOutput("[rq-cp3] etcdctl snapshot restore: ETCDCTL_API=3 etcdctl snapshot restore");
+        dry.AssertOutput("--initial-cluster rq-cp1=https://127.0.0.1:");
+        Assert.Equal(before, cluster.Members.Select(Snapshot).ToList());
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rq", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        await cluster.WaitHealthyAsync();
+        var members = await cluster.EtcdctlAsync(["member", "list", "-w", "json"]);
+        Assert.Equal(3, JsonSerializer.Deserialize<JsonElement>(members.Output).GetProperty("members").GetArrayLength());
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rq")).OrderBy(k => k.Key));
+    }
+
+    [Fact]
+    public async Task With_quorum_the_restore_is_refused_with_the_reason()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rh", 3);
+        var (config, _) = await BackUpAsync(cluster, "rh");
+        await BreakAsync(cluster.Members[2]);
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rh", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: cluster rh: restore refused: quorum holds (2 of 3 members healthy)");
+        result.AssertError("replace the failed members instead");
+    }
+
+    [Fact]
+    public async Task A_failure_mid_restore_rolls_back_and_names_node_and_step()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rf", 3);
+        var (config, _) = await BackUpAsync(cluster, "rf");
+        await BreakAsync(cluster.Members[0]);
+        await BreakAsync(cluster.Members[1]);
+        var controlPlanes = (JsonArray)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]!;
+        controlPlanes[2]!["Restore"] = new JsonObject { ["Etcdctl"] = "/nonexistent/etcdctl" };
+        var before = cluster.Members.Select(Snapshot).ToList();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rf", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: node rf-cp3: etcdctl snapshot restore: exit status 127");
+        result.AssertError("rolled back: rf-cp1, rf-cp2, rf-cp3");
+        var after = cluster.Members.Select(Snapshot).ToList();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), after[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+        }
+    }
+}
