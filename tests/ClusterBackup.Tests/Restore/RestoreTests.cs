@@ -61,10 +61,20 @@ public sealed class RestoreTests(RigFixture fixture)
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rs", 1);
         var (config, inSet) = await BackUpAsync(cluster, "rs");
         await BreakAsync(cluster.Members[0]);
+        var caKey = Path.Combine(cluster.Members[0].Node.PkiDirectory, "ca.key");
+        File.Delete(caKey);
+        var before = Snapshot(cluster.Members[0]);
 
-        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+        var unconfirmed = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--identity", _rig.AgeIdentityFile);
+        Assert.Equal(1, unconfirmed.ExitCode);
+        unconfirmed.AssertError("refusing to restore without --yes: standard input is not a terminal");
+        Assert.Equal(before, Snapshot(cluster.Members[0]));
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
 
         Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(caKey));
+        Assert.Empty(Directory.GetFiles(cluster.Members[0].StagingDirectory));
         result.AssertOutput("plan: not HA: restoring the only member, rs-cp1");
         result.AssertOutput("cluster rs restored");
         await cluster.WaitHealthyAsync();
