@@ -18,7 +18,8 @@ public sealed partial class SystemdUnitTests
         var binary = Path.Combine(AppContext.BaseDirectory, "cluster-backup");
         await File.WriteAllTextAsync(copy, (await File.ReadAllTextAsync(Unit)).Replace("/usr/bin/cluster-backup", binary, StringComparison.Ordinal));
 
-        var result = await Tools.RunAsync("systemd-analyze", ["verify", copy]);
+        // Its man page is checked where it is installed, in DebianPackageTests.
+        var result = await Tools.RunAsync("systemd-analyze", ["verify", "--man=no", copy]);
 
         Assert.True(result.ExitCode == 0 && result.Error.Trim().Length == 0, result.ToString());
         Directory.Delete(directory, recursive: true);
