@@ -119,6 +119,13 @@ public sealed class EtcdCluster : IAsyncDisposable
 
         public string Endpoint => $"https://127.0.0.1:{ClientPort}";
 
+        /// <summary>Corrupts the member's database and crashes it: from now on the kubelet's restarts fail (a crash loop).</summary>
+        public async Task CorruptAsync()
+        {
+            await Kubelet!.CrashAsync();
+            await File.WriteAllBytesAsync(Path.Combine(DataDirectory, "member", "snap", "db"), new byte[8192]);
+        }
+
         /// <summary>etcd's static pod as kubeadm writes it (only the parts a restore reads and the kubelet runs).</summary>
         public string StaticPod(string initialCluster)
         {

@@ -30,14 +30,6 @@ public sealed class RestoreTests(RigFixture fixture)
         return (config, inSet);
     }
 
-    /// <summary>Corrupts a member's database and crashes it: the kubelet's restarts fail from now on.</summary>
-    private static async Task BreakAsync(EtcdCluster.Member member)
-    {
-        var db = Path.Combine(member.DataDirectory, "member", "snap", "db");
-        await member.Kubelet!.CrashAsync();
-        await File.WriteAllBytesAsync(db, new byte[8192]);
-    }
-
     private static async Task<Dictionary<string, string>> ReadAsync(EtcdCluster cluster, string name)
     {
         var result = await cluster.EtcdctlAsync(["get", $"/registry/{name}/", "--prefix", "-w", "json"]);
@@ -60,7 +52,7 @@ public sealed class RestoreTests(RigFixture fixture)
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rs", 1);
         var (config, inSet) = await BackUpAsync(cluster, "rs");
-        await BreakAsync(cluster.Members[0]);
+        await cluster.Members[0].CorruptAsync();
         var caKey = Path.Combine(cluster.Members[0].Node.PkiDirectory, "ca.key");
         File.Delete(caKey);
         var before = Snapshot(cluster.Members[0]);
@@ -87,8 +79,8 @@ public sealed class RestoreTests(RigFixture fixture)
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rq", 3);
         var (config, inSet) = await BackUpAsync(cluster, "rq");
-        await BreakAsync(cluster.Members[1]);
-        await BreakAsync(cluster.Members[2]);
+        await cluster.Members[1].CorruptAsync();
+        await cluster.Members[2].CorruptAsync();
         var before = cluster.Members.Select(Snapshot).ToList();
 
         var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rq", "--dry-run");
@@ -113,7 +105,7 @@ public sealed class RestoreTests(RigFixture fixture)
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rh", 3);
         var (config, _) = await BackUpAsync(cluster, "rh");
-        await BreakAsync(cluster.Members[2]);
+        await cluster.Members[2].CorruptAsync();
 
         var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rh", "--yes", "--identity", _rig.AgeIdentityFile);
 
@@ -127,8 +119,8 @@ public sealed class RestoreTests(RigFixture fixture)
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rf", 3);
         var (config, _) = await BackUpAsync(cluster, "rf");
-        await BreakAsync(cluster.Members[0]);
-        await BreakAsync(cluster.Members[1]);
+        await cluster.Members[0].CorruptAsync();
+        await cluster.Members[1].CorruptAsync();
         var controlPlanes = (JsonArray)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]!;
         controlPlanes[2]!["Restore"] = new JsonObject { ["Etcdctl"] = "/nonexistent/etcdctl" };
         var before = cluster.Members.Select(Snapshot).ToList();
