@@ -2,6 +2,7 @@ using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Metrics;
+using ClusterBackup.Pipeline;
 using ClusterBackup.Restore;
 using ClusterBackup.Retention;
 using ClusterBackup.Sources.Etcd;
@@ -19,6 +20,7 @@ internal static class AgentServices
         services.AddSingleton(settings);
         services.AddSingleton(settings.Storage);
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<ITransferProgress>(NoTransferProgress.Instance);
         services.AddStorage(settings.Storage);
         services.AddSingleton<BackupCatalog>();
         services.AddSingleton<SshNodeConnector>();

@@ -24,6 +24,7 @@ internal sealed partial class BackupRun(
     IBackupStore store,
     BackupCatalog catalog,
     AgentSettings settings,
+    ITransferProgress progress,
     TimeProvider time,
     ILogger<BackupRun> logger)
 {
@@ -178,7 +179,7 @@ internal sealed partial class BackupRun(
     {
         await using var upload = await store.StartUploadAsync(catalog.ArtifactKey(cluster, id, name), cancellationToken);
         var recipients = settings.Encryption.Recipients;
-        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, recipients, cancellationToken);
+        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, recipients, progress, $"{cluster}: {name}", cancellationToken);
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord
         {

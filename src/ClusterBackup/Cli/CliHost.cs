@@ -3,6 +3,7 @@ using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Restore;
 using ClusterBackup.Configuration;
+using ClusterBackup.Pipeline;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,6 +23,9 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
     public TextWriter Out { get; } = stdout;
 
     public TextWriter Error { get; } = stderr;
+
+    /// <summary>Progress only on a terminal: never into a file, a pipe or the journal.</summary>
+    private bool ShowsProgress => ReferenceEquals(Error, Console.Error) && !Console.IsErrorRedirected;
 
     public Option<string> ConfigOption { get; } = new("--config")
     {
@@ -61,6 +65,9 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             await using var services = new ServiceCollection()
                 .AddLogging(builder => builder.ClearProviders().AddSerilog(logger))
                 .AddAgent(settings)
+                .AddSingleton<ITransferProgress>(sp => ShowsProgress
+                    ? new TerminalTransferProgress(Error, sp.GetRequiredService<TimeProvider>())
+                    : NoTransferProgress.Instance)
                 .BuildServiceProvider();
             return await body(services, cancellationToken);
         }

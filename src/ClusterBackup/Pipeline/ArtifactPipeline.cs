@@ -18,15 +18,21 @@ internal static class ArtifactPipeline
 
     /// <summary>Compresses and, with recipients, encrypts <paramref name="source"/> into <paramref name="destination"/>.</summary>
     public static async Task<ArtifactDigest> CopyAsync(
-        Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients, CancellationToken cancellationToken = default)
+        Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients, CancellationToken cancellationToken = default) =>
+        await CopyAsync(source, destination, compressionLevel, recipients, NoTransferProgress.Instance, string.Empty, cancellationToken);
+
+    public static async Task<ArtifactDigest> CopyAsync(
+        Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients,
+        ITransferProgress progress, string artifact, CancellationToken cancellationToken = default)
     {
         using var stored = new HashingStream(destination);
         using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
         HashingStream plain;
         await using (var compressor = new CompressionStream((Stream?)age ?? stored, compressionLevel, BufferSize, leaveOpen: true))
         {
-            plain = new HashingStream(compressor);
+            plain = new HashingStream(new ProgressStream(compressor, progress, artifact));
             await source.CopyToAsync(plain, BufferSize, cancellationToken);
+            progress.Complete(artifact);
         }
 
         if (age is not null)
@@ -46,16 +52,22 @@ internal static class ArtifactPipeline
     /// into <paramref name="destination"/>, and checks it against what the manifest expects.
     /// Throws <see cref="ArtifactCheckException"/> naming what does not match.
     /// </summary>
+    public static Task ExtractAsync(
+        Stream stored, Stream destination, ArtifactDigest expected, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken = default) =>
+        ExtractAsync(stored, destination, expected, identities, NoTransferProgress.Instance, string.Empty, cancellationToken);
+
     public static async Task ExtractAsync(
-        Stream stored, Stream destination, ArtifactDigest expected, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken = default)
+        Stream stored, Stream destination, ArtifactDigest expected, IReadOnlyList<AgeIdentity>? identities,
+        ITransferProgress progress, string artifact, CancellationToken cancellationToken = default)
     {
         using var storedHash = new HashingStream(stored);
-        using var plainHash = new HashingStream(destination);
+        using var plainHash = new HashingStream(new ProgressStream(destination, progress, artifact));
         try
         {
             await using var age = identities is null ? null : await AgeDecryptingStream.OpenAsync(storedHash, identities, cancellationToken);
             await using var decompressor = new DecompressionStream((Stream?)age ?? storedHash, BufferSize, checkEndOfStream: true, leaveOpen: true);
             await decompressor.CopyToAsync(plainHash, BufferSize, cancellationToken);
+            progress.Complete(artifact);
         }
         catch (AgeException ex) when (ex.Failure == AgeFailure.NoMatch)
         {

@@ -14,7 +14,7 @@ internal sealed record DownloadedFile(string Path, ArtifactRecord Artifact);
 /// decrypts and decompresses them into plain files (0600). All or nothing: files are written
 /// under temporary names and renamed only when every artifact checked out.
 /// </summary>
-internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog catalog, ILogger<SetDownloader> logger)
+internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog catalog, ITransferProgress progress, ILogger<SetDownloader> logger)
 {
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode PrivateDirectory = PrivateFile | UnixFileMode.UserExecute;
@@ -89,7 +89,7 @@ internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog ca
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, Options = FileOptions.Asynchronous,
             });
             var expected = new ArtifactDigest(artifact.PlainSize, artifact.PlainSha256, artifact.StoredSize, artifact.StoredSha256);
-            await ArtifactPipeline.ExtractAsync(stored, output, expected, artifact.Encryption is null ? null : identities, cancellationToken);
+            await ArtifactPipeline.ExtractAsync(stored, output, expected, artifact.Encryption is null ? null : identities, progress, artifact.Name, cancellationToken);
             await output.FlushAsync(cancellationToken);
             output.Flush(flushToDisk: true);
         }

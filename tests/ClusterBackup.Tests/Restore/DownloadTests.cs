@@ -102,6 +102,25 @@ public sealed class DownloadTests(RigFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task Progress_shows_on_a_terminal_and_never_otherwise()
+    {
+        var (config, _) = await BackUpAsync("download-progress");
+        var configFile = await CliRunner.WriteConfigAsync(config);
+        var binary = Path.Combine(AppContext.BaseDirectory, "cluster-backup");
+        string Command(string target) => $"{binary} download --cluster download-progress --to {target} --identity {_rig.AgeIdentityFile} --config {configFile}";
+        var environment = new Dictionary<string, string>(S3Server.Credentials);
+
+        // script(1) gives the command a pseudo-terminal, as an operator's shell would.
+        var terminal = await Tools.RunAsync("script", ["-qec", Command(Path.Combine(_work, "tty")), "/dev/null"], environment);
+        var piped = await Tools.RunAsync("sh", ["-c", Command(Path.Combine(_work, "pipe"))], environment);
+
+        Assert.True(terminal.ExitCode == 0, terminal.ToString());
+        Assert.Contains("\r\u001b[Ketcd.db.zst.age: ", terminal.Output, StringComparison.Ordinal);
+        Assert.True(piped.ExitCode == 0, piped.ToString());
+        Assert.DoesNotContain("\u001b[K", piped.Output + piped.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unknown_set_is_refused()
     {
         var (config, _) = await BackUpAsync("download-unknown-set");
