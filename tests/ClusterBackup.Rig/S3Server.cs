@@ -93,5 +93,32 @@ public sealed class S3Server : IAsyncDisposable
     public Task<ToolResult> AwsAsync(params string[] arguments) =>
         Tools.RunAsync("aws", ["--endpoint-url", Endpoint, .. arguments], new Dictionary<string, string>(Credentials));
 
+    /// <summary>Keys of the objects under a prefix, as the aws CLI lists them.</summary>
+    public async Task<IReadOnlyList<string>> ObjectKeysAsync(string bucket, string prefix) =>
+        await ListAsync(["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", prefix, "--output", "json"], "Contents");
+
+    /// <summary>Keys of the multipart uploads still open under a prefix, as the aws CLI lists them.</summary>
+    public async Task<IReadOnlyList<string>> OpenUploadKeysAsync(string bucket, string prefix) =>
+        await ListAsync(["s3api", "list-multipart-uploads", "--bucket", bucket, "--prefix", prefix, "--output", "json"], "Uploads");
+
+    private async Task<IReadOnlyList<string>> ListAsync(string[] arguments, string property)
+    {
+        var result = await AwsAsync(arguments);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"aws {string.Join(' ', arguments)} failed: {result}");
+        }
+
+        if (string.IsNullOrWhiteSpace(result.Output))
+        {
+            return [];
+        }
+
+        var json = System.Text.Json.JsonSerializer.Deserialize<System.Text.Json.JsonElement>(result.Output);
+        return json.TryGetProperty(property, out var items) && items.ValueKind == System.Text.Json.JsonValueKind.Array
+            ? items.EnumerateArray().Select(i => i.GetProperty("Key").GetString()!).ToList()
+            : [];
+    }
+
     public ValueTask DisposeAsync() => _process.DisposeAsync();
 }

@@ -157,33 +157,9 @@ public sealed class BackupFailureTests(RigFixture fixture)
         return Assert.Single(JsonSerializer.Deserialize<JsonElement>(list.Output).EnumerateArray());
     }
 
-    private async Task<IReadOnlyList<string>> ObjectsAsync(string prefix)
-    {
-        var result = await _rig.Moto.AwsAsync("s3api", "list-objects-v2", "--bucket", LocalRig.Bucket, "--prefix", prefix, "--output", "json");
-        Assert.True(result.ExitCode == 0, result.ToString());
-        if (string.IsNullOrWhiteSpace(result.Output))
-        {
-            return [];
-        }
+    private Task<IReadOnlyList<string>> ObjectsAsync(string prefix) => _rig.Moto.ObjectKeysAsync(LocalRig.Bucket, prefix);
 
-        var json = JsonSerializer.Deserialize<JsonElement>(result.Output);
-        return json.TryGetProperty("Contents", out var contents) ? contents.EnumerateArray().Select(c => c.GetProperty("Key").GetString()!).ToList() : [];
-    }
-
-    private async Task<IReadOnlyList<string>> OpenUploadsAsync(string prefix)
-    {
-        var result = await _rig.Moto.AwsAsync("s3api", "list-multipart-uploads", "--bucket", LocalRig.Bucket, "--prefix", prefix, "--output", "json");
-        Assert.True(result.ExitCode == 0, result.ToString());
-        if (string.IsNullOrWhiteSpace(result.Output))
-        {
-            return [];
-        }
-
-        var json = JsonSerializer.Deserialize<JsonElement>(result.Output);
-        return json.TryGetProperty("Uploads", out var uploads) && uploads.ValueKind == JsonValueKind.Array
-            ? uploads.EnumerateArray().Select(u => u.GetProperty("Key").GetString()!).ToList()
-            : [];
-    }
+    private Task<IReadOnlyList<string>> OpenUploadsAsync(string prefix) => _rig.Moto.OpenUploadKeysAsync(LocalRig.Bucket, prefix);
 
     private static async Task<string> FingerprintAsync(SshNode node)
     {

@@ -200,14 +200,7 @@ public sealed class PruneTests(RigFixture fixture) : IDisposable
         Assert.Empty(Directory.GetFiles(root, "*", SearchOption.AllDirectories));
     }
 
-    private async Task<List<string>> OpenUploadsAsync(string cluster)
-    {
-        var result = await _rig.Moto.AwsAsync("s3api", "list-multipart-uploads", "--bucket", LocalRig.Bucket, "--prefix", $"backups/{cluster}/", "--output", "json");
-        Assert.True(result.ExitCode == 0, result.ToString());
-        return string.IsNullOrWhiteSpace(result.Output) || !JsonSerializer.Deserialize<JsonElement>(result.Output).TryGetProperty("Uploads", out var uploads)
-            ? []
-            : uploads.EnumerateArray().Select(u => u.GetProperty("Key").GetString()!).ToList();
-    }
+    private Task<IReadOnlyList<string>> OpenUploadsAsync(string cluster) => _rig.Moto.OpenUploadKeysAsync(LocalRig.Bucket, $"backups/{cluster}/");
 
     private static async Task<ServiceProvider> ServicesAsync(JsonObject config, TimeProvider time)
     {
