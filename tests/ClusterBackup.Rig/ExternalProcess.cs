@@ -26,8 +26,6 @@ public sealed class ExternalProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public int Id => _process.Id;
-
     public static ExternalProcess Start(string name, string fileName, IEnumerable<string> arguments, string logDirectory, IDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(fileName)

@@ -22,9 +22,6 @@ public sealed class StandInKubelet : IAsyncDisposable
         _loop = Task.Run(LoopAsync);
     }
 
-    /// <summary>How many times etcd was started.</summary>
-    public int Starts { get; private set; }
-
     public string Log => _etcd?.Tail() ?? "(etcd not started)";
 
     private async Task LoopAsync()
@@ -43,7 +40,6 @@ public sealed class StandInKubelet : IAsyncDisposable
                     }
 
                     _etcd = ExternalProcess.Start($"etcd-{_name}", "etcd", Flags(await File.ReadAllLinesAsync(_manifest)), _logs);
-                    Starts++;
                 }
                 else if (!present && _etcd is not null)
                 {

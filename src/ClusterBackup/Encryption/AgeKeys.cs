@@ -25,9 +25,6 @@ internal sealed class AgeRecipient
         return true;
     }
 
-    public static AgeRecipient Parse(string text) =>
-        TryParse(text, out var recipient) ? recipient : throw new FormatException($"'{text}' is not an age X25519 recipient (age1…)");
-
     public static AgeRecipient FromPublicKey(byte[] publicKey) => new(publicKey);
 
     public override string ToString() => Bech32.Encode(Hrp, PublicKey);

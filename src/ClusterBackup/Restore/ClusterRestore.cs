@@ -189,8 +189,8 @@ internal sealed partial class ClusterRestore(
 
         var files = EtcdClientFiles.For(node.Paths);
         var probe = await session.RunAsync(
-            $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} --cacert={ShellQuote.Quote(files.CaCert)} " +
-            $"--cert={ShellQuote.Quote(files.ClientCert)} --key={ShellQuote.Quote(files.ClientKey)} --dial-timeout=3s --command-timeout=5s endpoint health",
+            $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} {files.EtcdctlFlags} " +
+            "--dial-timeout=3s --command-timeout=5s endpoint health",
             cancellationToken);
         return new MemberHealth(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary);
     }
@@ -202,7 +202,7 @@ internal sealed partial class ClusterRestore(
         var session = await sessions.GetAsync(first, cancellationToken);
         var files = EtcdClientFiles.For(first.Paths);
         var endpoints = string.Join(',', cluster.ControlPlanes.Where(cp => restored.Contains(cp.Name)).Select(cp => $"https://127.0.0.1:{cp.Etcd.ClientPort}"));
-        var etcdctl = $"ETCDCTL_API=3 {first.Restore.Etcdctl} --cacert={ShellQuote.Quote(files.CaCert)} --cert={ShellQuote.Quote(files.ClientCert)} --key={ShellQuote.Quote(files.ClientKey)}";
+        var etcdctl = $"ETCDCTL_API=3 {first.Restore.Etcdctl} {files.EtcdctlFlags}";
         var health = await session.RunAsync($"{etcdctl} --endpoints={endpoints} endpoint health 2>&1", cancellationToken);
         var list = await session.RunAsync($"{etcdctl} --endpoints=https://127.0.0.1:{first.Etcd.ClientPort} member list", cancellationToken);
         var status = await session.RunAsync($"{etcdctl} --endpoints=https://127.0.0.1:{first.Etcd.ClientPort} endpoint status -w table", cancellationToken);

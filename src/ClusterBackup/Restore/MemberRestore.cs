@@ -80,9 +80,8 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
 
     public Task WaitHealthyAsync(CancellationToken cancellationToken)
     {
-        var files = EtcdClientFiles.For(_node.Paths);
-        var health = $"ETCDCTL_API=3 {_node.Restore.Etcdctl} --endpoints=https://127.0.0.1:{_node.Etcd.ClientPort} --cacert={Q(files.CaCert)} " +
-                     $"--cert={Q(files.ClientCert)} --key={Q(files.ClientKey)} --dial-timeout=2s --command-timeout=3s endpoint health";
+        var health = $"ETCDCTL_API=3 {_node.Restore.Etcdctl} --endpoints=https://127.0.0.1:{_node.Etcd.ClientPort} " +
+                     $"{EtcdClientFiles.For(_node.Paths).EtcdctlFlags} --dial-timeout=2s --command-timeout=3s endpoint health";
         return RunAsync("wait for health",
             $"i=0; until {health} >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 60 ]; then echo 'etcd is not healthy after 120s' >&2; exit 1; fi; sleep 2; done",
             cancellationToken);

@@ -70,8 +70,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     private static string Etcdctl(ControlPlaneSettings node)
     {
         var files = EtcdClientFiles.For(node.Paths);
-        return $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} " +
-               $"--cacert={ShellQuote.Quote(files.CaCert)} --cert={ShellQuote.Quote(files.ClientCert)} --key={ShellQuote.Quote(files.ClientKey)}";
+        return $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} {files.EtcdctlFlags}";
     }
 
     private static async Task<EtcdFacts> ReadFactsAsync(NodeSession session, CancellationToken cancellationToken)

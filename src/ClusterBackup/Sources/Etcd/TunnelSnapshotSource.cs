@@ -55,14 +55,14 @@ internal sealed class TunnelSnapshotSource : IEtcdSnapshotSource
             MaxReceiveMessageSize = 8 * 1024 * 1024,
         });
 
-        async ValueTask Release()
+        ValueTask Release()
         {
             channel.Dispose();
             forward.Stop();
             forward.Dispose();
             clientCertificate.Dispose();
             ca.Dispose();
-            await Task.CompletedTask;
+            return ValueTask.CompletedTask;
         }
 
         try
