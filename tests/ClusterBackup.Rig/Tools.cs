@@ -88,13 +88,8 @@ public static class Tools
         return result.Output;
     }
 
-    /// <summary>A loopback TCP port that was free a moment ago.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback TCP port that was free a moment ago, outside the ephemeral range, never handed out twice.</summary>
+    public static int FreePort() => ClusterBackup.Restore.LoopbackPorts.Next();
 
     public static string RepositoryRoot()
     {

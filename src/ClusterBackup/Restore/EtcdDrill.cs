@@ -1,7 +1,5 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 
@@ -14,18 +12,39 @@ internal sealed record DrillResult(long Revision, long KeyCount);
 /// A restore drill on the workstation: <c>etcdctl snapshot restore</c> into a temp dir, a throwaway
 /// etcd on loopback free ports, its revision and key count read back, then everything removed.
 /// </summary>
-internal sealed class EtcdDrill(VerifyOptions options)
+internal sealed class EtcdDrill(VerifyOptions options, Func<int>? nextPort = null)
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly Func<int> _nextPort = nextPort ?? LoopbackPorts.Next;
 
     /// <summary>Throws <see cref="DrillFailedException"/> with what went wrong.</summary>
     public async Task<DrillResult> RunAsync(string snapshotFile, CancellationToken cancellationToken = default)
     {
+        // Another program may take a picked port before etcd binds it; that costs a retry, not a failed drill.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await RunOnceAsync(snapshotFile, cancellationToken);
+            }
+            catch (PortTakenException) when (attempt < 3)
+            {
+            }
+            catch (PortTakenException ex)
+            {
+                throw new DrillFailedException($"the restored etcd could not bind its loopback ports: {ex.Message}");
+            }
+        }
+    }
+
+    private async Task<DrillResult> RunOnceAsync(string snapshotFile, CancellationToken cancellationToken)
+    {
         var work = Directory.CreateTempSubdirectory("cluster-backup-drill-").FullName;
-        var peer = FreePort();
-        var client = FreePort();
+        var peer = _nextPort();
+        var client = _nextPort();
         var data = Path.Combine(work, "data");
-        Process? etcd = null;
+        EtcdProcess? etcd = null;
         try
         {
             var restore = await RunAsync(options.Etcdctl,
@@ -37,7 +56,7 @@ internal sealed class EtcdDrill(VerifyOptions options)
                 throw new DrillFailedException($"etcdctl snapshot restore failed: {LastLine(restore.Error)}");
             }
 
-            etcd = Start(options.Etcd,
+            etcd = EtcdProcess.Start(options.Etcd,
                 ["--name", "drill", "--data-dir", data,
                  "--listen-client-urls", $"http://127.0.0.1:{client}", "--advertise-client-urls", $"http://127.0.0.1:{client}",
                  "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
@@ -46,9 +65,16 @@ internal sealed class EtcdDrill(VerifyOptions options)
             var deadline = DateTime.UtcNow + StartTimeout;
             while (true)
             {
-                if (etcd.HasExited)
+                if (etcd.Process.HasExited)
                 {
-                    throw new DrillFailedException($"the restored etcd exited with {etcd.ExitCode}");
+                    await etcd.Process.WaitForExitAsync(CancellationToken.None);
+                    var last = etcd.LastErrorLine();
+                    if (last.Contains("address already in use", StringComparison.Ordinal))
+                    {
+                        throw new PortTakenException(last);
+                    }
+
+                    throw new DrillFailedException($"the restored etcd exited with {etcd.Process.ExitCode}: {last}");
                 }
 
                 var health = await RunAsync(options.Etcdctl, [endpoint, "--command-timeout=2s", "endpoint", "health"], cancellationToken);
@@ -80,40 +106,10 @@ internal sealed class EtcdDrill(VerifyOptions options)
         {
             if (etcd is not null)
             {
-                if (!etcd.HasExited)
-                {
-                    etcd.Kill(entireProcessTree: true);
-                    await etcd.WaitForExitAsync(CancellationToken.None);
-                }
-
-                etcd.Dispose();
+                await etcd.DisposeAsync();
             }
 
             Directory.Delete(work, recursive: true);
-        }
-    }
-
-    private static Process Start(string fileName, IEnumerable<string> arguments)
-    {
-        var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        info.Environment["ETCDCTL_API"] = "3";
-        try
-        {
-            var process = Process.Start(info)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return process;
-        }
-        catch (Win32Exception ex)
-        {
-            throw new DrillFailedException($"cannot run '{fileName}': {ex.Message} (set Verify:Etcd / Verify:Etcdctl)");
         }
     }
 
@@ -145,15 +141,87 @@ internal sealed class EtcdDrill(VerifyOptions options)
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private static string LastLine(string text) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "no output";
 }
 
 internal sealed class DrillFailedException(string message) : Exception(message);
+
+/// <summary>The drill's etcd, its stderr's last lines kept for the failure message.</summary>
+internal sealed class EtcdProcess : IAsyncDisposable
+{
+    private const int KeptLines = 20;
+    private readonly Queue<string> errorLines = new();
+
+    private EtcdProcess(Process process) => Process = process;
+
+    public Process Process { get; }
+
+    public static EtcdProcess Start(string fileName, IEnumerable<string> arguments)
+    {
+        var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        Process process;
+        try
+        {
+            process = Process.Start(info)!;
+        }
+        catch (Win32Exception ex)
+        {
+            throw new DrillFailedException($"cannot run '{fileName}': {ex.Message} (set Verify:Etcd)");
+        }
+
+        var etcd = new EtcdProcess(process);
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) => etcd.Keep(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return etcd;
+    }
+
+    /// <summary>The newest stderr line that says something, such as etcd's fatal error.</summary>
+    public string LastErrorLine()
+    {
+        lock (errorLines)
+        {
+            return errorLines.LastOrDefault(line => line.Contains("\"error\"", StringComparison.Ordinal))
+                ?? errorLines.LastOrDefault()
+                ?? "no output";
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!Process.HasExited)
+        {
+            Process.Kill(entireProcessTree: true);
+        }
+
+        await Process.WaitForExitAsync(CancellationToken.None);
+        Process.Dispose();
+    }
+
+    private void Keep(string? line)
+    {
+        if (string.IsNullOrWhiteSpace(line))
+        {
+            return;
+        }
+
+        lock (errorLines)
+        {
+            errorLines.Enqueue(line);
+            while (errorLines.Count > KeptLines)
+            {
+                errorLines.Dequeue();
+            }
+        }
+    }
+}
+
+/// <summary>etcd could not bind a port picked for it.</summary>
+internal sealed class PortTakenException(string message) : Exception(message);
