@@ -11,6 +11,13 @@ public sealed class LocalRig : IAsyncDisposable
 {
     public const string Bucket = "cluster-backups";
 
+    /// <summary>A non-root user with passwordless sudo that tests/setup makes, for <c>Ssh.Sudo</c>.</summary>
+    public const string SudoUser = "cluster-backup-sudo";
+
+    /// <summary>The private dirs the agent makes on a node (all nodes are this machine) for snapshots and uploads.</summary>
+    public static HashSet<string> NodeTempDirectories() =>
+        Directory.EnumerateDirectories("/var/tmp", "cluster-backup.*").ToHashSet();
+
     private LocalRig(string root)
     {
         Root = root;

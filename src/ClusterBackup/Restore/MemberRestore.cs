@@ -147,6 +147,36 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
             return;
         }
 
+        if (!_node.Ssh.Sudo)
+        {
+            await SftpUploadAsync(step, localFile, remotePath, cancellationToken);
+            return;
+        }
+
+        // SFTP runs as the SSH user, who cannot write where root keeps things: upload into a private
+        // dir the user owns, then move the file into place as root, owned by root.
+        var made = await session.RunAsync(
+            $"umask 077 && d=$(mktemp -d /var/tmp/cluster-backup.XXXXXX) && chown {Q(_node.Ssh.User)} \"$d\" && echo \"$d\"", cancellationToken);
+        var directory = made.Output.Trim();
+        if (!made.Succeeded || !directory.StartsWith("/var/tmp/cluster-backup.", StringComparison.Ordinal))
+        {
+            throw new RestoreStepFailedException(Name, step, $"cannot make an upload dir in /var/tmp: {made.ErrorSummary}");
+        }
+
+        try
+        {
+            var uploaded = $"{directory}/upload";
+            await SftpUploadAsync(step, localFile, uploaded, cancellationToken);
+            await RunAsync(step, $"chown 0:0 {Q(uploaded)} && mv {Q(uploaded)} {Q(remotePath)}", cancellationToken);
+        }
+        finally
+        {
+            await session.RunAsync($"rm -rf {Q(directory)}", CancellationToken.None);
+        }
+    }
+
+    private async Task SftpUploadAsync(string step, string localFile, string remotePath, CancellationToken cancellationToken)
+    {
         try
         {
             using var sftp = await session.OpenSftpAsync(cancellationToken);

@@ -75,6 +75,29 @@ public sealed class RestoreTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_non_root_ssh_user_with_sudo_restores_the_member_and_its_pki_owned_by_root()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "ru", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "ru");
+        var ssh = config["ClusterBackup"]!["Defaults"]!["Ssh"]!;
+        ssh["User"] = LocalRig.SudoUser;
+        ssh["Sudo"] = true;
+        await cluster.Members[0].CorruptAsync();
+        var caKey = Path.Combine(cluster.Members[0].Node.PkiDirectory, "ca.key");
+        File.Delete(caKey);
+        var temp = LocalRig.NodeTempDirectories();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "ru", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        await cluster.WaitHealthyAsync();
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "ru")).OrderBy(k => k.Key));
+        Assert.Equal("0 0600", (await Tools.CheckAsync("stat", "-c", "%u %04a", caKey)).Trim());
+        Assert.Empty(Directory.GetFiles(cluster.Members[0].StagingDirectory));
+        Assert.Empty(LocalRig.NodeTempDirectories().Except(temp));
+    }
+
+    [Fact]
     public async Task Three_members_with_quorum_lost_are_all_restored_from_one_set_after_a_dry_run_that_changes_nothing()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rq", 3);
