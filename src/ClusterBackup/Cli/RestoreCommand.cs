@@ -35,6 +35,7 @@ internal static class RestoreCommand
             prepared are the manifests moved back; then health, member list and revision are reported.
             A failing step rolls every touched member back and names node and step.
             Without --yes it asks first, and refuses when standard input is not a terminal.
+            The SSH user is root, or a user with passwordless sudo and Ssh:Sudo set.
             Exit status: 0 restored, 1 refused or failed, 78 configuration error.
 
             Example: cluster-backup restore --cluster prod-admin --set latest --dry-run --identity /root/age-key.txt
