@@ -26,7 +26,7 @@ public sealed class ExternalProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static ExternalProcess Start(string name, string fileName, IEnumerable<string> arguments, string logDirectory, IDictionary<string, string>? environment = null)
+    public static ExternalProcess Start(string name, string fileName, IEnumerable<string> arguments, string logDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -71,20 +71,34 @@ public sealed class ExternalProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Everything the process printed so far.</summary>
+    public string ReadLog()
+    {
+        using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+
     /// <summary>The last lines of the log, for a failing test's message.</summary>
     public string Tail(int lines = 40)
     {
         try
         {
-            using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            using var reader = new StreamReader(stream);
-            var all = reader.ReadToEnd().Split('\n');
-            return $"--- {Name} log ({LogPath}) ---\n" + string.Join('\n', all.TakeLast(lines));
+            return $"--- {Name} log ({LogPath}) ---\n" + string.Join('\n', ReadLog().Split('\n').TakeLast(lines));
         }
         catch (IOException ex)
         {
             return $"--- {Name} log unreadable: {ex.Message}";
         }
+    }
+
+    /// <summary>Sends SIGTERM, as systemd stops a unit, and returns the exit code.</summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        await Tools.CheckAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var wait = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(wait.Token);
+        return _process.ExitCode;
     }
 
     /// <summary>Waits until something accepts TCP connections on the port, or fails with the log.</summary>

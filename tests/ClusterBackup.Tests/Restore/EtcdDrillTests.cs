@@ -21,13 +21,20 @@ public sealed class EtcdDrillTests(RigFixture fixture)
         return file;
     }
 
+    /// <summary>A listener that really holds a loopback port, as another program would.</summary>
+    private static (TcpListener Listener, int Port) Squat()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return (listener, ((IPEndPoint)listener.LocalEndpoint).Port);
+    }
+
     [Fact]
     public async Task A_port_taken_before_etcd_binds_it_costs_a_retry_not_the_drill()
     {
         var snapshot = await SnapshotAsync();
-        using var squatter = new TcpListener(IPAddress.Loopback, 0);
-        squatter.Start();
-        var taken = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        var (squatter, taken) = Squat();
+        using var _ = squatter;
         var picks = 0;
         var drill = new EtcdDrill(new VerifyOptions(), () => ++picks == 1 ? taken : LoopbackPorts.Next());
 
@@ -41,9 +48,8 @@ public sealed class EtcdDrillTests(RigFixture fixture)
     public async Task Ports_that_stay_taken_fail_the_drill_with_the_reason()
     {
         var snapshot = await SnapshotAsync();
-        using var squatter = new TcpListener(IPAddress.Loopback, 0);
-        squatter.Start();
-        var taken = ((IPEndPoint)squatter.LocalEndpoint).Port;
+        var (squatter, taken) = Squat();
+        using var _ = squatter;
         var drill = new EtcdDrill(new VerifyOptions(), () => taken);
 
         var failure = await Assert.ThrowsAsync<DrillFailedException>(() => drill.RunAsync(snapshot));

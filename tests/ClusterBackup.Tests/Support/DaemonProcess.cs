@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.Json.Nodes;
 using ClusterBackup.Rig;
 
@@ -8,11 +6,10 @@ namespace ClusterBackup.Tests.Support;
 /// <summary>The real cluster-backup binary running <c>run</c>, its log captured, its metrics scraped.</summary>
 internal sealed class DaemonProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly StringBuilder _log = new();
+    private readonly ExternalProcess _process;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
-    private DaemonProcess(Process process, int metricsPort)
+    private DaemonProcess(ExternalProcess process, int metricsPort)
     {
         _process = process;
         MetricsPort = metricsPort;
@@ -20,56 +17,18 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public int MetricsPort { get; }
 
-    public string Log
-    {
-        get
-        {
-            lock (_log)
-            {
-                return _log.ToString();
-            }
-        }
-    }
+    /// <summary>Everything the daemon logged so far (compact JSON: its output is not a terminal).</summary>
+    public string Log => _process.ReadLog();
 
     public static async Task<DaemonProcess> StartAsync(JsonObject config)
     {
         var port = Tools.FreePort();
         config["ClusterBackup"]!["Metrics"] = new JsonObject { ["Listen"] = $"127.0.0.1:{port}" };
         var path = await CliRunner.WriteConfigAsync(config);
-        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "cluster-backup"))
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in new[] { "run", "--config", path })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        foreach (var (key, value) in S3Server.Credentials)
-        {
-            info.Environment[key] = value;
-        }
-
-        var daemon = new DaemonProcess(new Process { StartInfo = info }, port);
-        daemon._process.OutputDataReceived += (_, e) => daemon.Append(e.Data);
-        daemon._process.ErrorDataReceived += (_, e) => daemon.Append(e.Data);
-        daemon._process.Start();
-        daemon._process.BeginOutputReadLine();
-        daemon._process.BeginErrorReadLine();
-        return daemon;
-    }
-
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_log)
-            {
-                _log.AppendLine(line);
-            }
-        }
+        var process = ExternalProcess.Start(
+            "cluster-backup-run", Path.Combine(AppContext.BaseDirectory, "cluster-backup"), ["run", "--config", path],
+            Path.GetDirectoryName(path)!, S3Server.Credentials);
+        return new DaemonProcess(process, port);
     }
 
     public async Task<string> ScrapeAsync() => await _http.GetStringAsync($"http://127.0.0.1:{MetricsPort}/metrics");
@@ -104,45 +63,15 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return line is null ? null : double.Parse(line[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    public async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"the daemon exited ({_process.ExitCode}) before {what}\n{Log}");
-            }
-
-            if (await condition())
-            {
-                return;
-            }
-
-            await Task.Delay(250);
-        }
-
-        throw new TimeoutException($"{what}: not within {timeout}\n{Log}");
-    }
+    public Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan timeout) =>
+        _process.WaitUntilAsync(condition, what, timeout);
 
     /// <summary>Sends SIGTERM, as systemd stops the unit, and returns the exit code.</summary>
-    public async Task<int> TerminateAsync(TimeSpan timeout)
-    {
-        await Tools.CheckAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        using var wait = new CancellationTokenSource(timeout);
-        await _process.WaitForExitAsync(wait.Token);
-        return _process.ExitCode;
-    }
+    public Task<int> TerminateAsync(TimeSpan timeout) => _process.TerminateAsync(timeout);
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-
-        _process.Dispose();
+        await _process.DisposeAsync();
         _http.Dispose();
     }
 }
