@@ -26,6 +26,7 @@ internal static class AgentServices
         services.AddSingleton<SshNodeConnector>();
         services.AddSingleton<TunnelSnapshotSource>();
         services.AddSingleton<ExecSnapshotSource>();
+        services.AddSingleton<SetReservations>();
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
         services.AddSingleton<SetVerifier>();

@@ -17,7 +17,10 @@ internal sealed record CycleOutcome(SetManifest? Manifest, BackupFailedException
 /// </summary>
 internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, AgentMetrics metrics, TimeProvider time, ILogger<BackupCycle> logger)
 {
-    /// <summary>Runs the cycle; throws only <see cref="OperationCanceledException"/> when cancelled (nothing is committed then).</summary>
+    /// <summary>
+    /// Runs the cycle: every failure, at any step, is counted and logged once and returned; throws
+    /// only <see cref="OperationCanceledException"/> when cancelled (nothing is committed then).
+    /// </summary>
     public async Task<CycleOutcome> RunAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
     {
         var stopwatch = Stopwatch.StartNew();
@@ -27,11 +30,19 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         {
             manifest = await run.RunAsync(cluster, cancellationToken);
         }
-        catch (BackupFailedException ex)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            // A stop is not a failure: nothing is counted, and nothing was committed.
+            LogCancelled(cluster.Name);
+            throw;
+        }
+        catch (Exception ex)
+        {
+            var failure = ex as BackupFailedException
+                ?? new BackupFailedException(cluster.Name, null, BackupSteps.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex);
             metrics.RecordFailure(cluster.Name, stopwatch.Elapsed);
-            LogFailed(cluster.Name, ex.Message);
-            return new CycleOutcome(null, ex, null, null);
+            LogFailed(cluster.Name, failure.Node ?? "-", failure.Step, failure.Reason);
+            return new CycleOutcome(null, failure, null, null);
         }
 
         metrics.RecordSuccess(cluster.Name, manifest, stopwatch.Elapsed);
@@ -42,7 +53,7 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
             metrics.RecordPruned(cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets);
             return new CycleOutcome(manifest, null, pruned, null);
         }
-        catch (StorageException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The new set is committed; retention is retried after the next backup.
             LogPruneFailed(cluster.Name, ex.Message);
@@ -50,8 +61,11 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Backup of {Cluster} failed: {Reason}")]
-    private partial void LogFailed(string cluster, string reason);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Backup of {Cluster} failed: node {Node}: {Step}: {Reason}")]
+    private partial void LogFailed(string cluster, string node, string step, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backup of {Cluster} cancelled: the objects it wrote were removed, nothing was committed")]
+    private partial void LogCancelled(string cluster);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Retention of {Cluster} failed after a committed backup: {Reason}")]
     private partial void LogPruneFailed(string cluster, string reason);

@@ -23,6 +23,7 @@ internal sealed partial class BackupRun(
     ExecSnapshotSource exec,
     IBackupStore store,
     BackupCatalog catalog,
+    SetReservations reservations,
     AgentSettings settings,
     ITransferProgress progress,
     TimeProvider time,
@@ -33,75 +34,105 @@ internal sealed partial class BackupRun(
     public static readonly string AgentVersion =
         typeof(BackupRun).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
+    /// <summary>
+    /// Runs the backup. Throws <see cref="BackupFailedException"/> naming cluster, node and step for
+    /// any failure, at any step, or <see cref="OperationCanceledException"/> when cancelled; either
+    /// way the objects this run wrote, and only those, are removed.
+    /// </summary>
     public async Task<SetManifest> RunAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
     {
         var stopwatch = Stopwatch.StartNew();
-        var (id, startedAt) = await ReserveSetIdAsync(cluster.Name, cancellationToken);
+        SetReservation reservation;
+        try
+        {
+            reservation = await reservations.ReserveAsync(cluster.Name, cancellationToken);
+        }
+        catch (StorageException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new BackupFailedException(cluster.Name, null, BackupSteps.Reserve, ex.Message, ex);
+        }
+
+        var id = reservation.Id;
         LogStarting(cluster.Name, id.ToString());
         if (settings.Encryption.Disabled)
         {
             LogUnencrypted(cluster.Name);
         }
 
-        using var sessions = new NodeSessions(connector);
-        var artifacts = new List<ArtifactRecord>();
-        try
+        // Every key this run wrote, or may have: all that its clean-up may remove.
+        var written = new List<string> { reservation.MarkerKey };
+        SetManifest manifest;
+        using (var sessions = new NodeSessions(connector))
         {
-            var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, cancellationToken);
-            artifacts.Add(snapshot);
-            var unreachable = await ArchiveNodesAsync(cluster, id, sessions, artifacts, cancellationToken);
+            try
+            {
+                var artifacts = new List<ArtifactRecord>();
+                var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, written, cancellationToken);
+                artifacts.Add(snapshot);
+                var unreachable = await ArchiveNodesAsync(cluster, id, sessions, artifacts, written, cancellationToken);
 
-            var manifest = new SetManifest
-            {
-                Cluster = cluster.Name,
-                SetId = id.ToString(),
-                StartedAt = startedAt,
-                CompletedAt = time.GetUtcNow(),
-                AgentVersion = AgentVersion,
-                Etcd = etcd,
-                Artifacts = artifacts,
-                UnreachableNodes = unreachable,
-            };
-            await catalog.WriteManifestAsync(manifest, cancellationToken);
-            LogCommitted(cluster.Name, id.ToString(), manifest.StoredBytes, stopwatch.Elapsed.TotalSeconds);
-            return manifest;
-        }
-        catch (Exception ex)
-        {
-            await RemovePartialSetAsync(cluster.Name, id);
-            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
-            {
-                throw;
+                manifest = new SetManifest
+                {
+                    Cluster = cluster.Name,
+                    SetId = id.ToString(),
+                    StartedAt = reservation.StartedAt,
+                    CompletedAt = time.GetUtcNow(),
+                    AgentVersion = AgentVersion,
+                    Etcd = etcd,
+                    Artifacts = artifacts,
+                    UnreachableNodes = unreachable,
+                };
+                await EnsureIntactAsync(cluster, id, written, cancellationToken);
+                await catalog.WriteManifestAsync(manifest, cancellationToken);
             }
-
-            throw ex switch
+            catch (Exception ex)
             {
-                BackupFailedException failed => failed,
-                NodeOperationException node => new BackupFailedException(cluster.Name, node.Node, node.Step, node.Message, ex),
-                StorageException storage => new BackupFailedException(cluster.Name, null, "storage", storage.Message, ex),
-                _ => new BackupFailedException(cluster.Name, null, "backup", ex.Message, ex),
-            };
+                await RemoveWrittenAsync(cluster.Name, id, written);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    // Whatever the interrupted step threw (a closed SSH channel, an aborted request).
+                    throw ex as OperationCanceledException ?? new OperationCanceledException("the backup was cancelled", ex, cancellationToken);
+                }
+
+                throw ex switch
+                {
+                    BackupFailedException failed => failed,
+                    NodeOperationException node => new BackupFailedException(cluster.Name, node.Node, node.Step, node.Message, ex),
+                    StorageException storage => new BackupFailedException(cluster.Name, null, BackupSteps.Storage, storage.Message, ex),
+                    _ => new BackupFailedException(cluster.Name, null, BackupSteps.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex),
+                };
+            }
         }
+
+        await RemoveMarkerAsync(cluster.Name, id, reservation.MarkerKey);
+        LogCommitted(cluster.Name, id.ToString(), manifest.StoredBytes, stopwatch.Elapsed.TotalSeconds);
+        return manifest;
     }
 
-    private async Task<(SetId Id, DateTimeOffset StartedAt)> ReserveSetIdAsync(string cluster, CancellationToken cancellationToken)
+    /// <summary>
+    /// Before the commit: the set holds exactly what this run wrote. Catches a set pruned as stale
+    /// under a run that took longer than the grace period, and any store that let another run in.
+    /// </summary>
+    private async Task EnsureIntactAsync(ClusterSettings cluster, SetId id, List<string> written, CancellationToken cancellationToken)
     {
-        // A set id is a start second; a second run within the same second waits for the next one.
-        while (true)
+        var stored = await catalog.SetKeysAsync(cluster.Name, id, cancellationToken);
+        var missing = written.Except(stored, StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
         {
-            var now = time.GetUtcNow();
-            var id = SetId.At(now);
-            if (!await catalog.SetExistsAsync(cluster, id, cancellationToken))
-            {
-                return (id, now);
-            }
+            throw new StorageException(
+                $"set {id} lost {string.Join(", ", missing.Select(store.Describe))} while it was being written " +
+                $"(removed as stale? the run took longer than Retention.IncompleteGraceHours, {cluster.IncompleteGrace.TotalHours:0}h)");
+        }
 
-            await Task.Delay(id.Next().StartedAt - now, time, cancellationToken);
+        var foreign = stored.Except(written, StringComparer.Ordinal).ToList();
+        if (foreign.Count > 0)
+        {
+            throw new StorageException($"set {id} holds objects another run wrote ({string.Join(", ", foreign.Select(store.Describe))}): not committed");
         }
     }
 
     private async Task<(ArtifactRecord Artifact, EtcdRecord Etcd)> SnapshotEtcdAsync(
-        ClusterSettings cluster, SetId id, NodeSessions sessions, CancellationToken cancellationToken)
+        ClusterSettings cluster, SetId id, NodeSessions sessions, List<string> written, CancellationToken cancellationToken)
     {
         var failures = new List<(string Node, string Step, string Reason)>();
         foreach (var node in cluster.ControlPlanes)
@@ -111,7 +142,7 @@ internal sealed partial class BackupRun(
                 var session = await sessions.GetAsync(node, cancellationToken);
                 IEtcdSnapshotSource source = node.Etcd.Mode == EtcdModes.Exec ? exec : tunnel;
                 await using var snapshot = await source.OpenAsync(session, cancellationToken);
-                var artifact = await StoreAsync(cluster.Name, id, _names.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, cancellationToken);
+                var artifact = await StoreAsync(cluster.Name, id, _names.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, written, cancellationToken);
                 var facts = snapshot.Facts;
                 LogSnapshotTaken(cluster.Name, node.Name, facts.Revision, artifact.PlainSize);
                 return (artifact, new EtcdRecord
@@ -127,9 +158,10 @@ internal sealed partial class BackupRun(
                     DbSizeBytes = facts.DbSizeBytes,
                 });
             }
-            catch (Exception ex) when (ex is not StorageException && ex is not OperationCanceledException)
+            catch (Exception ex) when (ex is not StorageException && !cancellationToken.IsCancellationRequested)
             {
-                var step = ex is NodeOperationException n ? n.Step : "etcd snapshot";
+                // The node's side failed (storage errors and cancellation end the run instead).
+                var step = ex is NodeOperationException n ? n.Step : BackupSteps.EtcdSnapshot;
                 failures.Add((node.Name, step, ex.Message));
                 LogNodeFailed(cluster.Name, node.Name, step, ex.Message);
             }
@@ -137,12 +169,12 @@ internal sealed partial class BackupRun(
 
         throw failures is [var only]
             ? new BackupFailedException(cluster.Name, only.Node, only.Step, only.Reason)
-            : new BackupFailedException(cluster.Name, null, "etcd snapshot",
+            : new BackupFailedException(cluster.Name, null, BackupSteps.EtcdSnapshot,
                 $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step}: {f.Reason}"))}");
     }
 
     private async Task<List<string>> ArchiveNodesAsync(
-        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, CancellationToken cancellationToken)
+        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<string> written, CancellationToken cancellationToken)
     {
         var unreachable = new List<string>();
         foreach (var node in cluster.ControlPlanes)
@@ -152,7 +184,7 @@ internal sealed partial class BackupRun(
             {
                 session = await sessions.GetAsync(node, cancellationToken);
             }
-            catch (NodeOperationException ex) when (ex.Step == "connect")
+            catch (NodeOperationException ex) when (ex.Step == NodeSteps.Connect && !cancellationToken.IsCancellationRequested)
             {
                 // A node that is down must not cost the cluster its backup; the manifest says which.
                 unreachable.Add(node.Name);
@@ -162,12 +194,12 @@ internal sealed partial class BackupRun(
 
             await using (var pki = NodeArchiveSource.Open(session, node.Paths.Pki, "pki archive", cancellationToken))
             {
-                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, cancellationToken));
+                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
             }
 
             await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, "manifests archive", cancellationToken))
             {
-                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, cancellationToken));
+                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, written, cancellationToken));
             }
         }
 
@@ -175,11 +207,13 @@ internal sealed partial class BackupRun(
     }
 
     private async Task<ArtifactRecord> StoreAsync(
-        string cluster, SetId id, string name, string kind, string node, Stream source, CancellationToken cancellationToken)
+        string cluster, SetId id, string name, string kind, string node, Stream source, List<string> written, CancellationToken cancellationToken)
     {
-        await using var upload = await store.StartUploadAsync(catalog.ArtifactKey(cluster, id, name), cancellationToken);
+        var key = catalog.ArtifactKey(cluster, id, name);
+        await using var upload = await store.StartUploadAsync(key, cancellationToken);
         var recipients = settings.Encryption.Recipients;
         var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, recipients, progress, $"{cluster}: {name}", cancellationToken);
+        written.Add(key); // before the commit: a commit whose answer was lost may still have stored it
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord
         {
@@ -195,15 +229,29 @@ internal sealed partial class BackupRun(
         };
     }
 
-    private async Task RemovePartialSetAsync(string cluster, SetId id)
+    /// <summary>Removes what this run wrote, and nothing else; a failure is logged once and left to prune.</summary>
+    private async Task RemoveWrittenAsync(string cluster, SetId id, IReadOnlyList<string> written)
     {
         try
         {
-            await catalog.DeleteSetAsync(cluster, id, CancellationToken.None);
+            await catalog.DeleteKeysAsync(written, CancellationToken.None);
         }
-        catch (StorageException ex)
+        catch (Exception ex)
         {
             LogCleanupFailed(cluster, id.ToString(), ex.Message);
+        }
+    }
+
+    /// <summary>The set is committed; a marker left behind is harmless, and prune removes it with the set.</summary>
+    private async Task RemoveMarkerAsync(string cluster, SetId id, string marker)
+    {
+        try
+        {
+            await store.DeleteAsync(marker, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            LogMarkerLeft(cluster, id.ToString(), ex.Message);
         }
     }
 
@@ -227,4 +275,7 @@ internal sealed partial class BackupRun(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not remove the partial set {SetId} of {Cluster}: {Reason}; prune removes it once stale")]
     private partial void LogCleanupFailed(string cluster, string setId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Set {SetId} of {Cluster} is committed, but its reservation marker could not be removed: {Reason}")]
+    private partial void LogMarkerLeft(string cluster, string setId, string reason);
 }

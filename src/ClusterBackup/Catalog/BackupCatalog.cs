@@ -8,12 +8,34 @@ namespace ClusterBackup.Catalog;
 /// <summary>A complete backup set: its id and its manifest.</summary>
 internal sealed record CatalogSet(SetId Id, SetManifest Manifest);
 
-/// <summary>A set as the listing shows it: complete when it has a manifest; its objects and their total size.</summary>
-internal sealed record StoredSet(SetId Id, bool Complete, long StoredBytes, DateTimeOffset LastModified, IReadOnlyList<string> Keys);
+/// <summary>What a set's objects say of it.</summary>
+internal enum SetState
+{
+    /// <summary>Its manifest was read: the set can be verified and restored.</summary>
+    Complete,
+
+    /// <summary>No manifest: a run that failed, was killed or is still going.</summary>
+    Incomplete,
+
+    /// <summary>A manifest that cannot be read: never counted as a backup, never removed by a rule.</summary>
+    Damaged,
+}
+
+/// <summary>
+/// A set as stored: its state, its objects and their total size; the manifest when complete, the
+/// reason when damaged.
+/// </summary>
+internal sealed record StoredSet(
+    SetId Id, SetState State, long StoredBytes, DateTimeOffset LastModified, IReadOnlyList<string> Keys,
+    SetManifest? Manifest = null, string? Damage = null)
+{
+    public bool Complete => State == SetState.Complete;
+}
 
 /// <summary>
 /// The storage layout: <c>{Prefix}/{Cluster}/{SetId}/{artifact}</c>, <c>manifest.json</c> last.
-/// A set without a manifest is incomplete and never listed.
+/// A set without a manifest is incomplete and never listed; one whose manifest cannot be read is
+/// damaged, and reported wherever sets are listed.
 /// </summary>
 internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ILogger<BackupCatalog> logger)
 {
@@ -25,59 +47,78 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
 
     public string ArtifactKey(string cluster, SetId id, string name) => SetPrefix(cluster, id) + name;
 
-    /// <summary>Complete sets of a cluster, oldest first. A manifest that cannot be read is reported and skipped.</summary>
-    public async Task<IReadOnlyList<CatalogSet>> ListSetsAsync(string cluster, CancellationToken cancellationToken = default)
-    {
-        var complete = (await ScanAsync(cluster, cancellationToken)).Where(s => s.Complete).ToList();
-        var manifests = new SetManifest?[complete.Count];
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, complete.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
-            async (i, ct) => manifests[i] = await TryReadManifestAsync(cluster, complete[i].Id, ct));
-        return complete.Zip(manifests)
-            .Where(pair => pair.Second is not null)
-            .Select(pair => new CatalogSet(pair.First.Id, pair.Second!))
+    /// <summary>Where a set's manifest lives, for messages.</summary>
+    public string DescribeManifest(string cluster, SetId id) => store.Describe(ArtifactKey(cluster, id, SetManifest.FileName));
+
+    /// <summary>Complete sets of a cluster, oldest first; damaged ones are logged and left out.</summary>
+    public async Task<IReadOnlyList<CatalogSet>> ListSetsAsync(string cluster, CancellationToken cancellationToken = default) =>
+        (await ScanAsync(cluster, cancellationToken))
+            .Where(s => s.Complete)
+            .Select(s => new CatalogSet(s.Id, s.Manifest!))
             .ToList();
-    }
 
     /// <summary>
-    /// Every set under the cluster's prefix, complete or not, oldest first, from one listing (no
-    /// object is read): what retention plans with.
+    /// Every set under the cluster's prefix, oldest first, from one listing and a read of each
+    /// manifest: complete, incomplete or damaged. What list, verify and retention start from.
     /// </summary>
     public async Task<IReadOnlyList<StoredSet>> ScanAsync(string cluster, CancellationToken cancellationToken = default)
     {
         var prefix = ClusterPrefix(cluster);
-        var sets = new SortedDictionary<SetId, List<StoredObject>>();
+        var objects = new SortedDictionary<SetId, List<StoredObject>>();
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
             var rest = item.Key[prefix.Length..].Split('/');
             if (rest.Length == 2 && SetId.TryParse(rest[0], out var id))
             {
-                if (!sets.TryGetValue(id, out var objects))
+                if (!objects.TryGetValue(id, out var list))
                 {
-                    sets[id] = objects = [];
+                    objects[id] = list = [];
                 }
 
-                objects.Add(item);
+                list.Add(item);
             }
         }
 
-        return sets.Select(pair => new StoredSet(
+        var sets = objects.Select(pair => new StoredSet(
                 pair.Key,
-                pair.Value.Any(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal)),
+                pair.Value.Any(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal)) ? SetState.Complete : SetState.Incomplete,
                 pair.Value.Sum(o => o.Size),
                 pair.Value.Max(o => o.LastModified),
                 pair.Value.Select(o => o.Key).ToList()))
-            .ToList();
+            .ToArray();
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, sets.Length).Where(i => sets[i].Complete),
+            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                var (manifest, damage) = await ReadManifestAsync(cluster, sets[i].Id, ct);
+                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest }
+                    : damage is not null ? sets[i] with { State = SetState.Damaged, Damage = damage }
+                    : sets[i] with { State = SetState.Incomplete }; // removed while listing
+            });
+        foreach (var damaged in sets.Where(s => s.State == SetState.Damaged))
+        {
+            LogDamagedManifest(DescribeManifest(cluster, damaged.Id), damaged.Damage!);
+        }
+
+        return sets;
     }
 
-    /// <summary>A complete set by id, or the newest with <c>latest</c>; throws <see cref="SetNotFoundException"/>.</summary>
-    public async Task<CatalogSet> FindSetAsync(string cluster, string selector, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// A complete set by id, or the newest complete one with <c>latest</c>; throws
+    /// <see cref="SetNotFoundException"/>, naming a damaged set as such.
+    /// </summary>
+    public async Task<CatalogSet> FindSetAsync(string cluster, string selector, CancellationToken cancellationToken = default) =>
+        Find(cluster, await ScanAsync(cluster, cancellationToken), selector);
+
+    /// <summary><see cref="FindSetAsync"/> over a scan already made.</summary>
+    public CatalogSet Find(string cluster, IReadOnlyList<StoredSet> sets, string selector)
     {
-        var sets = await ListSetsAsync(cluster, cancellationToken);
         if (selector == LatestSelector)
         {
-            return sets.Count > 0 ? sets[^1] : throw new SetNotFoundException($"cluster {cluster} has no complete backup set in {store.Describe(ClusterPrefix(cluster))}");
+            return sets.LastOrDefault(s => s.Complete) is { } newest
+                ? new CatalogSet(newest.Id, newest.Manifest!)
+                : throw new SetNotFoundException($"cluster {cluster} has no complete backup set in {store.Describe(ClusterPrefix(cluster))}");
         }
 
         if (!SetId.TryParse(selector, out var id))
@@ -85,31 +126,17 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             throw new SetNotFoundException($"'{selector}' is not a set id (like 20261125T221408Z) or 'latest'");
         }
 
-        return sets.FirstOrDefault(s => s.Id == id)
-            ?? throw new SetNotFoundException($"cluster {cluster} has no complete set {selector} (cluster-backup list --cluster {cluster} shows the sets)");
-    }
-
-    /// <summary>Whether anything at all is stored under the set's prefix (complete or not).</summary>
-    public async Task<bool> SetExistsAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
-    {
-        await foreach (var _ in store.ListAsync(SetPrefix(cluster, id), cancellationToken))
+        return sets.FirstOrDefault(s => s.Id == id) switch
         {
-            return true;
-        }
-
-        return false;
+            { Complete: true } found => new CatalogSet(found.Id, found.Manifest!),
+            { State: SetState.Damaged } damaged => throw new SetNotFoundException(
+                $"cluster {cluster}: set {selector} is damaged: {DescribeManifest(cluster, id)} cannot be read: {damaged.Damage}"),
+            _ => throw new SetNotFoundException($"cluster {cluster} has no complete set {selector} (cluster-backup list --cluster {cluster} shows the sets)"),
+        };
     }
 
-    public async Task WriteManifestAsync(SetManifest manifest, CancellationToken cancellationToken = default)
-    {
-        SetId.TryParse(manifest.SetId, out var id);
-        await using var upload = await store.StartUploadAsync(ArtifactKey(manifest.Cluster, id, SetManifest.FileName), cancellationToken);
-        await upload.Content.WriteAsync(manifest.ToJson(), cancellationToken);
-        await upload.CommitAsync(cancellationToken);
-    }
-
-    /// <summary>Removes every object of a set, the manifest first so a half-removed set is never listed.</summary>
-    public async Task DeleteSetAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
+    /// <summary>The keys stored under a set's prefix (complete or not).</summary>
+    public async Task<IReadOnlyList<string>> SetKeysAsync(string cluster, SetId id, CancellationToken cancellationToken = default)
     {
         var keys = new List<string>();
         await foreach (var item in store.ListAsync(SetPrefix(cluster, id), cancellationToken))
@@ -117,20 +144,37 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             keys.Add(item.Key);
         }
 
-        await DeleteSetAsync(new StoredSet(id, Complete: true, 0, DateTimeOffset.MinValue, keys), cancellationToken);
+        return keys;
     }
 
-    /// <summary>Removes the objects a scan found for a set, the manifest first.</summary>
-    public async Task DeleteSetAsync(StoredSet set, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Commits a set: writes its manifest only if the set has none yet (exclusively where the store
+    /// can), so a committed set is never replaced. Throws <see cref="StorageException"/> otherwise.
+    /// </summary>
+    public async Task WriteManifestAsync(SetManifest manifest, CancellationToken cancellationToken = default)
     {
-        foreach (var key in set.Keys.OrderBy(k => k.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal) ? 0 : 1))
+        SetId.TryParse(manifest.SetId, out var id);
+        var key = ArtifactKey(manifest.Cluster, id, SetManifest.FileName);
+        if (!await store.CreateExclusiveAsync(key, manifest.ToJson(), cancellationToken))
+        {
+            throw new StorageException($"{store.Describe(key)} already exists: another run committed set {manifest.SetId}; nothing of it was changed");
+        }
+    }
+
+    /// <summary>Removes the objects a scan found for a set, the manifest first so a half-removed set is never listed.</summary>
+    public Task DeleteSetAsync(StoredSet set, CancellationToken cancellationToken = default) => DeleteKeysAsync(set.Keys, cancellationToken);
+
+    /// <summary>Removes the given objects, a manifest first.</summary>
+    public async Task DeleteKeysAsync(IEnumerable<string> keys, CancellationToken cancellationToken = default)
+    {
+        foreach (var key in keys.OrderBy(k => k.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal) ? 0 : 1))
         {
             await store.DeleteAsync(key, cancellationToken);
         }
     }
 
-    /// <summary>The manifest of a set; null if it is missing or unreadable (which is logged).</summary>
-    public async Task<SetManifest?> TryReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
+    /// <summary>A set's manifest, or why it cannot be read; both null when it is gone.</summary>
+    private async Task<(SetManifest? Manifest, string? Damage)> ReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
     {
         var key = ArtifactKey(cluster, id, SetManifest.FileName);
         try
@@ -139,27 +183,22 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             using var buffer = new MemoryStream();
             await stream.CopyToAsync(buffer, cancellationToken);
             var manifest = SetManifest.FromJson(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-            if (manifest.Cluster != cluster || manifest.SetId != id.ToString())
-            {
-                LogUnreadableManifest(store.Describe(key), "it names another cluster or set");
-                return null;
-            }
-
-            return manifest;
+            return manifest.Cluster != cluster || manifest.SetId != id.ToString()
+                ? (null, $"it names cluster {manifest.Cluster} set {manifest.SetId}")
+                : (manifest, null);
         }
         catch (StoredObjectNotFoundException)
         {
-            return null; // removed while listing
+            return (null, null);
         }
         catch (JsonException ex)
         {
-            LogUnreadableManifest(store.Describe(key), ex.Message);
-            return null;
+            return (null, $"not a valid manifest: {ex.Message}");
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping set: its manifest {Location} cannot be read: {Reason}")]
-    private partial void LogUnreadableManifest(string location, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Damaged set: its manifest {Location} cannot be read: {Reason}")]
+    private partial void LogDamagedManifest(string location, string reason);
 }
 
 /// <summary>The set asked for is not in storage (or not complete).</summary>

@@ -16,7 +16,9 @@ internal static class ListCommand
         var json = new Option<bool>("--json") { Description = "One JSON document: every set with its manifest" };
         var command = new Command("list", """
             List the complete backup sets in storage (those with a manifest.json), oldest first.
-            Incomplete sets (a run that failed or is still running) are never listed.
+            Incomplete sets (a run that failed or is still running) are never listed. A set whose
+            manifest.json cannot be read is listed as DAMAGED (in the table, and on standard error
+            with --json): it is not a backup to restore, and retention counts it for nothing.
 
             Examples: cluster-backup list
                       cluster-backup list --cluster prod-admin --json | jq '.[-1].setId'
@@ -31,15 +33,21 @@ internal static class ListCommand
             var catalog = services.GetRequiredService<BackupCatalog>();
             var time = services.GetRequiredService<TimeProvider>();
             var name = parse.GetValue(cluster);
-            var sets = new List<CatalogSet>();
+            var sets = new List<(string Cluster, StoredSet Set)>();
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
-                sets.AddRange(await catalog.ListSetsAsync(selected.Name, ct));
+                sets.AddRange((await catalog.ScanAsync(selected.Name, ct)).Where(s => s.State != SetState.Incomplete).Select(s => (selected.Name, s)));
+            }
+
+            foreach (var (damagedCluster, damaged) in sets.Where(s => s.Set.State == SetState.Damaged))
+            {
+                await host.Error.WriteLineAsync(
+                    $"warning: cluster {damagedCluster}: set {damaged.Id} is DAMAGED: {catalog.DescribeManifest(damagedCluster, damaged.Id)} cannot be read: {damaged.Damage}");
             }
 
             if (parse.GetValue(json))
             {
-                var manifests = sets.Select(s => s.Manifest).ToList();
+                var manifests = sets.Where(s => s.Set.Complete).Select(s => s.Set.Manifest!).ToList();
                 await host.Out.WriteLineAsync(JsonSerializer.Serialize(manifests, ListJsonContext.Default.ListSetManifest));
                 return ExitCodes.Ok;
             }
@@ -50,7 +58,7 @@ internal static class ListCommand
         return command;
     }
 
-    private static string Table(IReadOnlyList<CatalogSet> sets, DateTimeOffset now)
+    private static string Table(IReadOnlyList<(string Cluster, StoredSet Set)> sets, DateTimeOffset now)
     {
         if (sets.Count == 0)
         {
@@ -58,7 +66,16 @@ internal static class ListCommand
         }
 
         string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES"];
-        var rows = sets.Select(s => new[]
+        var rows = sets.Select(entry => entry.Set.Manifest is not { } manifest
+            ? [entry.Cluster, entry.Set.Id.ToString(), Formatting.Age(now - entry.Set.Id.StartedAt), Formatting.Bytes(entry.Set.StoredBytes), "DAMAGED: manifest.json cannot be read", string.Empty, string.Empty]
+            : Row(new CatalogSet(entry.Set.Id, manifest), now)).ToList();
+        var widths = header.Select((h, i) => rows.Max(r => r[i].Length) is var w && w > h.Length ? w : h.Length).ToArray();
+        return string.Join('\n', new[] { header }.Concat(rows)
+            .Select(r => string.Join("  ", r.Select((cell, i) => cell.PadRight(widths[i]))).TrimEnd()));
+    }
+
+    private static string[] Row(CatalogSet s, DateTimeOffset now) =>
+        new[]
         {
             s.Manifest.Cluster,
             s.Manifest.SetId,
@@ -68,11 +85,7 @@ internal static class ListCommand
             s.Manifest.Etcd.KeyCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
             string.Join(",", s.Manifest.Artifacts.Where(a => a.Kind == ArtifactKinds.Pki).Select(a => a.Node))
                 + (s.Manifest.UnreachableNodes.Count > 0 ? $" (missing: {string.Join(",", s.Manifest.UnreachableNodes)})" : string.Empty),
-        }).ToList();
-        var widths = header.Select((h, i) => rows.Max(r => r[i].Length) is var w && w > h.Length ? w : h.Length).ToArray();
-        return string.Join('\n', new[] { header }.Concat(rows)
-            .Select(r => string.Join("  ", r.Select((cell, i) => cell.PadRight(widths[i]))).TrimEnd()));
-    }
+        };
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, IgnoreReadOnlyProperties = true)]

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Retention;
 using Microsoft.Extensions.DependencyInjection;
@@ -60,12 +61,13 @@ internal static class PruneCommand
         var lines = new List<string>
         {
             $"cluster {cluster.Name}: policy {cluster.Retention}, time zone {cluster.TimeZone.Id}; " +
-            $"{plan.Sets.Count(s => s.Set.Complete)} complete sets, {plan.Sets.Count(s => !s.Set.Complete)} incomplete",
+            $"{plan.Sets.Count(s => s.Set.Complete)} complete sets, {plan.Sets.Count(s => s.Set.State == SetState.Incomplete)} incomplete" +
+            (plan.Sets.Count(s => s.Set.State == SetState.Damaged) is > 0 and var damaged ? $", {damaged} DAMAGED" : string.Empty),
         };
         string[] header = ["SET", "TIME", "SIZE", "ACTION", "REASONS"];
         var rows = plan.Sets.Select(p => new[]
         {
-            p.Set.Id + (p.Set.Complete ? string.Empty : " (incomplete)"),
+            p.Set.Id + p.Set.State switch { SetState.Incomplete => " (incomplete)", SetState.Damaged => " (DAMAGED)", _ => string.Empty },
             TimeZoneInfo.ConvertTime(p.Set.Id.StartedAt, cluster.TimeZone).ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
             Formatting.Bytes(p.Set.StoredBytes),
             p.Keep ? "keep" : "remove",

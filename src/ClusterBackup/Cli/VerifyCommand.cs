@@ -52,7 +52,28 @@ internal static class VerifyCommand
             var checkedSets = 0;
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
-                var sets = selector == All ? await catalog.ListSetsAsync(selected.Name, ct) : [await catalog.FindSetAsync(selected.Name, selector, ct)];
+                var scan = await catalog.ScanAsync(selected.Name, ct);
+                var newestComplete = scan.LastOrDefault(s => s.Complete)?.Id;
+
+                // A damaged set asked for, or newer than the newest readable one, fails the verification.
+                var damagedSets = scan.Where(s => s.State == SetState.Damaged && selector switch
+                {
+                    All => true,
+                    BackupCatalog.LatestSelector => newestComplete is not { } newest || s.Id.CompareTo(newest) > 0,
+                    _ => false,
+                }).ToList();
+                var sets = selector == All ? scan.Where(s => s.Complete).Select(s => new CatalogSet(s.Id, s.Manifest!)).ToList()
+                    : selector == BackupCatalog.LatestSelector && newestComplete is null && damagedSets.Count > 0 ? []
+                    : [catalog.Find(selected.Name, scan, selector)];
+                foreach (var damaged in damagedSets)
+                {
+                    checkedSets++;
+                    failed++;
+                    await host.Out.WriteLineAsync($"{selected.Name} {damaged.Id}: DAMAGED");
+                    await host.Error.WriteLineAsync(
+                        $"error: cluster {selected.Name}: set {damaged.Id}: {catalog.DescribeManifest(selected.Name, damaged.Id)} cannot be read: {damaged.Damage}");
+                }
+
                 var runDeep = parse.GetValue(deep);
                 if (runDeep && identities is null && sets.Any(s => s.Manifest.Artifacts.Any(a => a.Encryption is not null)))
                 {

@@ -52,7 +52,7 @@ internal static class ConfigurationSchema
             var property = type.GetProperty(segment, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             if (property is null || !property.CanWrite)
             {
-                return $"unknown key '{segment}' (known: {string.Join(", ", KnownKeys(type))})";
+                return $"unknown key {Redaction.Quote(segment)} (known: {string.Join(", ", KnownKeys(type))})";
             }
 
             type = property.PropertyType;
@@ -76,12 +76,12 @@ internal static class ConfigurationSchema
         var underlying = Nullable.GetUnderlyingType(type) ?? type;
         if (underlying == typeof(int) && !int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
         {
-            return $"'{value}' is not a whole number";
+            return $"{Redaction.Quote(value)} is not a whole number";
         }
 
         if (underlying == typeof(bool) && !bool.TryParse(value, out _))
         {
-            return $"'{value}' is not true or false";
+            return $"{Redaction.Quote(value)} is not true or false";
         }
 
         return null;

@@ -18,7 +18,7 @@ internal static class EncryptionSettingsReader
             }
             else
             {
-                problems.Add($"{Where}:Recipients:{i}: '{options.Recipients[i]}' is not an age X25519 recipient (age1…; age-keygen -y KEYFILE prints it)");
+                problems.Add($"{Where}:Recipients:{i}: {Redaction.Quote(options.Recipients[i])} is not an age X25519 recipient (age1…; age-keygen -y KEYFILE prints it)");
             }
         }
 
@@ -51,7 +51,7 @@ internal static class EncryptionSettingsReader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            problems.Add($"{Where}:RecipientsFile: cannot read '{file}': {ex.Message}");
+            problems.Add($"{Where}:RecipientsFile: cannot read {Redaction.Quote(file)}: {ex.Message}");
             return;
         }
 
@@ -77,7 +77,7 @@ internal static class EncryptionSettingsReader
 
         if (found == 0)
         {
-            problems.Add($"{Where}:RecipientsFile: '{file}' holds no recipient");
+            problems.Add($"{Where}:RecipientsFile: {Redaction.Quote(file)} holds no recipient");
         }
     }
 }

@@ -17,7 +17,7 @@ internal static class RetentionSettings
 
         if (options.KeepWithin is { Length: > 0 } within && !RetentionDuration.TryParse(within, out _))
         {
-            yield return $"{where}:KeepWithin: '{within}' is not a duration like 2d12h or 1y6m (y, m, d, h)";
+            yield return $"{where}:KeepWithin: {Redaction.Quote(within)} is not a duration like 2d12h or 1y6m (y, m, d, h)";
         }
 
         if (options.IncompleteGraceHours < 1)

@@ -19,7 +19,7 @@ internal static partial class SettingsValidator
 
         if (!string.IsNullOrEmpty(options.Metrics.Listen) && !TryParseListen(options.Metrics.Listen, out _, out _))
         {
-            yield return $"{root}:Metrics:Listen: '{options.Metrics.Listen}' is not host:port (e.g. 127.0.0.1:9464, or 0.0.0.0:9464 for every interface)";
+            yield return $"{root}:Metrics:Listen: {Redaction.Quote(options.Metrics.Listen)} is not host:port (e.g. 127.0.0.1:9464, or 0.0.0.0:9464 for every interface)";
         }
 
         if (options.Verify.Deep && string.IsNullOrEmpty(options.Encryption.IdentityFile) && !options.Encryption.Disabled)
@@ -42,18 +42,18 @@ internal static partial class SettingsValidator
         foreach (var cluster in clusters)
         {
             var name = cluster.Options.Name;
-            var where = string.IsNullOrWhiteSpace(name) ? cluster.Path : $"{cluster.Path} (cluster '{name}')";
+            var where = string.IsNullOrWhiteSpace(name) ? cluster.Path : $"{cluster.Path} (cluster {Redaction.Quote(name)})";
             if (string.IsNullOrWhiteSpace(name))
             {
                 yield return $"{cluster.Path}:Name: is required";
             }
             else if (!SafeName().IsMatch(name))
             {
-                yield return $"{where}:Name: '{name}' may contain only letters, digits, '.', '_' and '-'";
+                yield return $"{where}:Name: {Redaction.Quote(name)} may contain only letters, digits, '.', '_' and '-'";
             }
             else if (!seen.Add(name))
             {
-                yield return $"{where}:Name: '{name}' is used by another cluster";
+                yield return $"{where}:Name: {Redaction.Quote(name)} is used by another cluster";
             }
 
             foreach (var problem in ValidateCluster(cluster, where, missingFiles))
@@ -67,7 +67,7 @@ internal static partial class SettingsValidator
         {
             var first = group.First();
             var others = group.Count() - 1;
-            yield return $"{first.Where}:Ssh:{first.Key}: '{first.File}' does not exist" +
+            yield return $"{first.Where}:Ssh:{first.Key}: {Redaction.Quote(first.File)} does not exist" +
                          (others > 0 ? $" ({others} other control plane(s) use it too)" : string.Empty);
         }
     }
@@ -85,7 +85,7 @@ internal static partial class SettingsValidator
                 if (!string.IsNullOrWhiteSpace(storage.ServiceUrl)
                     && (!Uri.TryCreate(storage.ServiceUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
                 {
-                    yield return $"{where}:ServiceUrl: '{storage.ServiceUrl}' is not an http(s) URL";
+                    yield return $"{where}:ServiceUrl: {Redaction.Quote(storage.ServiceUrl)} is not an http(s) URL";
                 }
 
                 if (storage.PartSizeMiB is < MinPartSizeMiB or > MaxPartSizeMiB)
@@ -95,7 +95,7 @@ internal static partial class SettingsValidator
 
                 if (storage.CaFile is not null && !File.Exists(storage.CaFile))
                 {
-                    yield return $"{where}:CaFile: '{storage.CaFile}' does not exist";
+                    yield return $"{where}:CaFile: {Redaction.Quote(storage.CaFile)} does not exist";
                 }
 
                 foreach (var problem in ValidateS3Protection(storage, where))
@@ -112,13 +112,13 @@ internal static partial class SettingsValidator
 
                 break;
             default:
-                yield return $"{where}:Type: '{storage.Type}' is not one of s3, filesystem";
+                yield return $"{where}:Type: {Redaction.Quote(storage.Type)} is not one of s3, filesystem";
                 break;
         }
 
         if (storage.Prefix.Split('/', StringSplitOptions.RemoveEmptyEntries).Any(s => s is "." or ".."))
         {
-            yield return $"{where}:Prefix: '{storage.Prefix}' may not contain '.' or '..' segments";
+            yield return $"{where}:Prefix: {Redaction.Quote(storage.Prefix)} may not contain '.' or '..' segments";
         }
     }
 
@@ -126,18 +126,18 @@ internal static partial class SettingsValidator
     {
         if (storage.ServerSideEncryption is not (null or "" or ServerSideEncryptionTypes.S3 or ServerSideEncryptionTypes.Kms))
         {
-            yield return $"{where}:ServerSideEncryption: '{storage.ServerSideEncryption}' is not one of {ServerSideEncryptionTypes.S3}, {ServerSideEncryptionTypes.Kms}";
+            yield return $"{where}:ServerSideEncryption: {Redaction.Quote(storage.ServerSideEncryption)} is not one of {ServerSideEncryptionTypes.S3}, {ServerSideEncryptionTypes.Kms}";
         }
 
         if (!string.IsNullOrEmpty(storage.KmsKeyId) && storage.ServerSideEncryption != ServerSideEncryptionTypes.Kms)
         {
-            yield return $"{where}:KmsKeyId: is set but ServerSideEncryption is not '{ServerSideEncryptionTypes.Kms}'";
+            yield return $"{where}:KmsKeyId: is set but ServerSideEncryption is not {Redaction.Quote(ServerSideEncryptionTypes.Kms)}";
         }
 
         var lockMode = storage.ObjectLock.Mode;
         if (lockMode is not (null or "" or "GOVERNANCE" or "COMPLIANCE"))
         {
-            yield return $"{where}:ObjectLock:Mode: '{lockMode}' is not one of GOVERNANCE, COMPLIANCE";
+            yield return $"{where}:ObjectLock:Mode: {Redaction.Quote(lockMode)} is not one of GOVERNANCE, COMPLIANCE";
         }
         else if (!string.IsNullOrEmpty(lockMode) && storage.ObjectLock.Days is < 1 or > 36500)
         {
@@ -149,7 +149,7 @@ internal static partial class SettingsValidator
     {
         if (TimeZoneInfo.TryFindSystemTimeZoneById(cluster.Options.TimeZone, out var zone) is false)
         {
-            yield return $"{where}:TimeZone: '{cluster.Options.TimeZone}' is not a known time zone (use an IANA name such as Europe/Rome)";
+            yield return $"{where}:TimeZone: {Redaction.Quote(cluster.Options.TimeZone)} is not a known time zone (use an IANA name such as Europe/Rome)";
         }
         else
         {
@@ -182,11 +182,11 @@ internal static partial class SettingsValidator
             }
             else if (!SafeName().IsMatch(cp.Name))
             {
-                yield return $"{cpWhere}:Name: '{cp.Name}' may contain only letters, digits, '.', '_' and '-'";
+                yield return $"{cpWhere}:Name: {Redaction.Quote(cp.Name)} may contain only letters, digits, '.', '_' and '-'";
             }
             else if (!seen.Add(cp.Name))
             {
-                yield return $"{cpWhere}:Name: '{cp.Name}' is used by another control plane of this cluster";
+                yield return $"{cpWhere}:Name: {Redaction.Quote(cp.Name)} is used by another control plane of this cluster";
             }
 
             if (string.IsNullOrWhiteSpace(cp.Address))
@@ -232,7 +232,7 @@ internal static partial class SettingsValidator
 
         if (cp.Etcd.Mode is not (EtcdModes.Tunnel or EtcdModes.Exec))
         {
-            yield return $"{where}:Etcd:Mode: '{cp.Etcd.Mode}' is not one of {EtcdModes.Tunnel}, {EtcdModes.Exec}";
+            yield return $"{where}:Etcd:Mode: {Redaction.Quote(cp.Etcd.Mode)} is not one of {EtcdModes.Tunnel}, {EtcdModes.Exec}";
         }
 
         if (cp.Etcd.ClientPort is < 1 or > 65535)
@@ -253,7 +253,7 @@ internal static partial class SettingsValidator
         {
             if (string.IsNullOrWhiteSpace(value) || !value.StartsWith('/'))
             {
-                yield return $"{where}:Paths:{key}: '{value}' is not an absolute path on the node";
+                yield return $"{where}:Paths:{key}: {Redaction.Quote(value)} is not an absolute path on the node";
             }
         }
     }

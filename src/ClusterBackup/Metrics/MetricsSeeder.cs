@@ -17,7 +17,7 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
         try
         {
             var complete = (await catalog.ScanAsync(cluster.Name, cancellationToken)).Where(s => s.Complete).ToList();
-            var newest = complete.Count == 0 ? null : await catalog.TryReadManifestAsync(cluster.Name, complete[^1].Id, cancellationToken);
+            var newest = complete.Count == 0 ? null : complete[^1].Manifest;
             metrics.Seed(cluster.Name, complete.Count, newest);
             LogSeeded(cluster.Name, complete.Count, newest?.SetId ?? "none");
             return newest;

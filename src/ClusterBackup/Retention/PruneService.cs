@@ -22,9 +22,11 @@ internal sealed record PrunePlan(
 internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int AbortedUploads);
 
 /// <summary>
-/// Applies the retention policy to what is stored: complete sets by <see cref="RetentionPlanner"/>;
-/// incomplete sets (no manifest) and open uploads once older than the cluster's grace period,
-/// which protects a run still in progress. Deletion removes a set's manifest first.
+/// Applies the retention policy to what is stored: complete sets (a readable manifest) by
+/// <see cref="RetentionPlanner"/>; incomplete sets (no manifest) and open uploads once older than
+/// the cluster's grace period, which protects a run still in progress. A damaged set (a manifest
+/// that cannot be read) is kept and counted by no rule, so it never costs an intact set its place.
+/// Deletion removes a set's manifest first.
 /// </summary>
 internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore store, TimeProvider time, ILogger<PruneService> logger)
 {
@@ -40,6 +42,12 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
                 {
                     var decision = decisions[set.Id];
                     return new PlannedSet(set, decision.Keep, decision.Reasons);
+                }
+
+                if (set.State == SetState.Damaged)
+                {
+                    // Never counted by a keep rule, never removed by one: an operator decides.
+                    return new PlannedSet(set, Keep: true, [$"damaged, not counted by the policy: its manifest cannot be read ({set.Damage}); inspect it, then remove it by hand"]);
                 }
 
                 var age = now - set.LastModified;

@@ -27,7 +27,15 @@ internal sealed partial class ClusterVerifyJob(
         try
         {
             using var entered = await gate.EnterAsync(name, stop.Token);
-            var set = await catalog.FindSetAsync(name, BackupCatalog.LatestSelector, stop.Token);
+            var scan = await catalog.ScanAsync(name, stop.Token);
+            var set = catalog.Find(name, scan, BackupCatalog.LatestSelector);
+            if (scan.LastOrDefault(s => s.State != SetState.Incomplete) is { State: SetState.Damaged } damaged)
+            {
+                // The newest backup is unusable: the verification gauge must not look fresh.
+                LogDamaged(name, damaged.Id.ToString(), catalog.DescribeManifest(name, damaged.Id), damaged.Damage!);
+                return;
+            }
+
             var identities = settings.Verify.Deep && settings.Encryption.IdentityFile is { } file ? AgeIdentity.LoadFile(file) : null;
             var report = await verifier.VerifyAsync(set, identities, settings.Verify.Deep && (identities is not null || settings.Encryption.Disabled), stop.Token);
             if (report.Ok)
@@ -65,6 +73,9 @@ internal sealed partial class ClusterVerifyJob(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Restore drill of set {SetId} of {Cluster} failed: {Detail}")]
     private partial void LogDrillFailed(string cluster, string setId, string detail);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Verification of {Cluster} failed: its newest set {SetId} is damaged: {Location} cannot be read: {Reason}")]
+    private partial void LogDamaged(string cluster, string setId, string location, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Cannot verify {Cluster}: {Reason}")]
     private partial void LogCannotVerify(string cluster, string reason);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using ClusterBackup.Streams;
 
 namespace ClusterBackup.Storage;
 
@@ -21,7 +22,7 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         var directory = Path.GetDirectoryName(path)!;
         try
         {
-            Directory.CreateDirectory(directory, DirectoryMode);
+            CreateDirectories(directory);
             var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}{PartialSuffix}");
             var stream = new FileStream(temp, new FileStreamOptions
             {
@@ -37,6 +38,13 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         {
             throw new StorageException($"cannot write under {directory}: {ex.Message}", ex);
         }
+    }
+
+    public async Task<bool> CreateExclusiveAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        await using var upload = (Upload)await StartUploadAsync(key, cancellationToken);
+        await upload.Content.WriteAsync(content, cancellationToken);
+        return await upload.CommitExclusiveAsync(cancellationToken);
     }
 
     public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default)
@@ -140,6 +148,27 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         }
     }
 
+    /// <summary>Every directory from the root down, 0700 (a set's keys name clusters and times).</summary>
+    private void CreateDirectories(string directory)
+    {
+        var top = Path.GetFullPath(root).TrimEnd('/');
+        var missing = new Stack<string>();
+        for (var d = Path.GetFullPath(directory).TrimEnd('/'); !Directory.Exists(d); d = Path.GetDirectoryName(d)!)
+        {
+            missing.Push(d);
+            if (d.Length <= top.Length)
+            {
+                break;
+            }
+        }
+
+        while (missing.TryPop(out var d))
+        {
+            Directory.CreateDirectory(d, DirectoryMode);
+            File.SetUnixFileMode(d, DirectoryMode);
+        }
+    }
+
     private string PathOf(string key)
     {
         if (key.Split('/').Any(s => s is "." or ".."))
@@ -165,32 +194,80 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
 
+    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Link(string existing, string created);
+
     [LibraryImport("libc", EntryPoint = "fsync")]
     private static partial int Fsync(int fd);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
 
-    private sealed class Upload(FileStream stream, string temp, string path) : IObjectUpload
+    private sealed class Upload : IObjectUpload
     {
+        private const int EEXIST = 17;
+        private readonly FileStream _stream;
+        private readonly string _temp;
+        private readonly string _path;
         private bool _committed;
 
-        public Stream Content => stream;
+        public Upload(FileStream stream, string temp, string path)
+        {
+            _stream = stream;
+            _temp = temp;
+            _path = path;
+            Content = new WriteOnlyStream(WriteAsync);
+        }
 
-        public async Task CommitAsync(CancellationToken cancellationToken = default)
+        /// <summary>Every write error (a full disk) is a <see cref="StorageException"/> naming the file.</summary>
+        public Stream Content { get; }
+
+        public Task CommitAsync(CancellationToken cancellationToken = default) =>
+            CompleteAsync(path => File.Move(_temp, path, overwrite: true), cancellationToken);
+
+        /// <summary>Commits only if nothing has the name yet: link(2) fails with EEXIST atomically.</summary>
+        public async Task<bool> CommitExclusiveAsync(CancellationToken cancellationToken = default)
+        {
+            var created = true;
+            await CompleteAsync(path =>
+            {
+                if (Link(_temp, path) != 0)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    created = errno == EEXIST ? false : throw new IOException($"link: {Marshal.GetPInvokeErrorMessage(errno)}");
+                }
+
+                File.Delete(_temp);
+            }, cancellationToken);
+            return created;
+        }
+
+        private async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
             try
             {
-                await stream.FlushAsync(cancellationToken);
-                stream.Flush(flushToDisk: true);
-                await stream.DisposeAsync();
-                File.Move(temp, path, overwrite: true);
-                FsyncDirectory(Path.GetDirectoryName(path)!);
+                await _stream.WriteAsync(data, cancellationToken);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new StorageException($"cannot write {_path}: {ex.Message}", ex);
+            }
+        }
+
+        private async Task CompleteAsync(Action<string> publish, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await _stream.FlushAsync(cancellationToken);
+                _stream.Flush(flushToDisk: true);
+                await _stream.DisposeAsync();
+                publish(_path);
+                FsyncDirectory(Path.GetDirectoryName(_path)!);
                 _committed = true;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                throw new StorageException($"cannot write {path}: {ex.Message}", ex);
+                throw new StorageException($"cannot write {_path}: {ex.Message}", ex);
             }
         }
 
@@ -198,8 +275,8 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         {
             if (!_committed)
             {
-                await stream.DisposeAsync();
-                File.Delete(temp);
+                await _stream.DisposeAsync();
+                File.Delete(_temp);
             }
         }
     }

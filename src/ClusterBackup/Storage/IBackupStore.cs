@@ -16,6 +16,14 @@ internal interface IBackupStore
     /// </summary>
     Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Writes a small object only if nothing is stored under <paramref name="key"/>; returns false,
+    /// writing nothing, when something is. Exclusive on the filesystem (a hard link, which fails if
+    /// the name exists) and on S3 servers that honour <c>If-None-Match: *</c>; a server that ignores
+    /// the header replaces the object, which callers must allow for (README: "Failure behaviour").
+    /// </summary>
+    Task<bool> CreateExclusiveAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default);
+
     /// <summary>Reads an object. Throws <see cref="StoredObjectNotFoundException"/> when it does not exist.</summary>
     Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default);
 

@@ -26,6 +26,34 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
     public Task<IObjectUpload> StartUploadAsync(string key, CancellationToken cancellationToken = default) =>
         Task.FromResult<IObjectUpload>(new S3ObjectUpload(this, key, cancellationToken));
 
+    public async Task<bool> CreateExclusiveAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        var put = new PutObjectRequest
+        {
+            BucketName = _bucket,
+            Key = key,
+            InputStream = new MemoryStream(content.ToArray(), writable: false),
+            MD5Digest = Md5(content.Span),
+            UseChunkEncoding = _chunkedEncoding,
+            AutoCloseStream = true,
+            IfNoneMatch = "*",
+        };
+        Protect(put);
+        try
+        {
+            await _client.PutObjectAsync(put, cancellationToken);
+            return true;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode is HttpStatusCode.PreconditionFailed or HttpStatusCode.Conflict && ex.ErrorCode != "NoSuchBucket")
+        {
+            return false; // 412: the key exists; 409: another conditional write of it is in flight
+        }
+        catch (Exception ex) when (IsServiceError(ex))
+        {
+            throw Translate(ex, "upload", key);
+        }
+    }
+
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken = default)
     {
         try
@@ -187,13 +215,18 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
     private DateTime? RetainUntil() =>
         LockMode() is null ? null : time.GetUtcNow().AddDays(options.ObjectLock.Days).UtcDateTime;
 
+    /// <summary>
+    /// What a request to the server can fail with, besides cancellation: the SDK's errors, and a
+    /// connection reset or refused mid-request, which the HTTP stack raises as I/O errors.
+    /// </summary>
     private static bool IsServiceError(Exception ex) =>
-        ex is AmazonServiceException or AmazonClientException or HttpRequestException;
+        ex is AmazonServiceException or AmazonClientException or HttpRequestException or IOException
+            or System.Net.Sockets.SocketException or TimeoutException;
 
     private StorageException Translate(Exception ex, string action, string key)
     {
         var where = Describe(key);
-        var endpoint = options.ServiceUrl ?? $"AWS {options.Region}";
+        var endpoint = options.ServiceUrl is { } url ? Redaction.Url(url) : $"AWS {options.Region}";
         return ex switch
         {
             AmazonS3Exception { ErrorCode: "NoSuchBucket" } =>

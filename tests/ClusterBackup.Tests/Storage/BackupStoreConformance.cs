@@ -14,6 +14,23 @@ public abstract class BackupStoreConformance
 
     private protected static string UniquePrefix() => $"conformance/{Guid.NewGuid():N}/";
 
+    /// <summary>Whether the server honours <c>If-None-Match: *</c>; s3rver, like some S3-compatibles, ignores it.</summary>
+    private protected virtual bool HonoursExclusiveCreate => true;
+
+    [Fact]
+    public async Task An_exclusive_create_writes_once_and_then_refuses_where_the_store_can()
+    {
+        var store = CreateStore();
+        var key = UniquePrefix() + "manifest.json";
+
+        Assert.True(await store.CreateExclusiveAsync(key, "first"u8.ToArray()));
+        var second = await store.CreateExclusiveAsync(key, "second"u8.ToArray());
+
+        Assert.Equal(!HonoursExclusiveCreate, second);
+        Assert.Equal(HonoursExclusiveCreate ? "first"u8.ToArray() : "second"u8.ToArray(), await ReadAsync(store, key));
+        Assert.Single(await ListAsync(store, key));
+    }
+
     [Fact]
     public async Task A_committed_object_reads_back_identical()
     {

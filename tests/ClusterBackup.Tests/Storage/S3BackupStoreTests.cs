@@ -46,6 +46,8 @@ public sealed class S3rverBackupStoreTests(RigFixture fixture) : BackupStoreConf
 {
     private protected override IBackupStore CreateStore() => S3Stores.Create(fixture.Rig.S3rver);
 
+    private protected override bool HonoursExclusiveCreate => false;
+
     [Fact]
     public async Task Listing_pages_through_many_objects()
     {

@@ -9,35 +9,52 @@ namespace ClusterBackup.Sources.Etcd;
 
 /// <summary>
 /// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir, streamed
-/// back over SFTP (request-based, so memory stays bounded), and the temp dir always removed.
+/// back over SFTP (request-based, so memory stays bounded), and the temp dir always removed: by the
+/// agent, by a guard on the node when the agent is gone, or by the next run.
 /// </summary>
 internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 {
     private const string Step = "etcd snapshot";
+
+    private const string TempPrefix = "/var/tmp/cluster-backup.";
 
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
 
-        // etcdctl renames a .part file over its target, so it needs a real file, never stdout.
-        var chown = node.Ssh.Sudo ? $" && chown -R {ShellQuote.Quote(node.Ssh.User)} \"$d\"" : string.Empty;
-        var save = await session.RunAsync(
-            "umask 077 && d=$(mktemp -d /var/tmp/cluster-backup.XXXXXX) && " +
-            $"{Etcdctl(node)} snapshot save \"$d/snapshot.db\" >&2{chown} && echo \"$d\"",
-            cancellationToken);
-        var directory = save.Output.Trim().Split('\n').LastOrDefault()?.Trim();
-        if (!save.Succeeded || string.IsNullOrEmpty(directory))
+        var guard = session.Start(GuardedSnapshotCommand(node), cancellationToken);
+        string directory;
+        try
         {
-            if (!string.IsNullOrEmpty(directory))
+            var line = await ReadLineAsync(guard.Output, cancellationToken);
+            if (line is null)
+            {
+                var result = await guard.WaitAsync(cancellationToken);
+                throw new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
+            }
+
+            directory = line.StartsWith(TempPrefix, StringComparison.Ordinal) && !line.Contains('\'', StringComparison.Ordinal)
+                ? line
+                : throw new NodeOperationException(node.Name, Step, $"the node named an unexpected snapshot dir: {line}");
+        }
+        catch
+        {
+            guard.Dispose();
+            throw;
+        }
+
+        async ValueTask Release()
+        {
+            try
             {
                 await RemoveAsync(session, directory);
             }
-
-            throw new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {save.ErrorSummary}");
+            finally
+            {
+                guard.Dispose();
+            }
         }
-
-        async ValueTask Release() => await RemoveAsync(session, directory);
 
         try
         {
@@ -58,10 +75,57 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
     }
 
+    /// <summary>
+    /// The snapshot, guarded on the node. First it removes what earlier runs left (an agent killed,
+    /// a node rebooted): dirs whose guard has died. Then, in a private dir, <c>etcdctl snapshot
+    /// save</c> (which renames a .part file over its target, so it needs a real file, never stdout);
+    /// it prints the dir and stays, writing a byte a second, until the agent removes the snapshot.
+    /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
+    /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.
+    /// </summary>
+    private static string GuardedSnapshotCommand(ControlPlaneSettings node)
+    {
+        var chown = node.Ssh.Sudo ? $"chown -R {ShellQuote.Quote(node.Ssh.User)} \"$d\" || exit 1\n" : string.Empty;
+        return
+            "umask 077\n" +
+            $"for old in {TempPrefix}*; do\n" +
+            "  [ -f \"$old/guard.pid\" ] || [ -f \"$old/snapshot.db\" ] || [ -f \"$old/snapshot.db.part\" ] || continue\n" +
+            "  pid=$(cat \"$old/guard.pid\" 2>/dev/null)\n" +
+            "  if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then continue; fi\n" +
+            "  rm -rf \"$old\" && echo \"removed $old, left by an earlier run\" >&2\n" +
+            "done\n" +
+            $"d=$(mktemp -d {TempPrefix}XXXXXX) || exit 1\n" +
+            "trap 'rm -rf \"$d\"' EXIT\n" +
+            "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM\n" +
+            "echo $$ > \"$d/guard.pid\" || exit 1\n" +
+            $"{Etcdctl(node)} snapshot save \"$d/snapshot.db\" >&2 || exit 1\n" +
+            chown +
+            "echo \"$d\"\n" +
+            "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
+    }
+
+    /// <summary>The first line of a command's output, or null when it ended before one.</summary>
+    private static async Task<string?> ReadLineAsync(Stream output, CancellationToken cancellationToken)
+    {
+        var line = new List<byte>();
+        var one = new byte[1];
+        while (await output.ReadAsync(one, cancellationToken) == 1)
+        {
+            if (one[0] == (byte)'\n')
+            {
+                return System.Text.Encoding.UTF8.GetString([.. line]);
+            }
+
+            line.Add(one[0]);
+        }
+
+        return null;
+    }
+
     private static async Task RemoveAsync(NodeSession session, string directory)
     {
         // Always, even when the run was cancelled: the file holds every Secret of the cluster.
-        if (directory.StartsWith("/var/tmp/cluster-backup.", StringComparison.Ordinal))
+        if (directory.StartsWith(TempPrefix, StringComparison.Ordinal))
         {
             await session.RunAsync($"rm -rf {ShellQuote.Quote(directory)}", CancellationToken.None);
         }

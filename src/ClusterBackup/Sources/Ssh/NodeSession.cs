@@ -28,6 +28,16 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
         return new RemoteCommandStream(ssh, execution, Node.Name, step, command);
     }
 
+    /// <summary>
+    /// Starts a command that keeps running while the caller reads its output; disposing it closes
+    /// the channel. For a command that must notice when this agent goes away (its output then breaks).
+    /// </summary>
+    public RunningCommand Start(string command, CancellationToken cancellationToken = default)
+    {
+        var ssh = client.CreateCommand(Privileged(command));
+        return new RunningCommand(ssh, ssh.ExecuteAsync(cancellationToken));
+    }
+
     /// <summary>Forwards a loopback port on this machine to <paramref name="remotePort"/> on the node's loopback.</summary>
     public ForwardedPortLocal ForwardLocalPort(int remotePort)
     {
@@ -57,6 +67,26 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
         Node.Ssh.Sudo ? $"sudo -n sh -c {ShellQuote.Quote(command)}" : command;
 
     public void Dispose() => client.Dispose();
+}
+
+/// <summary>A command started with <see cref="NodeSession.Start"/>.</summary>
+internal sealed class RunningCommand(SshCommand command, Task execution) : IDisposable
+{
+    public Stream Output => command.OutputStream;
+
+    /// <summary>Waits for the command to exit; its standard output is read from <see cref="Output"/>, not returned.</summary>
+    public async Task<CommandResult> WaitAsync(CancellationToken cancellationToken = default)
+    {
+        await execution.WaitAsync(cancellationToken);
+        return new CommandResult(command.ExitStatus ?? -1, string.Empty, command.Error);
+    }
+
+    public void Dispose()
+    {
+        // The task ends faulted or cancelled when the channel closes under it; nobody awaits it then.
+        execution.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+        command.Dispose();
+    }
 }
 
 internal sealed record CommandResult(int ExitStatus, string Output, string Error)
