@@ -47,7 +47,11 @@ public sealed class TcpRelay : IAsyncDisposable
         {
             foreach (var connection in _connections)
             {
-                connection.Client.LingerState = new LingerOption(true, 0);
+                if (connection.Client is { } socket)
+                {
+                    socket.LingerState = new LingerOption(true, 0);
+                }
+
                 connection.Dispose();
             }
 
@@ -99,6 +103,12 @@ public sealed class TcpRelay : IAsyncDisposable
         }
         finally
         {
+            lock (_connections)
+            {
+                _connections.Remove(client);
+                _connections.Remove(server);
+            }
+
             client.Dispose();
             server.Dispose();
         }

@@ -28,11 +28,11 @@ internal static class IdentityOption
         }
         catch (FormatException ex) when (flag is not null)
         {
-            throw new UsageException($"--identity: {ex.Message}");
+            throw new UsageException($"--identity: {Redaction.Scrub(ex.Message, path)}");
         }
         catch (FormatException ex)
         {
-            throw new ConfigurationException(settings.ConfigPath, [$"{ClusterBackupOptions.SectionName}:Encryption:IdentityFile: {ex.Message}"]);
+            throw new ConfigurationException(settings.ConfigPath, [$"{ClusterBackupOptions.SectionName}:Encryption:IdentityFile: {Redaction.Scrub(ex.Message, path)}"]);
         }
     }
 }

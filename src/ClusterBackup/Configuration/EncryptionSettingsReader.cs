@@ -51,7 +51,7 @@ internal static class EncryptionSettingsReader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            problems.Add($"{Where}:RecipientsFile: cannot read {Redaction.Quote(file)}: {ex.Message}");
+            problems.Add($"{Where}:RecipientsFile: cannot read {Redaction.Quote(file)}: {Redaction.Scrub(ex.Message, file)}");
             return;
         }
 

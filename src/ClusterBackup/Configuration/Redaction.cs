@@ -16,6 +16,10 @@ internal static class Redaction
     /// <summary><c>'value'</c>, or <see cref="Hidden"/>; a URL's password is replaced by <c>***</c>.</summary>
     public static string Quote(string? value) => LooksSecret(value) ? Hidden : $"'{Url(value)}'";
 
+    /// <summary>A message (an exception's) with a secret-looking value it quotes replaced by <see cref="Hidden"/>.</summary>
+    public static string Scrub(string message, string? value) =>
+        LooksSecret(value) ? message.Replace(value!, Hidden, StringComparison.Ordinal) : message;
+
     /// <summary>A URL without the password of its user info; anything else as it is (or hidden).</summary>
     public static string Url(string? value)
     {

@@ -47,9 +47,9 @@ internal static partial class SettingsValidator
             {
                 yield return $"{cluster.Path}:Name: is required";
             }
-            else if (!SafeName().IsMatch(name))
+            else if (!SafeName().IsMatch(name) || Redaction.LooksSecret(name))
             {
-                yield return $"{where}:Name: {Redaction.Quote(name)} may contain only letters, digits, '.', '_' and '-'";
+                yield return $"{where}:Name: {Redaction.Quote(name)} may contain only letters, digits, '.', '_' and '-', and must not be a key";
             }
             else if (!seen.Add(name))
             {
@@ -180,9 +180,9 @@ internal static partial class SettingsValidator
             {
                 yield return $"{cpWhere}:Name: is required";
             }
-            else if (!SafeName().IsMatch(cp.Name))
+            else if (!SafeName().IsMatch(cp.Name) || Redaction.LooksSecret(cp.Name))
             {
-                yield return $"{cpWhere}:Name: {Redaction.Quote(cp.Name)} may contain only letters, digits, '.', '_' and '-'";
+                yield return $"{cpWhere}:Name: {Redaction.Quote(cp.Name)} may contain only letters, digits, '.', '_' and '-', and must not be a key";
             }
             else if (!seen.Add(cp.Name))
             {

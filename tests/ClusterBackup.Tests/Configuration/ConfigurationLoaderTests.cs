@@ -179,6 +179,60 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.StartsWith("not valid JSON (line ", Assert.Single(ex.Problems), StringComparison.Ordinal);
     }
 
+    private const string AgeSecret = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+    private const string PrivateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----";
+
+    public static TheoryData<string, string, string> SecretBearingKeys => new()
+    {
+        { "Encryption:Recipients:0", AgeSecret, AgeSecret },
+        { "Encryption:RecipientsFile", AgeSecret, AgeSecret },
+        { "Encryption:IdentityFile", AgeSecret, AgeSecret },
+        { "Defaults:Ssh:PrivateKeyFile", PrivateKey, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" },
+        { "Defaults:Ssh:KnownHostsFile", PrivateKey, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" },
+        { "Storage:CaFile", PrivateKey, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ" },
+        { "Storage:ServiceUrl", "ftp://backup:Sup3rS3cret@10.0.0.9:9000", "Sup3rS3cret" },
+        { "Clusters:0:Name", AgeSecret, AgeSecret },
+        { "Clusters:0:ControlPlanes:0:Name", AgeSecret, AgeSecret },
+        { "Defaults:Etcd:Mode", AgeSecret, AgeSecret },
+    };
+
+    [Theory]
+    [MemberData(nameof(SecretBearingKeys))]
+    public async Task A_secret_pasted_into_any_key_is_never_printed(string key, string value, string secretPart)
+    {
+        var config = Valid();
+        JsonNode node = config["ClusterBackup"]!;
+        var segments = key.Split(':');
+        foreach (var segment in segments[..^1])
+        {
+            node = int.TryParse(segment, out var index) ? node[index]! : node[segment] ?? (node[segment] = new JsonObject());
+        }
+
+        if (int.TryParse(segments[^1], out var last))
+        {
+            node[last] = value;
+        }
+        else
+        {
+            node[segments[^1]] = value;
+        }
+
+        var path = Path.Combine(_directory, "appsettings.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+
+        // IdentityFile is read only by the commands that decrypt.
+        string[][] commands = key.EndsWith("IdentityFile", StringComparison.Ordinal)
+            ? [["verify", "--verbose"], ["download", "--cluster", "prod", "--to", Path.Combine(_directory, "out")]]
+            : [["config", "check"], ["backup"], ["list", "--verbose"]];
+        foreach (var args in commands)
+        {
+            var result = await CliRunner.RunAsync([.. args, "--config", path]);
+            Assert.True(result.ExitCode == 78, result.ToString());
+            Assert.DoesNotContain(secretPart, result.Output + result.Error, StringComparison.Ordinal);
+            result.AssertError(int.TryParse(segments[^1], out _) ? segments[^2] : segments[^1]);
+        }
+    }
+
     [Fact]
     public async Task Config_check_exits_78_on_a_missing_file_and_0_on_a_valid_one()
     {
