@@ -89,6 +89,20 @@ public sealed class EtcdServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// About 8 MB of incompressible values under <c>/registry/bulk/</c>, so a snapshot takes several
+    /// 5 MiB multipart parts; the same keys every time, so the key count stays.
+    /// </summary>
+    public async Task PutBulkAsync()
+    {
+        var big = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-big-").FullName, "value");
+        for (var i = 0; i < 7; i++)
+        {
+            await File.WriteAllTextAsync(big, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(900_000)));
+            await PutFileAsync($"/registry/bulk/{i}", big);
+        }
+    }
+
     /// <summary>Every key under a prefix with its value, via etcdctl's JSON output (base64 in, decoded out).</summary>
     public async Task<IReadOnlyDictionary<string, string>> GetPrefixAsync(string prefix)
     {

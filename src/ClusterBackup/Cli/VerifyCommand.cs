@@ -27,7 +27,9 @@ internal static class VerifyCommand
             'etcdctl snapshot restore' into a temp dir, start a throwaway etcd on free loopback ports
             (Verify:Etcd, Verify:Etcdctl), check its revision and key count against the manifest, and
             remove it all. Each failure names cluster, set and artifact, and whether the stored object
-            or the snapshot itself is bad.
+            or the snapshot itself is bad. A set whose manifest.json cannot be read is DAMAGED and fails
+            the verification: with --set all, by its id, or with latest when it is newer than the newest
+            readable set.
             Exit status: 0 when every checked set passed, 1 otherwise.
 
             Examples: cluster-backup verify

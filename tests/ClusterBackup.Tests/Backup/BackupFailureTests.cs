@@ -85,12 +85,7 @@ public sealed class BackupFailureTests(RigFixture fixture)
     public async Task A_snapshot_damaged_in_transit_aborts_its_multipart_upload_and_commits_nothing()
     {
         // More than one 5 MiB part, so the damage is found after parts were uploaded.
-        var big = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-big-").FullName, "value");
-        for (var i = 0; i < 7; i++)
-        {
-            await File.WriteAllTextAsync(big, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(900_000)));
-            await _rig.Etcd.PutFileAsync($"/registry/bulk/{i}", big);
-        }
+        await _rig.Etcd.PutBulkAsync();
 
         var damaging = await WriteTempAsync("""
             #!/bin/sh

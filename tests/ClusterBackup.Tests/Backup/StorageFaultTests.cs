@@ -37,7 +37,7 @@ public sealed class StorageFaultTests(RigFixture fixture)
     public async Task S3_cut_mid_upload_fails_the_run_as_storage_and_the_next_run_succeeds()
     {
         const string cluster = "s3-cut";
-        await BulkAsync();
+        await _rig.Etcd.PutBulkAsync();
         await using var relay = new TcpRelay(_rig.Moto.Port).Start();
         var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
         config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
@@ -73,7 +73,7 @@ public sealed class StorageFaultTests(RigFixture fixture)
     public async Task A_full_disk_fails_the_run_as_storage_leaves_nothing_and_the_next_run_succeeds()
     {
         const string cluster = "disk-full";
-        await BulkAsync();
+        await _rig.Etcd.PutBulkAsync();
         var mount = Directory.CreateTempSubdirectory("cluster-backup-tmpfs-").FullName;
         await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", mount);
         try
@@ -108,7 +108,7 @@ public sealed class StorageFaultTests(RigFixture fixture)
     public async Task SIGTERM_to_a_backup_is_a_cancellation_not_a_failure()
     {
         const string cluster = "sigterm";
-        await BulkAsync();
+        await _rig.Etcd.PutBulkAsync();
         await using var relay = new TcpRelay(_rig.Moto.Port).Start();
         var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
         config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
@@ -124,16 +124,5 @@ public sealed class StorageFaultTests(RigFixture fixture)
         Assert.DoesNotContain("etcd snapshot failed", log, StringComparison.Ordinal);
         Assert.Empty(await _rig.Moto.ObjectKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"));
         Assert.Empty(await _rig.Moto.OpenUploadKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"));
-    }
-
-    /// <summary>Values that make the snapshot several multipart parts (the same keys every time: the key count stays).</summary>
-    private async Task BulkAsync()
-    {
-        var big = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-big-").FullName, "value");
-        for (var i = 0; i < 7; i++)
-        {
-            await File.WriteAllTextAsync(big, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(900_000)));
-            await _rig.Etcd.PutFileAsync($"/registry/bulk/{i}", big);
-        }
     }
 }
