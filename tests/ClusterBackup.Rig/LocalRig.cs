@@ -18,6 +18,18 @@ public sealed class LocalRig : IAsyncDisposable
     public static HashSet<string> NodeTempDirectories() =>
         Directory.EnumerateDirectories("/var/tmp", "cluster-backup.*").ToHashSet();
 
+    /// <summary>The node temp dirs made since <paramref name="before"/>, once they are gone or 30 seconds have passed.</summary>
+    public static async Task<IReadOnlyCollection<string>> NodeTempDirectoriesLeftAsync(HashSet<string> before)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (NodeTempDirectories().Except(before).Any() && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+        }
+
+        return NodeTempDirectories().Except(before).ToList();
+    }
+
     private LocalRig(string root)
     {
         Root = root;

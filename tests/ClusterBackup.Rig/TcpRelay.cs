@@ -14,12 +14,22 @@ public sealed class TcpRelay : IAsyncDisposable
     private TcpListener? _listener;
     private CancellationTokenSource _stop = new();
     private long _forwarded;
+    private long _returned;
 
-    public TcpRelay(int targetPort, int? port = null)
+    /// <param name="targetPort">The server's port.</param>
+    /// <param name="port">The relay's port; a free one when null.</param>
+    /// <param name="returnBytesPerSecond">Slows what the server sends back, to leave time to cut a stream; unlimited when null.</param>
+    public TcpRelay(int targetPort, int? port = null, int? returnBytesPerSecond = null)
     {
         _targetPort = targetPort;
         Port = port ?? Tools.FreePort();
+        ReturnBytesPerSecond = returnBytesPerSecond;
     }
+
+    public int? ReturnBytesPerSecond { get; }
+
+    /// <summary>Bytes passed back from the server since the relay started.</summary>
+    public long Returned => Interlocked.Read(ref _returned);
 
     public int Port { get; }
 
@@ -124,6 +134,14 @@ public sealed class TcpRelay : IAsyncDisposable
             if (count)
             {
                 Interlocked.Add(ref _forwarded, read);
+            }
+            else
+            {
+                Interlocked.Add(ref _returned, read);
+                if (ReturnBytesPerSecond is { } rate)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds((double)read / rate), stop);
+                }
             }
         }
 

@@ -32,8 +32,7 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // A stop is not a failure: nothing is counted, and nothing was committed.
-            LogCancelled(cluster.Name);
+            // A stop is not a failure: nothing is counted, nothing was committed; the caller says so once.
             throw;
         }
         catch (Exception ex)
@@ -41,7 +40,7 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
             var failure = ex as BackupFailedException
                 ?? new BackupFailedException(cluster.Name, null, BackupSteps.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex);
             metrics.RecordFailure(cluster.Name, stopwatch.Elapsed);
-            LogFailed(cluster.Name, failure.Node ?? "-", failure.Step, failure.Reason);
+            LogFailed(cluster.Name, failure.Step, failure.Node is { } node ? $"node {node}: {failure.Reason}" : failure.Reason);
             return new CycleOutcome(null, failure, null, null);
         }
 
@@ -61,11 +60,8 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Backup of {Cluster} failed: node {Node}: {Step}: {Reason}")]
-    private partial void LogFailed(string cluster, string node, string step, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Backup of {Cluster} cancelled: the objects it wrote were removed, nothing was committed")]
-    private partial void LogCancelled(string cluster);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Backup of {Cluster} failed at {Step}: {Reason}")]
+    private partial void LogFailed(string cluster, string step, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Retention of {Cluster} failed after a committed backup: {Reason}")]
     private partial void LogPruneFailed(string cluster, string reason);

@@ -59,7 +59,12 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
             .OrderByDescending(p => p.Set.Id)
             .ToList();
 
-        var (uploads, note) = await StaleUploadsAsync(cluster, now, cancellationToken);
+        // A set written to within the grace period may be a run in progress (its reservation marker
+        // is its first object): its open uploads are never stale, whatever date the server gives them.
+        var active = stored.Where(set => now - set.LastModified <= cluster.IncompleteGrace)
+            .Select(set => catalog.SetPrefix(cluster.Name, set.Id))
+            .ToList();
+        var (uploads, note) = await StaleUploadsAsync(cluster, now, active, cancellationToken);
         return new PrunePlan(cluster, now, sets, uploads, note);
     }
 
@@ -91,7 +96,7 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
     }
 
     private async Task<(IReadOnlyList<IncompleteUpload> Uploads, string? Note)> StaleUploadsAsync(
-        ClusterSettings cluster, DateTimeOffset now, CancellationToken cancellationToken)
+        ClusterSettings cluster, DateTimeOffset now, IReadOnlyList<string> activeSetPrefixes, CancellationToken cancellationToken)
     {
         if (store is not IIncompleteUploads uploads)
         {
@@ -103,7 +108,7 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
         {
             await foreach (var upload in uploads.ListIncompleteUploadsAsync(catalog.ClusterPrefix(cluster.Name), cancellationToken))
             {
-                if (now - upload.Initiated > cluster.IncompleteGrace)
+                if (now - upload.Initiated > cluster.IncompleteGrace && !activeSetPrefixes.Any(p => upload.Key.StartsWith(p, StringComparison.Ordinal)))
                 {
                     stale.Add(upload);
                 }

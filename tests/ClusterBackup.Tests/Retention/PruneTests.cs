@@ -156,6 +156,28 @@ public sealed class PruneTests(RigFixture fixture) : IDisposable
         Assert.DoesNotContain(await check.GetRequiredService<BackupCatalog>().ScanAsync(cluster), s => !s.Complete);
     }
 
+    [Fact]
+    public async Task The_open_upload_of_a_run_in_progress_is_never_aborted_whatever_date_the_server_gives_it()
+    {
+        // moto dates every multipart upload in 2010: by that date alone, prune (another run's, the
+        // daemon's) would abort an upload in flight. The set's fresh reservation marker protects it.
+        const string cluster = "prune-in-progress";
+        var config = Config("moto", cluster, new JsonObject { ["KeepLast"] = 1 });
+        var set = SetId.At(DateTimeOffset.UtcNow).ToString();
+        var uploadKey = $"backups/{cluster}/{set}/etcd.db.zst.age";
+        using (var client = _rig.Moto.CreateClient())
+        {
+            await client.PutObjectAsync(new PutObjectRequest { BucketName = LocalRig.Bucket, Key = $"backups/{cluster}/{set}/.reservation-0123456789abcdef", ContentBody = "{}" });
+            await client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = LocalRig.Bucket, Key = uploadKey });
+        }
+
+        var (plan, result) = await PruneAtAsync(config, DateTimeOffset.UtcNow);
+
+        Assert.Empty(plan.StaleUploads);
+        Assert.Equal(0, result.AbortedUploads + result.RemovedSets);
+        Assert.Equal([uploadKey], await OpenUploadsAsync(cluster));
+    }
+
     private static async Task<(PrunePlan Plan, PruneResult Result)> PruneAtAsync(JsonObject config, DateTimeOffset now)
     {
         await using var services = await ServicesAsync(config, new FakeTimeProvider(now));

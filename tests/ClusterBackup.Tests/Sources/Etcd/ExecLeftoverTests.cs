@@ -40,13 +40,7 @@ public sealed class ExecLeftoverTests(RigFixture fixture)
         }
 
         // The guard on the node notices the dead connection and removes the snapshot by itself.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (LocalRig.NodeTempDirectories().Except(before).Any() && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(200);
-        }
-
-        Assert.Empty(LocalRig.NodeTempDirectories().Except(before));
+        Assert.Empty(await LocalRig.NodeTempDirectoriesLeftAsync(before));
 
         // A guard that died too (kill -9 on the node) is found by the next run.
         var orphan = NewNodeTempDirectory();
