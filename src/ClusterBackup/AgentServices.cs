@@ -8,6 +8,7 @@ using ClusterBackup.Retention;
 using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Storage;
+using ClusterBackup.Verify;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup;
@@ -33,7 +34,7 @@ internal static class AgentServices
         services.AddSingleton<ClusterRestore>();
         services.AddSingleton<PruneService>();
         services.AddSingleton<BackupCycle>();
-        services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry()));
+        services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry(), BackupRun.AgentVersion));
         services.AddSingleton<MetricsSeeder>();
         return services;
     }

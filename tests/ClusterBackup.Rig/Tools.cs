@@ -89,7 +89,7 @@ public static class Tools
     }
 
     /// <summary>A loopback TCP port that was free a moment ago, outside the ephemeral range, never handed out twice.</summary>
-    public static int FreePort() => ClusterBackup.Restore.LoopbackPorts.Next();
+    public static int FreePort() => ClusterBackup.Verify.LoopbackPorts.Next();
 
     public static string RepositoryRoot()
     {

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
-using ClusterBackup.Restore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
-using ClusterBackup.Restore;
+using ClusterBackup.Verify;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;

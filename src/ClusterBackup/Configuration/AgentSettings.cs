@@ -1,6 +1,4 @@
 using ClusterBackup.Encryption;
-using ClusterBackup.Retention;
-using ClusterBackup.Scheduling;
 
 namespace ClusterBackup.Configuration;
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ClusterBackup.Scheduling;
 using Microsoft.Extensions.Configuration;
 
 namespace ClusterBackup.Configuration;

@@ -1,4 +1,3 @@
-using ClusterBackup.Retention;
 
 namespace ClusterBackup.Configuration;
 

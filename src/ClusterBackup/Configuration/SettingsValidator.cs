@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using ClusterBackup.Scheduling;
 
 namespace ClusterBackup.Configuration;
 

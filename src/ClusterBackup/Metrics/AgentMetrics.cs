@@ -23,7 +23,7 @@ internal sealed class AgentMetrics
     private readonly Gauge _scheduleInterval;
     private readonly Gauge _verifyInterval;
 
-    public AgentMetrics(CollectorRegistry registry)
+    public AgentMetrics(CollectorRegistry registry, string version)
     {
         Registry = registry;
         var factory = Prometheus.Metrics.WithCustomRegistry(registry);
@@ -43,7 +43,7 @@ internal sealed class AgentMetrics
         _etcdRevision = factory.CreateGauge("cluster_backup_etcd_revision", "etcd revision of the newest complete set.", "cluster");
         _scheduleInterval = factory.CreateGauge("cluster_backup_schedule_interval_seconds", "Period of the cluster's backup schedule; alert thresholds derive from it.", "cluster");
         _verifyInterval = factory.CreateGauge("cluster_backup_verify_interval_seconds", "Period of the cluster's VerifySchedule; 0 when verification is not scheduled.", "cluster");
-        factory.CreateGauge("cluster_backup_build_info", "The agent's version.", "version").WithLabels(Backup.BackupRun.AgentVersion).Set(1);
+        factory.CreateGauge("cluster_backup_build_info", "The agent's version.", "version").WithLabels(version).Set(1);
     }
 
     public CollectorRegistry Registry { get; }

@@ -1,6 +1,5 @@
 using System.Formats.Tar;
 using System.Globalization;
-using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Encryption;

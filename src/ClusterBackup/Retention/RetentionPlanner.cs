@@ -1,5 +1,6 @@
 using System.Globalization;
 using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
 
 namespace ClusterBackup.Retention;
 

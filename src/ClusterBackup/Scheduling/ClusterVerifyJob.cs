@@ -2,7 +2,7 @@ using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Encryption;
 using ClusterBackup.Metrics;
-using ClusterBackup.Restore;
+using ClusterBackup.Verify;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Quartz;

@@ -37,7 +37,7 @@ public sealed partial class AlertRulesTests
     [Fact]
     public async Task Rules_and_dashboard_use_only_metrics_the_agent_exports()
     {
-        var metrics = new AgentMetrics(new CollectorRegistry());
+        var metrics = new AgentMetrics(new CollectorRegistry(), "0.0.0-test");
         using var exposition = new MemoryStream();
         await metrics.WriteAsync(exposition, CancellationToken.None);
         var exported = MetricName().Matches(System.Text.Encoding.UTF8.GetString(exposition.ToArray()))

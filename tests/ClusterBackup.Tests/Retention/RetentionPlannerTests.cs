@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
 using ClusterBackup.Retention;
 using ClusterBackup.Tests.Support;
 

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using ClusterBackup.Rig;
 using ClusterBackup.Tests.Support;
 
-namespace ClusterBackup.Tests.Restore;
+namespace ClusterBackup.Tests.Verify;
 
 /// <summary><c>verify</c>: stored hashes, decrypted content, etcd's trailer, and restore drills into a real etcd.</summary>
 [Collection(RigCollection.Name)]

@@ -1,11 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
 using ClusterBackup.Configuration;
-using ClusterBackup.Restore;
 using ClusterBackup.Rig;
 using ClusterBackup.Tests.Support;
+using ClusterBackup.Verify;
 
-namespace ClusterBackup.Tests.Restore;
+namespace ClusterBackup.Tests.Verify;
 
 /// <summary>The restore drill against a real etcd snapshot, and the loopback ports it runs on.</summary>
 [Collection(RigCollection.Name)]

@@ -1,6 +1,6 @@
 using Quartz;
 
-namespace ClusterBackup.Scheduling;
+namespace ClusterBackup.Configuration;
 
 /// <summary>
 /// A cluster's <c>Schedule</c>: standard 5-field cron (minute hour day-of-month month day-of-week,

@@ -7,7 +7,7 @@ using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Logging;
 
-namespace ClusterBackup.Restore;
+namespace ClusterBackup.Verify;
 
 /// <summary>One artifact's verdict: what was checked and, when it failed, what is bad.</summary>
 internal sealed record ArtifactVerdict(string Artifact, bool Ok, string Detail);

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace ClusterBackup.Restore;
+namespace ClusterBackup.Verify;
 
 /// <summary>
 /// Loopback TCP ports for throwaway servers (a drill's etcd). They are picked below the kernel's

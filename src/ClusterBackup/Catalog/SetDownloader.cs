@@ -4,7 +4,7 @@ using ClusterBackup.Pipeline;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Logging;
 
-namespace ClusterBackup.Restore;
+namespace ClusterBackup.Catalog;
 
 /// <summary>A file <see cref="SetDownloader"/> wrote: plain, checked against the manifest.</summary>
 internal sealed record DownloadedFile(string Path, ArtifactRecord Artifact);

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 
-namespace ClusterBackup.Restore;
+namespace ClusterBackup.Verify;
 
 /// <summary>What a drill found in the restored snapshot.</summary>
 internal sealed record DrillResult(long Revision, long KeyCount);

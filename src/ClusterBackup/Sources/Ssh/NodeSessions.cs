@@ -2,7 +2,7 @@ using ClusterBackup.Configuration;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
 
-namespace ClusterBackup.Backup;
+namespace ClusterBackup.Sources.Ssh;
 
 /// <summary>One SSH session per node for the whole run; a node that could not be reached is not retried.</summary>
 internal sealed class NodeSessions(SshNodeConnector connector) : IDisposable

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace ClusterBackup.Retention;
+namespace ClusterBackup.Configuration;
 
 /// <summary>
 /// restic's retention vocabulary. Each count keeps the newest set of that many distinct periods
