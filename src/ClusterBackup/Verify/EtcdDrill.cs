@@ -12,7 +12,7 @@ internal sealed record DrillResult(long Revision, long KeyCount);
 /// A restore drill on the workstation: <c>etcdctl snapshot restore</c> into a temp dir, a throwaway
 /// etcd on loopback free ports, its revision and key count read back, then everything removed.
 /// </summary>
-internal sealed class EtcdDrill(VerifyOptions options, Func<int>? nextPort = null)
+internal sealed class EtcdDrill(VerifyOptions options, TimeProvider time, Func<int>? nextPort = null)
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
@@ -62,7 +62,7 @@ internal sealed class EtcdDrill(VerifyOptions options, Func<int>? nextPort = nul
                  "--listen-peer-urls", $"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peer}",
                  "--initial-cluster", $"drill=http://127.0.0.1:{peer}", "--log-outputs", "stderr", "--logger", "zap"]);
             var endpoint = $"--endpoints=http://127.0.0.1:{client}";
-            var deadline = DateTime.UtcNow + StartTimeout;
+            var deadline = time.GetUtcNow() + StartTimeout;
             while (true)
             {
                 if (etcd.Process.HasExited)
@@ -83,12 +83,12 @@ internal sealed class EtcdDrill(VerifyOptions options, Func<int>? nextPort = nul
                     break;
                 }
 
-                if (DateTime.UtcNow > deadline)
+                if (time.GetUtcNow() > deadline)
                 {
                     throw new DrillFailedException($"the restored etcd did not become healthy within {StartTimeout.TotalSeconds:0}s");
                 }
 
-                await Task.Delay(200, cancellationToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), time, cancellationToken);
             }
 
             var range = await RunAsync(options.Etcdctl, [endpoint, "get", string.Empty, "--prefix", "--keys-only", "--limit=1", "-w", "json"], cancellationToken);

@@ -23,7 +23,7 @@ internal sealed record VerifyReport(CatalogSet Set, IReadOnlyList<ArtifactVerdic
 /// with the identity, the decrypted and decompressed bytes and etcd's own trailer hash too; with
 /// <c>deep</c>, a restore drill into a throwaway etcd whose revision and key count must match.
 /// </summary>
-internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog catalog, AgentSettings settings, ILogger<SetVerifier> logger)
+internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog catalog, AgentSettings settings, TimeProvider time, ILogger<SetVerifier> logger)
 {
     public async Task<VerifyReport> VerifyAsync(CatalogSet set, IReadOnlyList<AgeIdentity>? identities, bool deep, CancellationToken cancellationToken = default)
     {
@@ -69,7 +69,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         var etcd = set.Manifest.Etcd;
         try
         {
-            var result = await new EtcdDrill(settings.Verify).RunAsync(snapshotFile, cancellationToken);
+            var result = await new EtcdDrill(settings.Verify, time).RunAsync(snapshotFile, cancellationToken);
             var restored = $"restored into a throwaway etcd: revision {result.Revision}, {result.KeyCount} keys (manifest: revision {etcd.Revision}, {etcd.KeyCount} keys)";
 
             // The manifest's facts are read just before the snapshot: a busy cluster may have moved

@@ -36,7 +36,7 @@ public sealed class EtcdDrillTests(RigFixture fixture)
         var (squatter, taken) = Squat();
         using var _ = squatter;
         var picks = 0;
-        var drill = new EtcdDrill(new VerifyOptions(), () => ++picks == 1 ? taken : LoopbackPorts.Next());
+        var drill = new EtcdDrill(new VerifyOptions(), TimeProvider.System, () => ++picks == 1 ? taken : LoopbackPorts.Next());
 
         var result = await drill.RunAsync(snapshot);
 
@@ -50,7 +50,7 @@ public sealed class EtcdDrillTests(RigFixture fixture)
         var snapshot = await SnapshotAsync();
         var (squatter, taken) = Squat();
         using var _ = squatter;
-        var drill = new EtcdDrill(new VerifyOptions(), () => taken);
+        var drill = new EtcdDrill(new VerifyOptions(), TimeProvider.System, () => taken);
 
         var failure = await Assert.ThrowsAsync<DrillFailedException>(() => drill.RunAsync(snapshot));
 

@@ -15,7 +15,7 @@ namespace ClusterBackup.Sources.Etcd;
 /// forwarded over SSH to the node's etcd client port, and the snapshot is streamed over gRPC/TLS.
 /// Nothing touches either disk, and the socket gives back-pressure end to end.
 /// </summary>
-internal sealed class TunnelSnapshotSource : IEtcdSnapshotSource
+internal sealed class TunnelSnapshotSource(TimeProvider time) : IEtcdSnapshotSource
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);
     private const string Step = "etcd snapshot";
@@ -67,7 +67,7 @@ internal sealed class TunnelSnapshotSource : IEtcdSnapshotSource
 
         try
         {
-            var facts = await ReadFactsAsync(channel, node.Name, cancellationToken);
+            var facts = await ReadFactsAsync(channel, node.Name, time.GetUtcNow().UtcDateTime + CallTimeout, cancellationToken);
             var call = new Maintenance.MaintenanceClient(channel).Snapshot(new SnapshotRequest(), cancellationToken: cancellationToken);
             var content = new SnapshotTrailerCheck(new GrpcSnapshotStream(call, node.Name), node.Name);
             return new EtcdSnapshot(content, facts, Release);
@@ -84,9 +84,8 @@ internal sealed class TunnelSnapshotSource : IEtcdSnapshotSource
         }
     }
 
-    private static async Task<EtcdFacts> ReadFactsAsync(GrpcChannel channel, string node, CancellationToken cancellationToken)
+    private static async Task<EtcdFacts> ReadFactsAsync(GrpcChannel channel, string node, DateTime deadline, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + CallTimeout;
         var status = await new Maintenance.MaintenanceClient(channel)
             .StatusAsync(new StatusRequest(), deadline: deadline, cancellationToken: cancellationToken);
         var members = await new Cluster.ClusterClient(channel)
