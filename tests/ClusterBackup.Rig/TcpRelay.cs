@@ -18,15 +18,15 @@ public sealed class TcpRelay : IAsyncDisposable
 
     /// <param name="targetPort">The server's port.</param>
     /// <param name="port">The relay's port; a free one when null.</param>
-    /// <param name="returnBytesPerSecond">Slows what the server sends back, to leave time to cut a stream; unlimited when null.</param>
-    public TcpRelay(int targetPort, int? port = null, int? returnBytesPerSecond = null)
+    /// <param name="bytesPerSecond">Slows each direction of every connection to this rate, so a test can cut a transfer midway; unlimited when null.</param>
+    public TcpRelay(int targetPort, int? port = null, int? bytesPerSecond = null)
     {
         _targetPort = targetPort;
         Port = port ?? Tools.FreePort();
-        ReturnBytesPerSecond = returnBytesPerSecond;
+        BytesPerSecond = bytesPerSecond;
     }
 
-    public int? ReturnBytesPerSecond { get; }
+    public int? BytesPerSecond { get; }
 
     /// <summary>Bytes passed back from the server since the relay started.</summary>
     public long Returned => Interlocked.Read(ref _returned);
@@ -131,17 +131,10 @@ public sealed class TcpRelay : IAsyncDisposable
         while ((read = await from.ReadAsync(buffer, stop)) > 0)
         {
             await to.WriteAsync(buffer.AsMemory(0, read), stop);
-            if (count)
+            Interlocked.Add(ref count ? ref _forwarded : ref _returned, read);
+            if (BytesPerSecond is { } rate)
             {
-                Interlocked.Add(ref _forwarded, read);
-            }
-            else
-            {
-                Interlocked.Add(ref _returned, read);
-                if (ReturnBytesPerSecond is { } rate)
-                {
-                    await Task.Delay(TimeSpan.FromSeconds((double)read / rate), stop);
-                }
+                await Task.Delay(TimeSpan.FromSeconds((double)read / rate), stop);
             }
         }
 

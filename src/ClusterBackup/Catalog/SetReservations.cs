@@ -13,12 +13,12 @@ internal sealed record SetReservation(string Cluster, SetId Id, DateTimeOffset S
 /// <para>
 /// A run writes a marker with a name of its own (<c>.reservation-{random}</c>) under the set's
 /// prefix, then lists the prefix: it holds the id only if its marker is the only object there;
-/// otherwise it removes its marker and tries the next second. If two runs both held an id, each
+/// otherwise it removes its marker and tries a later second. If two runs both held an id, each
 /// listing would have preceded the other's marker, which is impossible: so at most one holds it,
 /// on any store whose listings show every completed write (AWS S3, MinIO, Ceph, s3rver, moto, a
 /// directory). It needs no conditional write, so it holds on servers that ignore
-/// <c>If-None-Match</c> too. Two runs that see each other both back off, each to a random
-/// moment of the next second.
+/// <c>If-None-Match</c> too. Two runs that see each other both back off, each to a random moment
+/// of the next few seconds, spread wider while the contention lasts.
 /// </para>
 /// </summary>
 internal sealed class SetReservations(IBackupStore store, BackupCatalog catalog, TimeProvider time)
@@ -54,8 +54,10 @@ internal sealed class SetReservations(IBackupStore store, BackupCatalog catalog,
                     $"no set id was free for cluster {cluster} in {MaxAttempts} tries under {store.Describe(catalog.ClusterPrefix(cluster))}: other runs of it keep starting at the same time");
             }
 
-            var jitter = TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(0, 500));
-            await Task.Delay(id.Next().StartedAt - now + jitter, time, cancellationToken);
+            // Spread the retries over more seconds as contention goes on: runs that pick different
+            // seconds never contend, and those that pick the same one rarely meet in the same instant.
+            var spread = TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(0, 1000 * Math.Min(attempt, 4)));
+            await Task.Delay(id.Next().StartedAt - now + spread, time, cancellationToken);
         }
     }
 }

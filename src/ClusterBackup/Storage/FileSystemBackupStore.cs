@@ -22,17 +22,29 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         var directory = Path.GetDirectoryName(path)!;
         try
         {
-            CreateDirectories(directory);
-            var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}{PartialSuffix}");
-            var stream = new FileStream(temp, new FileStreamOptions
+            // Another process removing an empty set dir (a run that lost its reservation, prune)
+            // may take the directory away between creating it and creating the file: create both again.
+            for (var attempt = 1; ; attempt++)
             {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = PrivateFileMode,
-                Options = FileOptions.Asynchronous,
-                BufferSize = 0,
-            });
-            return Task.FromResult<IObjectUpload>(new Upload(stream, temp, path));
+                CreateDirectories(directory);
+                var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}{PartialSuffix}");
+                try
+                {
+                    var stream = new FileStream(temp, new FileStreamOptions
+                    {
+                        Mode = FileMode.CreateNew,
+                        Access = FileAccess.Write,
+                        UnixCreateMode = PrivateFileMode,
+                        Options = FileOptions.Asynchronous,
+                        BufferSize = 0,
+                    });
+                    return Task.FromResult<IObjectUpload>(new Upload(stream, temp, path));
+                }
+                catch (DirectoryNotFoundException) when (attempt < 10)
+                {
+                    // removed under us: again
+                }
+            }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -73,14 +85,32 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
             yield break;
         }
 
-        var files = new DirectoryInfo(start).EnumerateFiles("*", SearchOption.AllDirectories)
-            .Select(f => (Key: Path.GetRelativePath(root, f.FullName).Replace(Path.DirectorySeparatorChar, '/'), File: f))
-            .Where(f => f.Key.StartsWith(prefix, StringComparison.Ordinal) && !f.File.Name.EndsWith(PartialSuffix, StringComparison.Ordinal))
-            .OrderBy(f => f.Key, StringComparer.Ordinal);
-        foreach (var (key, file) in files)
+        foreach (var stored in Snapshot(start, prefix))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            yield return new StoredObject(key, file.Length, file.LastWriteTimeUtc);
+            yield return stored;
+        }
+    }
+
+    /// <summary>The committed files under a directory, read at once; none if another process removed it meanwhile.</summary>
+    private List<StoredObject> Snapshot(string start, string prefix)
+    {
+        try
+        {
+            return new DirectoryInfo(start).EnumerateFiles("*", SearchOption.AllDirectories)
+                .Select(f => (Key: Path.GetRelativePath(root, f.FullName).Replace(Path.DirectorySeparatorChar, '/'), File: f))
+                .Where(f => f.Key.StartsWith(prefix, StringComparison.Ordinal) && !f.File.Name.EndsWith(PartialSuffix, StringComparison.Ordinal))
+                .OrderBy(f => f.Key, StringComparer.Ordinal)
+                .Select(f => new StoredObject(f.Key, f.File.Length, f.File.LastWriteTimeUtc))
+                .ToList();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException($"cannot list {start}: {ex.Message}", ex);
         }
     }
 
@@ -143,7 +173,15 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         var top = Path.GetFullPath(root).TrimEnd('/');
         while (directory.Length > top.Length && Directory.Exists(directory) && !Directory.EnumerateFileSystemEntries(directory).Any())
         {
-            Directory.Delete(directory);
+            try
+            {
+                Directory.Delete(directory);
+            }
+            catch (IOException)
+            {
+                return; // another writer put something in it meanwhile (or removed it): it is theirs now
+            }
+
             directory = Path.GetDirectoryName(directory)!;
         }
     }
@@ -165,7 +203,14 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         while (missing.TryPop(out var d))
         {
             Directory.CreateDirectory(d, DirectoryMode);
-            File.SetUnixFileMode(d, DirectoryMode);
+            try
+            {
+                File.SetUnixFileMode(d, DirectoryMode);
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // removed under us by another process; the caller creates it again
+            }
         }
     }
 

@@ -21,7 +21,7 @@ public sealed class InterruptionTests(RigFixture fixture)
         var cluster = $"ssh-cut-{mode}";
         await _rig.Etcd.PutBulkAsync();
         var before = LocalRig.NodeTempDirectories();
-        await using var relay = new TcpRelay(_rig.Node1.Port, returnBytesPerSecond: 2_000_000).Start();
+        await using var relay = new TcpRelay(_rig.Node1.Port, bytesPerSecond: 2_000_000).Start();
         var config = await ConfigThroughAsync(relay, cluster, mode);
 
         var backup = CliRunner.RunAsync(config, "backup");
@@ -50,7 +50,7 @@ public sealed class InterruptionTests(RigFixture fixture)
     {
         const string cluster = "killed-mid-upload";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port).Start();
+        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // the kill lands mid-upload
         var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
         config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
         config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = _rig.AgeIdentityFile;

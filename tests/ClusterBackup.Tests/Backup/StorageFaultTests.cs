@@ -38,13 +38,13 @@ public sealed class StorageFaultTests(RigFixture fixture)
     {
         const string cluster = "s3-cut";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port).Start();
+        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // slow enough to cut midway
         var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
         config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
         config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = _rig.AgeIdentityFile;
 
         var backup = CliRunner.RunAsync(config, "backup");
-        while (!backup.IsCompleted && relay.Forwarded < 3_000_000)
+        while (!backup.IsCompleted && relay.Forwarded < 1_500_000)
         {
             await Task.Delay(20);
         }
@@ -109,7 +109,7 @@ public sealed class StorageFaultTests(RigFixture fixture)
     {
         const string cluster = "sigterm";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port).Start();
+        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // slow enough to cut midway
         var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
         config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
         await using var backup = await CliProcess.StartAsync(config, cluster, "backup");
