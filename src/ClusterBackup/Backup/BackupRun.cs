@@ -124,7 +124,10 @@ internal sealed partial class BackupRun(
                 $"(removed as stale? the run took longer than Retention.IncompleteGraceHours, {cluster.IncompleteGrace.TotalHours:0}h)");
         }
 
-        var foreign = stored.Except(written, StringComparer.Ordinal).ToList();
+        // A marker of another run is one that lost this id (it removes its marker, unless it was killed first).
+        var foreign = stored.Except(written, StringComparer.Ordinal)
+            .Where(key => !key[(key.LastIndexOf('/') + 1)..].StartsWith(SetReservations.MarkerPrefix, StringComparison.Ordinal))
+            .ToList();
         if (foreign.Count > 0)
         {
             throw new StorageException($"set {id} holds objects another run wrote ({string.Join(", ", foreign.Select(store.Describe))}): not committed");
