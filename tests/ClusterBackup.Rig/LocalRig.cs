@@ -151,6 +151,18 @@ public sealed class LocalRig : IAsyncDisposable
         };
     }
 
+    /// <summary>A relay in front of moto_server, slowed so that a test can cut an upload midway.</summary>
+    public TcpRelay SlowMotoRelay() => new TcpRelay(Moto.Port, bytesPerSecond: 2_000_000).Start();
+
+    /// <summary>A one-node tunnel-mode configuration storing into moto_server through <paramref name="relay"/>, with the identity to verify.</summary>
+    public JsonObject ConfigThrough(TcpRelay relay, string cluster)
+    {
+        var config = Config("moto", cluster, "tunnel", Node1);
+        config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
+        config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = AgeIdentityFile;
+        return config;
+    }
+
     public static JsonObject ControlPlane(SshNode node) => new()
     {
         ["Name"] = node.Name,

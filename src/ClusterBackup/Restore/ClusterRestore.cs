@@ -4,7 +4,6 @@ using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Encryption;
 using ClusterBackup.Sources;
-using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
 using Microsoft.Extensions.Logging;
 
@@ -186,10 +185,8 @@ internal sealed partial class ClusterRestore(
             return new MemberHealth(node.Name, false, false, ex.Message);
         }
 
-        var files = EtcdClientFiles.For(node.Paths);
         var probe = await session.RunAsync(
-            $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} {files.EtcdctlFlags} " +
-            "--dial-timeout=3s --command-timeout=5s endpoint health",
+            NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health"),
             cancellationToken);
         return new MemberHealth(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary);
     }
@@ -199,12 +196,11 @@ internal sealed partial class ClusterRestore(
     {
         var first = cluster.ControlPlanes.First(cp => cp.Name == restored[0]);
         var session = await sessions.GetAsync(first, cancellationToken);
-        var files = EtcdClientFiles.For(first.Paths);
         var endpoints = string.Join(',', cluster.ControlPlanes.Where(cp => restored.Contains(cp.Name)).Select(cp => $"https://127.0.0.1:{cp.Etcd.ClientPort}"));
-        var etcdctl = $"ETCDCTL_API=3 {first.Restore.Etcdctl} {files.EtcdctlFlags}";
-        var health = await session.RunAsync($"{etcdctl} --endpoints={endpoints} endpoint health 2>&1", cancellationToken);
-        var list = await session.RunAsync($"{etcdctl} --endpoints=https://127.0.0.1:{first.Etcd.ClientPort} member list", cancellationToken);
-        var status = await session.RunAsync($"{etcdctl} --endpoints=https://127.0.0.1:{first.Etcd.ClientPort} endpoint status -w table", cancellationToken);
+        var runner = first.Restore.Etcdctl;
+        var health = await session.RunAsync(NodeCommands.EtcdctlAt(runner, first.Paths, endpoints, "endpoint", "health") + " 2>&1", cancellationToken);
+        var list = await session.RunAsync(NodeCommands.Etcdctl(runner, first, "member", "list"), cancellationToken);
+        var status = await session.RunAsync(NodeCommands.Etcdctl(runner, first, "endpoint", "status", "-w", "table"), cancellationToken);
         await output.WriteLineAsync($"endpoint health:\n{health.Output.TrimEnd()}");
         await output.WriteLineAsync($"member list:\n{list.Output.TrimEnd()}");
         await output.WriteLineAsync($"restored set {set.Id}: etcd revision {set.Manifest.Etcd.Revision} at backup time\n{status.Output.TrimEnd()}");

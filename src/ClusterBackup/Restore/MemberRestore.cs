@@ -1,6 +1,6 @@
 using System.Globalization;
 using ClusterBackup.Configuration;
-using ClusterBackup.Sources.Etcd;
+using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
 
 namespace ClusterBackup.Restore;
@@ -41,19 +41,19 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
     /// <summary>Reads the member's etcd.yaml (from the manifests dir, or staging if a failed run left it there).</summary>
     public async Task<StaticPodFlags?> ReadFlagsAsync(CancellationToken cancellationToken)
     {
-        var result = await session.RunAsync($"cat {Q(Manifests + "/etcd.yaml")} 2>/dev/null || cat {Q(Staging + "/etcd.yaml")}", cancellationToken);
+        var result = await session.RunAsync(NodeCommands.ReadFirstOf(Manifests + "/etcd.yaml", Staging + "/etcd.yaml"), cancellationToken);
         return result.Succeeded ? StaticPodFlags.Parse(result.Output) : null;
     }
 
     public async Task PrepareAsync(string? snapshotFile, bool restorePki, string? pkiTar, StaticPodFlags flags, string? backedUpManifest, CancellationToken cancellationToken)
     {
-        await RunAsync("staging", $"mkdir -p -m 700 {Q(Staging)}", cancellationToken);
+        await RunAsync("staging", NodeCommands.MakePrivateDirectory(Staging), cancellationToken);
         await UploadAsync("upload snapshot", snapshotFile, SnapshotPath, cancellationToken);
         if (restorePki)
         {
             var remote = $"{Staging}/pki-{setId}.tar";
             await UploadAsync("upload pki", pkiTar, remote, cancellationToken);
-            await RunAsync("restore pki", $"mkdir -p {Q(_node.Paths.Pki)} && tar -xpf {Q(remote)} -C {Q(_node.Paths.Pki)}", cancellationToken);
+            await RunAsync("restore pki", NodeCommands.Untar(remote, _node.Paths.Pki), cancellationToken);
         }
 
         if (backedUpManifest is not null)
@@ -63,33 +63,30 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
         }
 
         _stopped = true;
-        await RunAsync("stop static pods", MoveManifests(Manifests, Staging), cancellationToken);
-        await RunAsync("wait for etcd to stop", WaitUntilNotListening(_node.Etcd.ClientPort), cancellationToken);
-        await RunAsync("move the data dir aside", $"if [ -e {Q(Data)} ]; then mv {Q(Data)} {Q(Aside)}; fi", cancellationToken);
+        await RunAsync("stop static pods", NodeCommands.MoveStaticPodManifests(Manifests, Staging), cancellationToken);
+        await RunAsync("wait for etcd to stop", NodeCommands.WaitUntilNotListening(_node.Etcd.ClientPort), cancellationToken);
+        await RunAsync("move the data dir aside", NodeCommands.MoveAsideIfPresent(Data, Aside), cancellationToken);
         _movedAside = true;
         _restoreAttempted = true;
         await RunAsync("etcdctl snapshot restore",
-            $"ETCDCTL_API=3 {_node.Restore.Etcdctl} snapshot restore {Q(SnapshotPath)} --data-dir {Q(Data)} --name {Q(flags.Name)} " +
-            $"--initial-cluster {Q(flags.InitialCluster)} --initial-advertise-peer-urls {Q(flags.InitialAdvertisePeerUrls)}",
+            NodeCommands.EtcdctlOffline(_node.Restore.Etcdctl, "snapshot", "restore", SnapshotPath, "--data-dir", Data, "--name", flags.Name,
+                "--initial-cluster", flags.InitialCluster, "--initial-advertise-peer-urls", flags.InitialAdvertisePeerUrls),
             cancellationToken);
-        await RunAsync("check the restored member dir", $"test -d {Q(Data + "/member")}", cancellationToken);
+        await RunAsync("check the restored member dir", NodeCommands.TestDirectory(Data + "/member"), cancellationToken);
     }
 
     public Task StartAsync(CancellationToken cancellationToken) =>
-        RunAsync("start static pods", MoveManifests(Staging, Manifests), cancellationToken);
+        RunAsync("start static pods", NodeCommands.MoveStaticPodManifests(Staging, Manifests), cancellationToken);
 
     public Task WaitHealthyAsync(CancellationToken cancellationToken)
     {
-        var health = $"ETCDCTL_API=3 {_node.Restore.Etcdctl} --endpoints=https://127.0.0.1:{_node.Etcd.ClientPort} " +
-                     $"{EtcdClientFiles.For(_node.Paths).EtcdctlFlags} --dial-timeout=2s --command-timeout=3s endpoint health";
-        return RunAsync("wait for health",
-            $"i=0; until {health} >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 60 ]; then echo 'etcd is not healthy after 120s' >&2; exit 1; fi; sleep 2; done",
-            cancellationToken);
+        var health = NodeCommands.Etcdctl(_node.Restore.Etcdctl, _node, "--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health");
+        return RunAsync("wait for health", NodeCommands.WaitUntil(health, "etcd is not healthy after 120s"), cancellationToken);
     }
 
     /// <summary>Removes the decrypted snapshot and PKI archive from staging: they hold every Secret and the CA keys.</summary>
     public Task RemoveStagedFilesAsync(CancellationToken cancellationToken) =>
-        RunAsync("remove staged files", $"rm -f {Q(SnapshotPath)} {Q($"{Staging}/pki-{setId}.tar")}", cancellationToken);
+        RunAsync("remove staged files", NodeCommands.RemoveFiles(SnapshotPath, $"{Staging}/pki-{setId}.tar"), cancellationToken);
 
     /// <summary>Returns the member to how it was: partial restore removed, old data dir and manifests back.</summary>
     public async Task RollbackAsync()
@@ -99,29 +96,18 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
             return;
         }
 
-        await session.RunAsync($"rm -f {Q(SnapshotPath)} {Q($"{Staging}/pki-{setId}.tar")}", CancellationToken.None);
+        await session.RunAsync(NodeCommands.RemoveFiles(SnapshotPath, $"{Staging}/pki-{setId}.tar"), CancellationToken.None);
 
         if (_restoreAttempted)
         {
-            var back = _movedAside ? $"if [ -e {Q(Aside)} ]; then rm -rf {Q(Data)} && mv {Q(Aside)} {Q(Data)}; else rm -rf {Q(Data)}; fi" : $"rm -rf {Q(Data)}";
+            var back = _movedAside ? NodeCommands.PutBack(Data, Aside) : NodeCommands.RemoveTree(Data);
             await session.RunAsync(back, CancellationToken.None);
         }
 
         if (_stopped)
         {
-            await session.RunAsync(MoveManifests(Staging, Manifests), CancellationToken.None);
+            await session.RunAsync(NodeCommands.MoveStaticPodManifests(Staging, Manifests), CancellationToken.None);
         }
-    }
-
-    private static string MoveManifests(string from, string to) =>
-        $"for f in etcd.yaml kube-apiserver.yaml; do if [ -e {Q(from)}/$f ]; then mv {Q(from)}/$f {Q(to)}/$f || exit 1; fi; done";
-
-    /// <summary>Polls /proc/net/tcp{,6} until nothing listens on the port: no etcdctl needed to know etcd stopped.</summary>
-    private static string WaitUntilNotListening(int port)
-    {
-        var hex = port.ToString("X4", CultureInfo.InvariantCulture);
-        return $"i=0; while grep -Eq ':{hex} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do i=$((i+1)); " +
-               $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port} after 60s' >&2; exit 1; fi; sleep 0.5; done";
     }
 
     private async Task RunAsync(string step, string command, CancellationToken cancellationToken)
@@ -155,10 +141,9 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
 
         // SFTP runs as the SSH user, who cannot write where root keeps things: upload into a private
         // dir the user owns, then move the file into place as root, owned by root.
-        var made = await session.RunAsync(
-            $"umask 077 && d=$(mktemp -d /var/tmp/cluster-backup.XXXXXX) && chown {Q(_node.Ssh.User)} \"$d\" && echo \"$d\"", cancellationToken);
+        var made = await session.RunAsync(NodeCommands.MakeUploadDirectory(_node.Ssh.User), cancellationToken);
         var directory = made.Output.Trim();
-        if (!made.Succeeded || !directory.StartsWith("/var/tmp/cluster-backup.", StringComparison.Ordinal))
+        if (!made.Succeeded || !directory.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal))
         {
             throw new RestoreStepFailedException(Name, step, $"cannot make an upload dir in /var/tmp: {made.ErrorSummary}");
         }
@@ -167,11 +152,11 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
         {
             var uploaded = $"{directory}/upload";
             await SftpUploadAsync(step, localFile, uploaded, cancellationToken);
-            await RunAsync(step, $"chown 0:0 {Q(uploaded)} && mv {Q(uploaded)} {Q(remotePath)}", cancellationToken);
+            await RunAsync(step, NodeCommands.InstallAsRoot(uploaded, remotePath), cancellationToken);
         }
         finally
         {
-            await session.RunAsync($"rm -rf {Q(directory)}", CancellationToken.None);
+            await session.RunAsync(NodeCommands.RemoveTree(directory), CancellationToken.None);
         }
     }
 
@@ -190,5 +175,4 @@ internal sealed class MemberRestore(NodeSession session, string setId, string st
         }
     }
 
-    private static string Q(string value) => ShellQuote.Quote(value);
 }

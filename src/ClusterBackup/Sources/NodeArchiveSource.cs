@@ -9,10 +9,6 @@ internal static class NodeArchiveSource
     /// <c>tar -cf - -C {directory} .</c>. The directory is checked first: tar of a missing
     /// directory can still print a valid empty archive, which must never pass for a backup.
     /// </summary>
-    public static Stream Open(NodeSession session, string directory, string step, CancellationToken cancellationToken = default)
-    {
-        var dir = ShellQuote.Quote(directory);
-        var command = $"test -d {dir} || {{ printf '%s: no such directory\\n' {dir} >&2; exit 2; }}; tar -cf - -C {dir} .";
-        return session.OpenOutput(command, step, cancellationToken);
-    }
+    public static Stream Open(NodeSession session, string directory, string step, CancellationToken cancellationToken = default) =>
+        session.OpenOutput(NodeCommands.TarDirectory(directory), step, cancellationToken);
 }

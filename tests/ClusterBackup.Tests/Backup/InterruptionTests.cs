@@ -50,10 +50,8 @@ public sealed class InterruptionTests(RigFixture fixture)
     {
         const string cluster = "killed-mid-upload";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // the kill lands mid-upload
-        var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
-        config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
-        config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = _rig.AgeIdentityFile;
+        await using var relay = _rig.SlowMotoRelay();
+        var config = _rig.ConfigThrough(relay, cluster);
 
         await using (var agent = await CliProcess.StartAsync(config, cluster, "backup"))
         {

@@ -38,10 +38,8 @@ public sealed class StorageFaultTests(RigFixture fixture)
     {
         const string cluster = "s3-cut";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // slow enough to cut midway
-        var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
-        config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
-        config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = _rig.AgeIdentityFile;
+        await using var relay = _rig.SlowMotoRelay();
+        var config = _rig.ConfigThrough(relay, cluster);
 
         var backup = CliRunner.RunAsync(config, "backup");
         while (!backup.IsCompleted && relay.Forwarded < 1_500_000)
@@ -109,9 +107,8 @@ public sealed class StorageFaultTests(RigFixture fixture)
     {
         const string cluster = "sigterm";
         await _rig.Etcd.PutBulkAsync();
-        await using var relay = new TcpRelay(_rig.Moto.Port, bytesPerSecond: 2_000_000).Start(); // slow enough to cut midway
-        var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
-        config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
+        await using var relay = _rig.SlowMotoRelay();
+        var config = _rig.ConfigThrough(relay, cluster);
         await using var backup = await CliProcess.StartAsync(config, cluster, "backup");
         await backup.WaitUntilAsync(() => Task.FromResult(relay.Forwarded > 1_000_000), "an upload under way", TimeSpan.FromSeconds(60));
 

@@ -16,14 +16,12 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 {
     private const string Step = "etcd snapshot";
 
-    private const string TempPrefix = "/var/tmp/cluster-backup.";
-
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
 
-        var guard = session.Start(GuardedSnapshotCommand(node), cancellationToken);
+        var guard = session.Start(NodeCommands.GuardedSnapshot(node), cancellationToken);
         string directory;
         try
         {
@@ -34,7 +32,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
                 throw new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
             }
 
-            directory = line.StartsWith(TempPrefix, StringComparison.Ordinal) && !line.Contains('\'', StringComparison.Ordinal)
+            directory = line.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal) && !line.Contains('\'', StringComparison.Ordinal)
                 ? line
                 : throw new NodeOperationException(node.Name, Step, $"the node named an unexpected snapshot dir: {line}");
         }
@@ -75,35 +73,6 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
     }
 
-    /// <summary>
-    /// The snapshot, guarded on the node. First it removes what earlier runs left (an agent killed,
-    /// a node rebooted): dirs whose guard has died. Then, in a private dir, <c>etcdctl snapshot
-    /// save</c> (which renames a .part file over its target, so it needs a real file, never stdout);
-    /// it prints the dir and stays, writing a byte a second, until the agent removes the snapshot.
-    /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
-    /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.
-    /// </summary>
-    private static string GuardedSnapshotCommand(ControlPlaneSettings node)
-    {
-        var chown = node.Ssh.Sudo ? $"chown -R {ShellQuote.Quote(node.Ssh.User)} \"$d\" || exit 1\n" : string.Empty;
-        return
-            "umask 077\n" +
-            $"for old in {TempPrefix}*; do\n" +
-            "  [ -f \"$old/guard.pid\" ] || [ -f \"$old/snapshot.db\" ] || [ -f \"$old/snapshot.db.part\" ] || continue\n" +
-            "  pid=$(cat \"$old/guard.pid\" 2>/dev/null)\n" +
-            "  if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then continue; fi\n" +
-            "  rm -rf \"$old\" && echo \"removed $old, left by an earlier run\" >&2\n" +
-            "done\n" +
-            $"d=$(mktemp -d {TempPrefix}XXXXXX) || exit 1\n" +
-            "trap 'rm -rf \"$d\"' EXIT\n" +
-            "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM\n" +
-            "echo $$ > \"$d/guard.pid\" || exit 1\n" +
-            $"{Etcdctl(node)} snapshot save \"$d/snapshot.db\" >&2 || exit 1\n" +
-            chown +
-            "echo \"$d\"\n" +
-            "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
-    }
-
     /// <summary>The first line of a command's output, or null when it ended before one.</summary>
     private static async Task<string?> ReadLineAsync(Stream output, CancellationToken cancellationToken)
     {
@@ -125,26 +94,20 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     private static async Task RemoveAsync(NodeSession session, string directory)
     {
         // Always, even when the run was cancelled: the file holds every Secret of the cluster.
-        if (directory.StartsWith(TempPrefix, StringComparison.Ordinal))
+        if (directory.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal))
         {
-            await session.RunAsync($"rm -rf {ShellQuote.Quote(directory)}", CancellationToken.None);
+            await session.RunAsync(NodeCommands.RemoveTree(directory), CancellationToken.None);
         }
-    }
-
-    private static string Etcdctl(ControlPlaneSettings node)
-    {
-        var files = EtcdClientFiles.For(node.Paths);
-        return $"ETCDCTL_API=3 {node.Etcd.Etcdctl} --endpoints=https://127.0.0.1:{node.Etcd.ClientPort} {files.EtcdctlFlags}";
     }
 
     private static async Task<EtcdFacts> ReadFactsAsync(NodeSession session, CancellationToken cancellationToken)
     {
         var node = session.Node;
-        var etcdctl = Etcdctl(node);
-        var status = await RunJsonAsync(session, $"{etcdctl} endpoint status -w json", cancellationToken);
-        var members = await RunJsonAsync(session, $"{etcdctl} member list -w json", cancellationToken);
+        var runner = node.Etcd.Etcdctl;
+        var status = await RunJsonAsync(session, NodeCommands.Etcdctl(runner, node, "endpoint", "status", "-w", "json"), cancellationToken);
+        var members = await RunJsonAsync(session, NodeCommands.Etcdctl(runner, node, "member", "list", "-w", "json"), cancellationToken);
         // etcdctl 3.4 has no --count-only; a range's count is the total whatever its limit.
-        var count = await RunJsonAsync(session, $"{etcdctl} get '' --prefix --keys-only --limit=1 -w json", cancellationToken);
+        var count = await RunJsonAsync(session, NodeCommands.Etcdctl(runner, node, "get", string.Empty, "--prefix", "--keys-only", "--limit=1", "-w", "json"), cancellationToken);
         try
         {
             var s = status.RootElement[0].GetProperty("Status");

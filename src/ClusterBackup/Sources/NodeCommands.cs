@@ -1,0 +1,118 @@
+using System.Globalization;
+using ClusterBackup.Configuration;
+using ClusterBackup.Sources.Etcd;
+using ClusterBackup.Sources.Ssh;
+
+namespace ClusterBackup.Sources;
+
+/// <summary>
+/// Every shell command the agent runs on a node, built here and only here: each value is quoted
+/// for the node's POSIX shell, and the configured etcdctl runner (<c>Etcd.Etcdctl</c> or
+/// <c>Restore.Etcdctl</c>, which may be a command with arguments of its own, such as
+/// <c>crictl exec … etcdctl</c>) is put in front unquoted, as the operator wrote it.
+/// </summary>
+internal static class NodeCommands
+{
+    /// <summary>Where the agent's private directories on a node live; every one starts with this.</summary>
+    public const string TempPrefix = "/var/tmp/cluster-backup.";
+
+    /// <summary>etcdctl against the node's own member over TLS, with the kubeadm client certificate.</summary>
+    public static string Etcdctl(string runner, ControlPlaneSettings node, params string[] arguments) =>
+        EtcdctlAt(runner, node.Paths, $"https://127.0.0.1:{node.Etcd.ClientPort.ToString(CultureInfo.InvariantCulture)}", arguments);
+
+    /// <summary>etcdctl against the given endpoints (comma-separated URLs) over TLS.</summary>
+    public static string EtcdctlAt(string runner, PathOptions paths, string endpoints, params string[] arguments) =>
+        $"ETCDCTL_API=3 {runner} {EtcdClientFiles.For(paths).EtcdctlFlags} --endpoints={Q(endpoints)}{Arguments(arguments)}";
+
+    /// <summary>etcdctl without a server (<c>snapshot restore</c>).</summary>
+    public static string EtcdctlOffline(string runner, params string[] arguments) => $"ETCDCTL_API=3 {runner}{Arguments(arguments)}";
+
+    public static string ReadFile(string path) => $"cat {Q(path)}";
+
+    /// <summary>The first of the files that can be read.</summary>
+    public static string ReadFirstOf(string path, string fallback) => $"cat {Q(path)} 2>/dev/null || cat {Q(fallback)}";
+
+    public static string RemoveTree(string path) => $"rm -rf {Q(path)}";
+
+    public static string RemoveFiles(params string[] paths) => $"rm -f {string.Join(' ', paths.Select(Q))}";
+
+    public static string MakePrivateDirectory(string path) => $"mkdir -p -m 700 {Q(path)}";
+
+    public static string TestDirectory(string path) => $"test -d {Q(path)}";
+
+    /// <summary>
+    /// <c>tar -cf - -C {directory} .</c>. The directory is checked first: tar of a missing directory
+    /// can still print a valid empty archive, which must never pass for a backup.
+    /// </summary>
+    public static string TarDirectory(string directory)
+    {
+        var dir = Q(directory);
+        return $"test -d {dir} || {{ printf '%s: no such directory\\n' {dir} >&2; exit 2; }}; tar -cf - -C {dir} .";
+    }
+
+    /// <summary>Extracts an archive into a directory, keeping modes and owners.</summary>
+    public static string Untar(string archive, string directory) => $"mkdir -p {Q(directory)} && tar -xpf {Q(archive)} -C {Q(directory)}";
+
+    /// <summary>Moves the etcd and apiserver static pod manifests that exist from one directory to another.</summary>
+    public static string MoveStaticPodManifests(string from, string to) =>
+        $"for f in etcd.yaml kube-apiserver.yaml; do if [ -e {Q(from)}/$f ]; then mv {Q(from)}/$f {Q(to)}/$f || exit 1; fi; done";
+
+    /// <summary>Polls /proc/net/tcp{,6} until nothing listens on the port: no etcdctl needed to know etcd stopped.</summary>
+    public static string WaitUntilNotListening(int port)
+    {
+        var hex = port.ToString("X4", CultureInfo.InvariantCulture);
+        return $"i=0; while grep -Eq ':{hex} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do i=$((i+1)); " +
+               $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port.ToString(CultureInfo.InvariantCulture)} after 60s' >&2; exit 1; fi; sleep 0.5; done";
+    }
+
+    /// <summary>Retries a check every 2 seconds for 2 minutes.</summary>
+    public static string WaitUntil(string check, string failure) =>
+        $"i=0; until {check} >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 60 ]; then echo {Q(failure)} >&2; exit 1; fi; sleep 2; done";
+
+    /// <summary>Moves a directory aside if it exists.</summary>
+    public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
+
+    /// <summary>Puts a directory moved aside back in place of whatever is there now.</summary>
+    public static string PutBack(string path, string aside) =>
+        $"if [ -e {Q(aside)} ]; then rm -rf {Q(path)} && mv {Q(aside)} {Q(path)}; else rm -rf {Q(path)}; fi";
+
+    /// <summary>A private directory under /var/tmp owned by <paramref name="owner"/> (who uploads into it); prints its path.</summary>
+    public static string MakeUploadDirectory(string owner) =>
+        $"umask 077 && d=$(mktemp -d {TempPrefix}XXXXXX) && chown {Q(owner)} \"$d\" && echo \"$d\"";
+
+    /// <summary>Moves an uploaded file into place, owned by root.</summary>
+    public static string InstallAsRoot(string uploaded, string path) => $"chown 0:0 {Q(uploaded)} && mv {Q(uploaded)} {Q(path)}";
+
+    /// <summary>
+    /// The exec-mode snapshot, guarded on the node. First it removes what earlier runs left (an agent
+    /// killed, a node rebooted): dirs whose guard has died. Then, in a private dir, <c>etcdctl snapshot
+    /// save</c> (which renames a .part file over its target, so it needs a real file, never stdout);
+    /// it prints the dir and stays, writing a byte a second, until the agent removes the snapshot.
+    /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
+    /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.
+    /// </summary>
+    public static string GuardedSnapshot(ControlPlaneSettings node)
+    {
+        var chown = node.Ssh.Sudo ? $"chown -R {Q(node.Ssh.User)} \"$d\" || exit 1\n" : string.Empty;
+        return
+            "umask 077\n" +
+            $"for old in {TempPrefix}*; do\n" +
+            "  [ -f \"$old/guard.pid\" ] || [ -f \"$old/snapshot.db\" ] || [ -f \"$old/snapshot.db.part\" ] || continue\n" +
+            "  pid=$(cat \"$old/guard.pid\" 2>/dev/null)\n" +
+            "  if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then continue; fi\n" +
+            "  rm -rf \"$old\" && echo \"removed $old, left by an earlier run\" >&2\n" +
+            "done\n" +
+            $"d=$(mktemp -d {TempPrefix}XXXXXX) || exit 1\n" +
+            "trap 'rm -rf \"$d\"' EXIT\n" +
+            "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM\n" +
+            "echo $$ > \"$d/guard.pid\" || exit 1\n" +
+            $"{Etcdctl(node.Etcd.Etcdctl, node, "snapshot", "save")} \"$d/snapshot.db\" >&2 || exit 1\n" +
+            chown +
+            "echo \"$d\"\n" +
+            "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
+    }
+
+    private static string Arguments(string[] arguments) => arguments.Length == 0 ? string.Empty : " " + string.Join(' ', arguments.Select(Q));
+
+    private static string Q(string value) => ShellQuote.Quote(value);
+}

@@ -1,0 +1,102 @@
+using ClusterBackup.Configuration;
+using ClusterBackup.Rig;
+using ClusterBackup.Sources;
+
+namespace ClusterBackup.Tests.Sources;
+
+/// <summary>The commands run on nodes, checked by a real POSIX shell on awkward paths.</summary>
+public sealed class NodeCommandsTests : IDisposable
+{
+    private const string Awkward = "it's a $(dir) `with` \"everything\"";
+    private readonly string _root = Directory.CreateTempSubdirectory("cluster-backup-commands-").FullName;
+
+    private static ControlPlaneSettings Node(bool sudo = false) => new(
+        "cp1", "10.0.0.1",
+        new SshOptions { User = "backup", Sudo = sudo },
+        new EtcdOptions { ClientPort = 2379, Etcdctl = "crictl exec -i etcd etcdctl" },
+        new PathOptions { Pki = "/etc/kubernetes/my pki" },
+        new RestoreOptions());
+
+    [Fact]
+    public void Etcdctl_puts_the_configured_runner_first_unquoted_and_quotes_every_value()
+    {
+        var command = NodeCommands.Etcdctl("crictl exec -i etcd etcdctl", Node(), "get", string.Empty, "--prefix");
+
+        Assert.Equal(
+            "ETCDCTL_API=3 crictl exec -i etcd etcdctl --cacert='/etc/kubernetes/my pki/etcd/ca.crt' " +
+            "--cert='/etc/kubernetes/my pki/etcd/healthcheck-client.crt' --key='/etc/kubernetes/my pki/etcd/healthcheck-client.key' " +
+            "--endpoints=https://127.0.0.1:2379 get '' --prefix",
+            command);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Every_command_is_valid_shell_whatever_the_paths(bool sudo)
+    {
+        var node = Node(sudo);
+        string[] commands =
+        [
+            NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "endpoint", "health"),
+            NodeCommands.EtcdctlAt("etcdctl", node.Paths, "https://127.0.0.1:1,https://127.0.0.1:2", "endpoint", "health"),
+            NodeCommands.EtcdctlOffline("etcdctl", "snapshot", "restore", Awkward, "--name", Awkward),
+            NodeCommands.ReadFile(Awkward), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
+            NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
+            NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
+            NodeCommands.WaitUntilNotListening(2379), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward),
+            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
+            NodeCommands.GuardedSnapshot(node),
+        ];
+
+        foreach (var command in commands)
+        {
+            var check = await Tools.RunAsync("sh", ["-n", "-c", command]);
+            Assert.True(check.ExitCode == 0, $"{command}\n{check}");
+        }
+    }
+
+    [Fact]
+    public async Task The_data_dir_moved_aside_is_put_back_exactly()
+    {
+        var data = Path.Combine(_root, Awkward);
+        var aside = data + ".before-restore";
+        Directory.CreateDirectory(Path.Combine(data, "member"));
+        await File.WriteAllTextAsync(Path.Combine(data, "member", "db"), "old");
+
+        await Tools.CheckAsync("sh", "-c", NodeCommands.MoveAsideIfPresent(data, aside));
+        Assert.False(Directory.Exists(data));
+        Directory.CreateDirectory(Path.Combine(data, "partial"));
+        await Tools.CheckAsync("sh", "-c", NodeCommands.PutBack(data, aside));
+
+        Assert.Equal("old", await File.ReadAllTextAsync(Path.Combine(data, "member", "db")));
+        Assert.False(Directory.Exists(Path.Combine(data, "partial")));
+        Assert.False(Directory.Exists(aside));
+    }
+
+    [Fact]
+    public async Task Static_pod_manifests_move_and_others_stay()
+    {
+        var manifests = Directory.CreateDirectory(Path.Combine(_root, "manifests dir")).FullName;
+        var staging = Directory.CreateDirectory(Path.Combine(_root, "staging's")).FullName;
+        foreach (var name in new[] { "etcd.yaml", "kube-apiserver.yaml", "kube-scheduler.yaml" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(manifests, name), name);
+        }
+
+        await Tools.CheckAsync("sh", "-c", NodeCommands.MoveStaticPodManifests(manifests, staging));
+
+        Assert.Equal(["etcd.yaml", "kube-apiserver.yaml"], Directory.EnumerateFiles(staging).Select(Path.GetFileName).Order());
+        Assert.Equal(["kube-scheduler.yaml"], Directory.EnumerateFiles(manifests).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_missing_directory_is_never_archived_as_empty()
+    {
+        var result = await Tools.RunAsync("sh", ["-c", NodeCommands.TarDirectory(Path.Combine(_root, "nope"))]);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("no such directory", result.Error, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
