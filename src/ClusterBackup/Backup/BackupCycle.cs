@@ -38,9 +38,9 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         catch (Exception ex)
         {
             var failure = ex as BackupFailedException
-                ?? new BackupFailedException(cluster.Name, null, BackupSteps.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex);
+                ?? new BackupFailedException(cluster.Name, null, BackupStep.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex);
             metrics.RecordFailure(cluster.Name, stopwatch.Elapsed);
-            LogFailed(cluster.Name, failure.Step, failure.Node is { } node ? $"node {node}: {failure.Reason}" : failure.Reason);
+            LogFailed(cluster.Name, failure.Step.Describe(), failure.Node is { } node ? $"node {node}: {failure.Reason}" : failure.Reason);
             return new CycleOutcome(null, failure, null, null);
         }
 

@@ -1,24 +1,62 @@
+using ClusterBackup.Sources;
+
 namespace ClusterBackup.Backup;
 
 /// <summary>A cluster's backup did not commit; <see cref="Exception.Message"/> is one line naming cluster, node and step.</summary>
-internal sealed class BackupFailedException(string cluster, string? node, string step, string reason, Exception? inner = null)
-    : Exception(node is null ? $"cluster {cluster}: {step}: {reason}" : $"cluster {cluster}: node {node}: {step}: {reason}", inner)
+internal sealed class BackupFailedException(string cluster, string? node, BackupStep step, string reason, Exception? inner = null)
+    : Exception(node is null ? $"cluster {cluster}: {step.Describe()}: {reason}" : $"cluster {cluster}: node {node}: {step.Describe()}: {reason}", inner)
 {
     public string Cluster { get; } = cluster;
 
     public string? Node { get; } = node;
 
-    public string Step { get; } = step;
+    public BackupStep Step { get; } = step;
 
     /// <summary>What went wrong, without cluster, node and step.</summary>
     public string Reason { get; } = reason;
 }
 
-/// <summary>The steps a failure names. Node steps (connect, pki archive, …) come from the sources.</summary>
+/// <summary>Where a backup run failed: a closed set, named in messages through one table.</summary>
+internal enum BackupStep
+{
+    ReserveSetId,
+    Connect,
+    EtcdSnapshot,
+    PkiArchive,
+    ManifestsArchive,
+    Storage,
+
+    /// <summary>A failure the agent did not foresee (a bug): the message says "unexpected".</summary>
+    Backup,
+}
+
 internal static class BackupSteps
 {
-    public const string Reserve = "reserve set id";
-    public const string EtcdSnapshot = "etcd snapshot";
-    public const string Storage = "storage";
-    public const string Backup = "backup";
+    /// <summary>The step as messages and logs name it.</summary>
+    public static string Describe(this BackupStep step) => step switch
+    {
+        BackupStep.ReserveSetId => "reserve set id",
+        BackupStep.Storage => "storage",
+        BackupStep.Backup => "backup",
+        _ => From(step).Describe(),
+    };
+
+    /// <summary>A node's step, as a step of the run.</summary>
+    public static BackupStep Of(NodeStep step) => step switch
+    {
+        NodeStep.Connect => BackupStep.Connect,
+        NodeStep.EtcdSnapshot => BackupStep.EtcdSnapshot,
+        NodeStep.PkiArchive => BackupStep.PkiArchive,
+        NodeStep.ManifestsArchive => BackupStep.ManifestsArchive,
+        _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
+    };
+
+    private static NodeStep From(BackupStep step) => step switch
+    {
+        BackupStep.Connect => NodeStep.Connect,
+        BackupStep.EtcdSnapshot => NodeStep.EtcdSnapshot,
+        BackupStep.PkiArchive => NodeStep.PkiArchive,
+        BackupStep.ManifestsArchive => NodeStep.ManifestsArchive,
+        _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
+    };
 }

@@ -49,7 +49,7 @@ internal sealed partial class BackupRun(
         }
         catch (StorageException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new BackupFailedException(cluster.Name, null, BackupSteps.Reserve, ex.Message, ex);
+            throw new BackupFailedException(cluster.Name, null, BackupStep.ReserveSetId, ex.Message, ex);
         }
 
         var id = reservation.Id;
@@ -97,9 +97,9 @@ internal sealed partial class BackupRun(
                 throw ex switch
                 {
                     BackupFailedException failed => failed,
-                    NodeOperationException node => new BackupFailedException(cluster.Name, node.Node, node.Step, node.Message, ex),
-                    StorageException storage => new BackupFailedException(cluster.Name, null, BackupSteps.Storage, storage.Message, ex),
-                    _ => new BackupFailedException(cluster.Name, null, BackupSteps.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex),
+                    NodeOperationException node => new BackupFailedException(cluster.Name, node.Node, BackupSteps.Of(node.Step), node.Message, ex),
+                    StorageException storage => new BackupFailedException(cluster.Name, null, BackupStep.Storage, storage.Message, ex),
+                    _ => new BackupFailedException(cluster.Name, null, BackupStep.Backup, $"unexpected {ex.GetType().Name}: {ex.Message}", ex),
                 };
             }
         }
@@ -137,7 +137,7 @@ internal sealed partial class BackupRun(
     private async Task<(ArtifactRecord Artifact, EtcdRecord Etcd)> SnapshotEtcdAsync(
         ClusterSettings cluster, SetId id, NodeSessions sessions, List<string> written, CancellationToken cancellationToken)
     {
-        var failures = new List<(string Node, string Step, string Reason)>();
+        var failures = new List<(string Node, BackupStep Step, string Reason)>();
         foreach (var node in cluster.ControlPlanes)
         {
             try
@@ -164,16 +164,16 @@ internal sealed partial class BackupRun(
             catch (Exception ex) when (ex is not StorageException && !cancellationToken.IsCancellationRequested)
             {
                 // The node's side failed (storage errors and cancellation end the run instead).
-                var step = ex is NodeOperationException n ? n.Step : BackupSteps.EtcdSnapshot;
+                var step = ex is NodeOperationException n ? BackupSteps.Of(n.Step) : BackupStep.EtcdSnapshot;
                 failures.Add((node.Name, step, ex.Message));
-                LogNodeFailed(cluster.Name, node.Name, step, ex.Message);
+                LogNodeFailed(cluster.Name, node.Name, step.Describe(), ex.Message);
             }
         }
 
         throw failures is [var only]
             ? new BackupFailedException(cluster.Name, only.Node, only.Step, only.Reason)
-            : new BackupFailedException(cluster.Name, null, BackupSteps.EtcdSnapshot,
-                $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step}: {f.Reason}"))}");
+            : new BackupFailedException(cluster.Name, null, BackupStep.EtcdSnapshot,
+                $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step.Describe()}: {f.Reason}"))}");
     }
 
     private async Task<List<string>> ArchiveNodesAsync(
@@ -187,7 +187,7 @@ internal sealed partial class BackupRun(
             {
                 session = await sessions.GetAsync(node, cancellationToken);
             }
-            catch (NodeOperationException ex) when (ex.Step == NodeSteps.Connect && !cancellationToken.IsCancellationRequested)
+            catch (NodeOperationException ex) when (ex.Step == NodeStep.Connect && !cancellationToken.IsCancellationRequested)
             {
                 // A node that is down must not cost the cluster its backup; the manifest says which.
                 unreachable.Add(node.Name);
@@ -195,12 +195,12 @@ internal sealed partial class BackupRun(
                 continue;
             }
 
-            await using (var pki = NodeArchiveSource.Open(session, node.Paths.Pki, "pki archive", cancellationToken))
+            await using (var pki = NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
             }
 
-            await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, "manifests archive", cancellationToken))
+            await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, NodeStep.ManifestsArchive, cancellationToken))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, written, cancellationToken));
             }

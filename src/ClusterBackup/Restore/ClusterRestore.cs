@@ -149,7 +149,7 @@ internal sealed partial class ClusterRestore(
             throw ex switch
             {
                 RestoreStepFailedException step => new RestoreStepFailedException(step.Node, step.Step, step.Message + rolledBack, step),
-                NodeOperationException node => new RestoreStepFailedException(node.Node, node.Step, node.Message + rolledBack, node),
+                NodeOperationException node => new RestoreStepFailedException(node.Node, node.Step.Describe(), node.Message + rolledBack, node),
                 _ => ex,
             };
         }

@@ -9,6 +9,6 @@ internal static class NodeArchiveSource
     /// <c>tar -cf - -C {directory} .</c>. The directory is checked first: tar of a missing
     /// directory can still print a valid empty archive, which must never pass for a backup.
     /// </summary>
-    public static Stream Open(NodeSession session, string directory, string step, CancellationToken cancellationToken = default) =>
+    public static Stream Open(NodeSession session, string directory, NodeStep step, CancellationToken cancellationToken = default) =>
         session.OpenOutput(NodeCommands.TarDirectory(directory), step, cancellationToken);
 }

@@ -14,7 +14,7 @@ namespace ClusterBackup.Sources.Etcd;
 /// </summary>
 internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 {
-    private const string Step = "etcd snapshot";
+    private const NodeStep Step = NodeStep.EtcdSnapshot;
 
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {

@@ -22,7 +22,7 @@ internal sealed class GrpcSnapshotStream(AsyncServerStreamingCall<SnapshotRespon
             }
             catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
             {
-                throw new NodeOperationException(node, "etcd snapshot", $"etcd broke off the snapshot stream: {ex.StatusCode}: {ex.Status.Detail}", ex);
+                throw new NodeOperationException(node, NodeStep.EtcdSnapshot, $"etcd broke off the snapshot stream: {ex.StatusCode}: {ex.Status.Detail}", ex);
             }
 
             _current = call.ResponseStream.Current.Blob.Memory;

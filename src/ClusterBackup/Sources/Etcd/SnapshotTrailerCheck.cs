@@ -75,7 +75,7 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnly
         _verified = true;
         if (_total % BoltPageAlignment != TrailerSize)
         {
-            throw new NodeOperationException(node, "etcd snapshot",
+            throw new NodeOperationException(node, NodeStep.EtcdSnapshot,
                 $"the snapshot is {_total} bytes, not a database plus etcd's 32-byte SHA-256 trailer: the stream was cut short");
         }
 
@@ -83,7 +83,7 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnly
         _hash.GetHashAndReset(digest);
         if (!digest.SequenceEqual(_tail))
         {
-            throw new NodeOperationException(node, "etcd snapshot",
+            throw new NodeOperationException(node, NodeStep.EtcdSnapshot,
                 "the snapshot's SHA-256 does not match etcd's trailer: the data was damaged in transit");
         }
     }

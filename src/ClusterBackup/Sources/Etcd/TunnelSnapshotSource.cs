@@ -18,7 +18,7 @@ namespace ClusterBackup.Sources.Etcd;
 internal sealed class TunnelSnapshotSource(TimeProvider time) : IEtcdSnapshotSource
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);
-    private const string Step = "etcd snapshot";
+    private const NodeStep Step = NodeStep.EtcdSnapshot;
 
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {

@@ -21,7 +21,7 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
     /// non-zero, so a consumer never commits what a failed command wrote. Only for small streams:
     /// SSH.NET does not apply back-pressure to exec channels.
     /// </summary>
-    public Stream OpenOutput(string command, string step, CancellationToken cancellationToken = default)
+    public Stream OpenOutput(string command, NodeStep step, CancellationToken cancellationToken = default)
     {
         var ssh = client.CreateCommand(Privileged(command));
         var execution = ssh.ExecuteAsync(cancellationToken);

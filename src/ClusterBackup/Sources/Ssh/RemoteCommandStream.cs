@@ -4,7 +4,7 @@ using Renci.SshNet;
 namespace ClusterBackup.Sources.Ssh;
 
 /// <summary>A command's standard output; reaching its end checks the exit status.</summary>
-internal sealed class RemoteCommandStream(SshCommand command, Task execution, string node, string step, string commandText) : ReadOnlyStream
+internal sealed class RemoteCommandStream(SshCommand command, Task execution, string node, NodeStep step, string commandText) : ReadOnlyStream
 {
     private bool _checked;
 

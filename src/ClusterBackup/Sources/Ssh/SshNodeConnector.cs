@@ -27,7 +27,7 @@ internal sealed partial class SshNodeConnector(ILogger<SshNodeConnector> logger)
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             client.Dispose();
-            throw new NodeOperationException(node.Name, NodeSteps.Connect, hostKeyCheck.Refusal ?? DescribeConnectFailure(node, ex), ex);
+            throw new NodeOperationException(node.Name, NodeStep.Connect, hostKeyCheck.Refusal ?? DescribeConnectFailure(node, ex), ex);
         }
 
         LogConnected(node.Name, node.Address, node.Ssh.Port, connection.CurrentServerEncryption ?? "unknown");
@@ -52,7 +52,7 @@ internal sealed partial class SshNodeConnector(ILogger<SshNodeConnector> logger)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or SshException or InvalidOperationException or ArgumentException)
         {
-            throw new NodeOperationException(node.Name, NodeSteps.Connect,
+            throw new NodeOperationException(node.Name, NodeStep.Connect,
                 $"cannot load the SSH private key {ssh.PrivateKeyFile}: {ex.Message} (an unencrypted OpenSSH or PEM key is required)", ex);
         }
 
@@ -63,7 +63,7 @@ internal sealed partial class SshNodeConnector(ILogger<SshNodeConnector> logger)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new NodeOperationException(node.Name, NodeSteps.Connect, $"cannot read known_hosts {ssh.KnownHostsFile}: {ex.Message}", ex);
+            throw new NodeOperationException(node.Name, NodeStep.Connect, $"cannot read known_hosts {ssh.KnownHostsFile}: {ex.Message}", ex);
         }
 
         var connection = new ConnectionInfo(node.Address, ssh.Port, ssh.User, new PrivateKeyAuthenticationMethod(ssh.User, key))
