@@ -16,6 +16,8 @@ public sealed class EtcdServer : IAsyncDisposable
         _pki = pki;
     }
 
+    private int _bulkWritten;
+
     public string Name { get; }
 
     public int ClientPort { get; }
@@ -91,10 +93,16 @@ public sealed class EtcdServer : IAsyncDisposable
 
     /// <summary>
     /// About 8 MB of incompressible values under <c>/registry/bulk/</c>, so a snapshot takes several
-    /// 5 MiB multipart parts; the same keys every time, so the key count stays.
+    /// 5 MiB multipart parts. Written once per server: every put would add a revision the database
+    /// keeps, and every later snapshot would carry it.
     /// </summary>
     public async Task PutBulkAsync()
     {
+        if (Interlocked.Exchange(ref _bulkWritten, 1) == 1)
+        {
+            return;
+        }
+
         var big = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-big-").FullName, "value");
         for (var i = 0; i < 7; i++)
         {

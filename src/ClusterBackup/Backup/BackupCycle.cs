@@ -49,7 +49,7 @@ internal sealed partial class BackupCycle(BackupRun run, PruneService pruner, Ag
         {
             var plan = await pruner.PlanAsync(cluster, cancellationToken);
             var pruned = await pruner.ApplyAsync(plan, cancellationToken);
-            metrics.RecordPruned(cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets);
+            metrics.RecordPruned(cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets, plan.Sets.Count(s => s.Set.State == SetState.Damaged));
             return new CycleOutcome(manifest, null, pruned, null);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -87,7 +87,8 @@ internal sealed partial class BackupRun(
             }
             catch (Exception ex)
             {
-                await RemoveWrittenAsync(cluster.Name, id, written);
+                // A set committed by another run shares our keys: of those, only our marker is surely ours.
+                await RemoveWrittenAsync(cluster.Name, id, ex is SetTakenException ? [reservation.MarkerKey] : written);
                 if (cancellationToken.IsCancellationRequested)
                 {
                     // Whatever the interrupted step threw (a closed SSH channel, an aborted request).

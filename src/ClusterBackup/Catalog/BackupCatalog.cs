@@ -157,7 +157,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         var key = ArtifactKey(manifest.Cluster, id, SetManifest.FileName);
         if (!await store.CreateExclusiveAsync(key, manifest.ToJson(), cancellationToken))
         {
-            throw new StorageException($"{store.Describe(key)} already exists: another run committed set {manifest.SetId}; nothing of it was changed");
+            throw new SetTakenException($"{store.Describe(key)} already exists: another run committed set {manifest.SetId}");
         }
     }
 
@@ -200,6 +200,9 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     [LoggerMessage(Level = LogLevel.Warning, Message = "Damaged set: its manifest {Location} cannot be read: {Reason}")]
     private partial void LogDamagedManifest(string location, string reason);
 }
+
+/// <summary>A manifest exists already where a run was about to commit: the set is another run's, whose objects must stay.</summary>
+internal sealed class SetTakenException(string message) : StorageException(message);
 
 /// <summary>The set asked for is not in storage (or not complete).</summary>
 internal sealed class SetNotFoundException(string message) : Exception(message);

@@ -17,6 +17,7 @@ internal sealed class AgentMetrics
     private readonly Histogram _duration;
     private readonly Gauge _lastSize;
     private readonly Gauge _sets;
+    private readonly Gauge _damaged;
     private readonly Counter _pruned;
     private readonly Gauge _lastVerifySuccess;
     private readonly Gauge _etcdRevision;
@@ -38,6 +39,7 @@ internal sealed class AgentMetrics
         });
         _lastSize = factory.CreateGauge("cluster_backup_last_size_bytes", "Stored bytes of each artifact of the newest complete set.", "cluster", "artifact");
         _sets = factory.CreateGauge("cluster_backup_sets", "Complete backup sets in storage.", "cluster");
+        _damaged = factory.CreateGauge("cluster_backup_damaged_sets", "Sets whose manifest.json cannot be read: never restored, and counted or removed by no retention rule.", "cluster");
         _pruned = factory.CreateCounter("cluster_backup_pruned_sets_total", "Sets removed by retention.", "cluster");
         _lastVerifySuccess = factory.CreateGauge("cluster_backup_last_verify_success_timestamp_seconds", "When a verification of the cluster's newest set last succeeded (Unix seconds).", "cluster");
         _etcdRevision = factory.CreateGauge("cluster_backup_etcd_revision", "etcd revision of the newest complete set.", "cluster");
@@ -62,6 +64,7 @@ internal sealed class AgentMetrics
             _duration.WithLabels(name);
             _lastSize.WithLabels(name, ArtifactKinds.EtcdSnapshot).Set(0);
             _sets.WithLabels(name).Set(0);
+            _damaged.WithLabels(name).Set(0);
             _pruned.WithLabels(name).IncTo(0);
             _lastVerifySuccess.WithLabels(name).Set(0);
             _etcdRevision.WithLabels(name).Set(0);
@@ -71,9 +74,10 @@ internal sealed class AgentMetrics
     }
 
     /// <summary>Sets the freshness gauges from what storage holds, as after a restart.</summary>
-    public void Seed(string cluster, int completeSets, SetManifest? newest)
+    public void Seed(string cluster, int completeSets, int damagedSets, SetManifest? newest)
     {
         _sets.WithLabels(cluster).Set(completeSets);
+        _damaged.WithLabels(cluster).Set(damagedSets);
         if (newest is not null)
         {
             ShowNewest(cluster, newest);
@@ -99,10 +103,11 @@ internal sealed class AgentMetrics
         _duration.WithLabels(cluster).Observe(duration.TotalSeconds);
     }
 
-    public void RecordPruned(string cluster, int removed, int remaining)
+    public void RecordPruned(string cluster, int removed, int remaining, int damaged)
     {
         _pruned.WithLabels(cluster).Inc(removed);
         _sets.WithLabels(cluster).Set(remaining);
+        _damaged.WithLabels(cluster).Set(damaged);
     }
 
     public void RecordVerified(string cluster, DateTimeOffset time) => _lastVerifySuccess.WithLabels(cluster).Set(time.ToUnixTimeSeconds());

@@ -16,9 +16,10 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
     {
         try
         {
-            var complete = (await catalog.ScanAsync(cluster.Name, cancellationToken)).Where(s => s.Complete).ToList();
+            var scan = await catalog.ScanAsync(cluster.Name, cancellationToken);
+            var complete = scan.Where(s => s.Complete).ToList();
             var newest = complete.Count == 0 ? null : complete[^1].Manifest;
-            metrics.Seed(cluster.Name, complete.Count, newest);
+            metrics.Seed(cluster.Name, complete.Count, scan.Count(s => s.State == SetState.Damaged), newest);
             LogSeeded(cluster.Name, complete.Count, newest?.SetId ?? "none");
             return newest;
         }

@@ -56,6 +56,17 @@ public sealed class DamagedManifestTests(RigFixture fixture)
         Assert.True(File.Exists(Path.Combine(root, "backups", cluster, older, "manifest.json")), prune.ToString());
         Assert.True(File.Exists(manifest));
 
+        // The daemon pages about it from start-up on.
+        var daemonConfig = config.DeepClone().AsObject();
+        daemonConfig["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
+        await using (var daemon = await DaemonProcess.StartAsync(daemonConfig))
+        {
+            await daemon.WaitUntilAsync(
+                async () => await daemon.ValueAsync($"cluster_backup_damaged_sets{{cluster=\"{cluster}\"}}") == 1, "the damaged set counted", TimeSpan.FromSeconds(60));
+            Assert.Equal(1, await daemon.ValueAsync($"cluster_backup_sets{{cluster=\"{cluster}\"}}"));
+            Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+        }
+
         // The next backup commits; retention then keeps it and the damaged set, and removes the older one.
         var next = await BackupAsync(config);
         Assert.False(Directory.Exists(Path.Combine(root, "backups", cluster, older)));
