@@ -32,13 +32,17 @@ internal enum BackupStep
 
 internal static class BackupSteps
 {
-    /// <summary>The step as messages and logs name it.</summary>
+    /// <summary>The step as messages and logs name it: the one table.</summary>
     public static string Describe(this BackupStep step) => step switch
     {
         BackupStep.ReserveSetId => "reserve set id",
+        BackupStep.Connect => NodeStep.Connect.Describe(),
+        BackupStep.EtcdSnapshot => NodeStep.EtcdSnapshot.Describe(),
+        BackupStep.PkiArchive => NodeStep.PkiArchive.Describe(),
+        BackupStep.ManifestsArchive => NodeStep.ManifestsArchive.Describe(),
         BackupStep.Storage => "storage",
         BackupStep.Backup => "backup",
-        _ => From(step).Describe(),
+        _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 
     /// <summary>A node's step, as a step of the run.</summary>
@@ -48,15 +52,6 @@ internal static class BackupSteps
         NodeStep.EtcdSnapshot => BackupStep.EtcdSnapshot,
         NodeStep.PkiArchive => BackupStep.PkiArchive,
         NodeStep.ManifestsArchive => BackupStep.ManifestsArchive,
-        _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
-    };
-
-    private static NodeStep From(BackupStep step) => step switch
-    {
-        BackupStep.Connect => NodeStep.Connect,
-        BackupStep.EtcdSnapshot => NodeStep.EtcdSnapshot,
-        BackupStep.PkiArchive => NodeStep.PkiArchive,
-        BackupStep.ManifestsArchive => NodeStep.ManifestsArchive,
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 }
