@@ -50,12 +50,9 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     /// <summary>Where a set's manifest lives, for messages.</summary>
     public string DescribeManifest(string cluster, SetId id) => store.Describe(ArtifactKey(cluster, id, SetManifest.FileName));
 
-    /// <summary>Complete sets of a cluster, oldest first; damaged ones are logged and left out.</summary>
-    public async Task<IReadOnlyList<CatalogSet>> ListSetsAsync(string cluster, CancellationToken cancellationToken = default) =>
-        (await ScanAsync(cluster, cancellationToken))
-            .Where(s => s.Complete)
-            .Select(s => new CatalogSet(s.Id, s.Manifest!))
-            .ToList();
+    /// <summary>The complete sets of a scan, oldest first.</summary>
+    public static IReadOnlyList<CatalogSet> CompleteSets(IEnumerable<StoredSet> scan) =>
+        scan.Where(s => s.Complete).Select(s => new CatalogSet(s.Id, s.Manifest!)).ToList();
 
     /// <summary>
     /// Every set under the cluster's prefix, oldest first, from one listing and a read of each

@@ -64,7 +64,7 @@ internal static class VerifyCommand
                     BackupCatalog.LatestSelector => newestComplete is not { } newest || s.Id.CompareTo(newest) > 0,
                     _ => false,
                 }).ToList();
-                var sets = selector == All ? scan.Where(s => s.Complete).Select(s => new CatalogSet(s.Id, s.Manifest!)).ToList()
+                var sets = selector == All ? BackupCatalog.CompleteSets(scan)
                     : selector == BackupCatalog.LatestSelector && newestComplete is null && damagedSets.Count > 0 ? []
                     : [catalog.Find(selected.Name, scan, selector)];
                 foreach (var damaged in damagedSets)
