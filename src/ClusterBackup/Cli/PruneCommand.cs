@@ -19,7 +19,9 @@ internal static class PruneCommand
             TimeZone), size, keep or remove, and the reasons; then remove what the policy does not
             keep (the manifest first, so a half-removed set is never listed). The newest complete set
             is never removed. Sets without a manifest and open uploads are removed once older than
-            Retention:IncompleteGraceHours. prune also runs after every successful backup.
+            Retention:IncompleteGraceHours. A DAMAGED set (its manifest.json cannot be read) is counted
+            by no rule and never removed: inspect it, then remove it by hand. The newest complete set
+            means the newest readable one. prune also runs after every successful backup.
             Exit status: 0 ok, 1 a removal failed, 78 configuration error.
 
             Examples: cluster-backup prune --dry-run
