@@ -31,7 +31,8 @@ internal static class AgentServices
         services.AddSingleton<BackupRun>();
         services.AddSingleton<SetDownloader>();
         services.AddSingleton<SetVerifier>();
-        services.AddSingleton<ClusterRestore>();
+        services.AddTransient<ClusterRestore>();
+        services.AddSingleton<RestoreExecutor>();
         services.AddSingleton<PruneService>();
         services.AddSingleton<BackupCycle>();
         services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry(), BackupRun.AgentVersion));

@@ -77,21 +77,39 @@ internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog ca
         return targets.Select(t => new DownloadedFile(t.Path, t.Artifact)).ToList();
     }
 
+    /// <summary>One small artifact (a node's manifests archive), checked and decrypted into memory.</summary>
+    public async Task<byte[]> ReadAsync(CatalogSet set, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken = default)
+    {
+        if (artifact.Encryption is not null)
+        {
+            RequireIdentities(set.Manifest, identities);
+        }
+
+        using var output = new MemoryStream();
+        await ExtractAsync(set, artifact, output, identities, cancellationToken);
+        return output.ToArray();
+    }
+
     private async Task ExtractAsync(CatalogSet set, ArtifactRecord artifact, string partial, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
+    {
+        await using var output = new FileStream(partial, new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, Options = FileOptions.Asynchronous,
+        });
+        await ExtractAsync(set, artifact, output, identities, cancellationToken);
+        await output.FlushAsync(cancellationToken);
+        output.Flush(flushToDisk: true);
+    }
+
+    private async Task ExtractAsync(CatalogSet set, ArtifactRecord artifact, Stream output, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
     {
         var key = catalog.ArtifactKey(set.Manifest.Cluster, set.Id, artifact.Name);
         var where = $"set {set.Id} of cluster {set.Manifest.Cluster}: artifact {artifact.Name}";
         try
         {
             await using var stored = await store.OpenReadAsync(key, cancellationToken);
-            await using var output = new FileStream(partial, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = PrivateFile, Options = FileOptions.Asynchronous,
-            });
             var expected = new ArtifactDigest(artifact.PlainSize, artifact.PlainSha256, artifact.StoredSize, artifact.StoredSha256);
             await ArtifactPipeline.ExtractAsync(stored, output, expected, artifact.Encryption is null ? null : identities, progress, artifact.Name, cancellationToken);
-            await output.FlushAsync(cancellationToken);
-            output.Flush(flushToDisk: true);
         }
         catch (StoredObjectNotFoundException ex)
         {

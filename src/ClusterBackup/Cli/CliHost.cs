@@ -100,7 +100,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
                 Error.WriteLine($"error: {ex.Message}");
                 break;
             case RestoreStepFailedException step:
-                Error.WriteLine($"error: node {step.Node}: {step.Step}: {step.Message}");
+                Error.WriteLine($"error: node {step.Node}: {step.Step.Describe()}: {step.Message}");
                 break;
             default:
                 Error.WriteLine($"error: unexpected {ex.GetType().Name}: {ex.Message}{(verbose ? string.Empty : " (run with --verbose for details)")}");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Restore;
+using ClusterBackup.Sources;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;
@@ -48,14 +49,66 @@ internal static class RestoreCommand
             var settings = services.GetRequiredService<AgentSettings>();
             var selected = CliHost.SelectClusters(settings, [parse.GetValue(cluster)!])[0];
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
-            var request = new RestoreRequest(selected, parse.GetValue(set)!, parse.GetValue(members) ?? [], parse.GetValue(force),
-                parse.GetValue(pki), identities, parse.GetValue(dryRun));
-            var confirmed = parse.GetValue(yes);
-            await services.GetRequiredService<ClusterRestore>().RunAsync(request, question => confirmed || Ask(host, question), host.Out, ct);
-            await host.Out.WriteLineAsync(request.DryRun ? "dry run: nothing was changed" : $"cluster {selected.Name} restored");
+            var options = new RestoreRequest(parse.GetValue(members) ?? [], parse.GetValue(force), parse.GetValue(pki));
+            var restore = services.GetRequiredService<ClusterRestore>();
+            var assessment = await restore.AssessAsync(selected, parse.GetValue(set)!, identities, ct);
+            var plan = RestorePlanner.Plan(assessment, options, restore.Stamp);
+            await PrintAssessmentAsync(host.Out, assessment);
+            if (plan.Refusal is { } refusal)
+            {
+                throw new RestoreRefusedException($"cluster {selected.Name}: restore refused: {refusal}");
+            }
+
+            await host.Out.WriteLineAsync($"plan: {plan.Reason}");
+            if (parse.GetValue(dryRun))
+            {
+                await PrintStepsAsync(host.Out, plan);
+                await host.Out.WriteLineAsync("dry run: nothing was changed");
+                return ExitCodes.Ok;
+            }
+
+            if (!parse.GetValue(yes) && !Ask(host, $"Restore {string.Join(", ", plan.Members)} of cluster {selected.Name} from set {plan.Set.Id}? Their current etcd data is moved aside."))
+            {
+                throw new RestoreRefusedException("restore not confirmed; nothing was changed");
+            }
+
+            var report = await restore.ExecuteAsync(plan, identities, ct);
+            foreach (var (heading, output) in report.Sections)
+            {
+                await host.Out.WriteLineAsync($"{heading}\n{output}");
+            }
+
+            await host.Out.WriteLineAsync($"cluster {selected.Name} restored");
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
+    }
+
+    private static async Task PrintAssessmentAsync(TextWriter output, RestoreAssessment assessment)
+    {
+        var manifest = assessment.Set.Manifest;
+        await output.WriteLineAsync($"cluster {assessment.Cluster.Name}, set {assessment.Set.Id} (etcd revision {manifest.Etcd.Revision}, {manifest.Etcd.KeyCount} keys):");
+        foreach (var member in assessment.Members)
+        {
+            await output.WriteLineAsync($"  {member.Name}: {(member.Healthy ? "healthy" : "NOT healthy")} ({member.Detail})");
+        }
+    }
+
+    /// <summary>Every step of the plan as it would run on its node.</summary>
+    private static async Task PrintStepsAsync(TextWriter output, RestorePlan plan)
+    {
+        await output.WriteLineAsync("dry run: the commands, per member; nothing is changed:");
+        foreach (var step in plan.Steps)
+        {
+            var node = plan.Cluster.ControlPlanes.First(cp => cp.Name == step.Node);
+            var what = step.Action switch
+            {
+                RemoteCommand command => NodeCommands.AsRunOn(node, command.Command),
+                Upload upload => $"upload over SFTP to {upload.RemotePath}",
+                _ => step.Action.ToString(),
+            };
+            await output.WriteLineAsync($"  [{step.Node}] {step.Kind.Describe()}: {what}");
+        }
     }
 
     private static bool Ask(CliHost host, string question)

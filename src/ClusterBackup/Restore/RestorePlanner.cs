@@ -1,19 +1,78 @@
+using ClusterBackup.Catalog;
+using ClusterBackup.Configuration;
+using ClusterBackup.Sources;
+
 namespace ClusterBackup.Restore;
 
-/// <summary>A member as the assessment found it.</summary>
-internal sealed record MemberHealth(string Name, bool Reachable, bool Healthy, string Detail);
-
-/// <summary>What a restore will do, and why; <see cref="Refusal"/> set when it will not.</summary>
+/// <summary>Which members a restore takes, and why; <see cref="Refusal"/> set when it will not.</summary>
 internal sealed record RestoreDecision(IReadOnlyList<string> Members, string Reason, string? Refusal);
 
 /// <summary>
-/// Which members to restore, from their health (PROCEDURE.md, with DESIGN.md's departure): not HA,
-/// the member; HA with quorum, nothing (replace failed members instead) unless members are named
-/// and forced; HA without quorum, every member from the same snapshot.
+/// Turns an assessment into a <see cref="RestorePlan"/>, with no I/O. Which members (PROCEDURE.md,
+/// with DESIGN.md's departure): not HA, the member; HA with quorum, nothing (replace failed members
+/// instead) unless members are named and forced; HA without quorum, every member from the same
+/// snapshot. Then, per member, the runbook's steps with their undo: stage the snapshot (and PKI),
+/// stop the static pods by moving their manifests into staging, wait until etcd stopped, move the
+/// data dir aside, <c>etcdctl snapshot restore</c> with the member's own flags, check <c>member/</c>;
+/// only when every member is prepared, move the manifests back and wait for health.
 /// </summary>
 internal static class RestorePlanner
 {
-    public static RestoreDecision Decide(IReadOnlyList<MemberHealth> members, IReadOnlyCollection<string> requested, bool force)
+    public static RestorePlan Plan(RestoreAssessment assessment, RestoreRequest options, string stamp)
+    {
+        var decision = Decide(assessment.Members, options.Members, options.Force);
+        if (decision.Refusal is { } refusal)
+        {
+            return RestorePlan.Refused(assessment, refusal);
+        }
+
+        var members = decision.Members.Select(name => (Node: assessment.Cluster.ControlPlanes.First(cp => cp.Name == name), Found: assessment.Members.First(m => m.Name == name))).ToList();
+        foreach (var (node, found) in members)
+        {
+            if (found.Flags is null)
+            {
+                return RestorePlan.Refused(assessment,
+                    $"node {node.Name}: {found.FlagsProblem ?? "etcd.yaml is not on the node"}: --name, --initial-cluster and --initial-advertise-peer-urls are unknown");
+            }
+
+            if (options.Pki && !assessment.Set.Manifest.Artifacts.Any(a => a.Kind == ArtifactKinds.Pki && a.Node == node.Name))
+            {
+                return RestorePlan.Refused(assessment, $"node {node.Name}: the set has no PKI archive of {node.Name}; restore without --pki, or from another set");
+            }
+        }
+
+        var setId = assessment.Set.Id.ToString();
+        var steps = new List<RestoreStep>();
+        foreach (var (node, found) in members)
+        {
+            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki));
+        }
+
+        foreach (var (node, _) in members)
+        {
+            var paths = new MemberPaths(node, setId, stamp);
+            var left = $"every member was prepared; the manifests of the members not yet started are in their {paths.Staging}";
+            steps.Add(new RestoreStep(node.Name, RestoreStepKind.StartStaticPods, RestorePhase.Start,
+                new RemoteCommand(NodeCommands.MoveStaticPodManifests(paths.Staging, paths.Manifests))) { LeftInPlace = left });
+            steps.Add(new RestoreStep(node.Name, RestoreStepKind.RemoveStagedFiles, RestorePhase.Start,
+                new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive))) { LeftInPlace = left });
+        }
+
+        foreach (var (node, _) in members)
+        {
+            var paths = new MemberPaths(node, setId, stamp);
+            var health = NodeCommands.Etcdctl(node.Restore.Etcdctl, node, "--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health");
+            steps.Add(new RestoreStep(node.Name, RestoreStepKind.WaitForHealth, RestorePhase.Verify,
+                new RemoteCommand(NodeCommands.WaitUntil(health, "etcd is not healthy after 120s")))
+            {
+                LeftInPlace = $"the restored data is in place and the old data dir is kept as {paths.Aside}",
+            });
+        }
+
+        return new RestorePlan(assessment, decision.Members, decision.Reason, steps, Report(assessment, members.Select(m => m.Node).ToList()), null);
+    }
+
+    public static RestoreDecision Decide(IReadOnlyList<MemberAssessment> members, IReadOnlyCollection<string> requested, bool force)
     {
         var unknown = requested.Where(r => members.All(m => m.Name != r)).ToList();
         if (unknown.Count > 0)
@@ -36,8 +95,11 @@ internal static class RestorePlanner
         {
             if (requested.Count > 0 && force)
             {
-                return new RestoreDecision(requested.ToList(),
-                    $"quorum holds ({healthy} of {members.Count} healthy), but --force restores {string.Join(", ", requested)} as asked; they start a new cluster from the snapshot", null);
+                var unreachableRequested = requested.Where(unreachable.Contains).ToList();
+                return unreachableRequested.Count > 0
+                    ? Refuse($"{string.Join(", ", unreachableRequested)} cannot be reached over SSH")
+                    : new RestoreDecision(requested.ToList(),
+                        $"quorum holds ({healthy} of {members.Count} healthy), but --force restores {string.Join(", ", requested)} as asked; they start a new cluster from the snapshot", null);
             }
 
             return Refuse($"quorum holds ({healthy} of {members.Count} members healthy), so etcd keeps serving: replace the failed members instead " +
@@ -60,5 +122,75 @@ internal static class RestorePlanner
             "with the full --initial-cluster, because a restore starts a new cluster that members with other data cannot join", null);
     }
 
+    private static IEnumerable<RestoreStep> Prepare(MemberPaths paths, MemberAssessment found, bool pki)
+    {
+        var node = paths.Node;
+        var name = node.Name;
+        yield return Step(RestoreStepKind.Staging, NodeCommands.MakePrivateDirectory(paths.Staging));
+        yield return new RestoreStep(name, RestoreStepKind.UploadSnapshot, RestorePhase.Prepare, new Upload(new RestoreFile(RestoreFileKind.Snapshot), paths.Snapshot),
+            new RestoreUndo(NodeCommands.RemoveFiles(paths.Snapshot), UndoWhen.Attempted));
+        if (pki)
+        {
+            yield return new RestoreStep(name, RestoreStepKind.UploadPki, RestorePhase.Prepare, new Upload(new RestoreFile(RestoreFileKind.Pki, name), paths.PkiArchive),
+                new RestoreUndo(NodeCommands.RemoveFiles(paths.PkiArchive), UndoWhen.Attempted));
+            yield return Step(RestoreStepKind.RestorePki, NodeCommands.Untar(paths.PkiArchive, node.Paths.Pki));
+        }
+
+        // Undone after (so before) the manifests go back: a node that had no etcd.yaml gets none.
+        yield return Step(RestoreStepKind.StopStaticPods, NodeCommands.MoveStaticPodManifests(paths.Manifests, paths.Staging),
+            new RestoreUndo(NodeCommands.MoveStaticPodManifests(paths.Staging, paths.Manifests), UndoWhen.Attempted));
+        if (found.BackedUpEtcdYaml is not null)
+        {
+            // The node lost its etcd.yaml: the backed-up one is what the start step moves in.
+            var staged = $"{paths.Staging}/etcd.yaml";
+            yield return new RestoreStep(name, RestoreStepKind.StageBackedUpEtcdYaml, RestorePhase.Prepare, new Upload(new RestoreFile(RestoreFileKind.EtcdYaml, name), staged),
+                new RestoreUndo(NodeCommands.RemoveFiles(staged), UndoWhen.Attempted));
+        }
+
+        yield return Step(RestoreStepKind.WaitForEtcdToStop, NodeCommands.WaitUntilNotListening(node.Etcd.ClientPort));
+
+        // Undone only once done: put back removes whatever is at the data dir, which must be the restore's.
+        yield return Step(RestoreStepKind.MoveDataDirAside, NodeCommands.MoveAsideIfPresent(paths.Data, paths.Aside),
+            new RestoreUndo(NodeCommands.PutBack(paths.Data, paths.Aside), UndoWhen.Completed));
+        var flags = found.Flags!;
+        yield return Step(RestoreStepKind.SnapshotRestore,
+            NodeCommands.EtcdctlOffline(node.Restore.Etcdctl, "snapshot", "restore", paths.Snapshot, "--data-dir", paths.Data, "--name", flags.Name,
+                "--initial-cluster", flags.InitialCluster, "--initial-advertise-peer-urls", flags.InitialAdvertisePeerUrls));
+        yield return Step(RestoreStepKind.CheckMemberDir, NodeCommands.TestDirectory(paths.Data + "/member"));
+
+        RestoreStep Step(RestoreStepKind kind, string command, RestoreUndo? undo = null) =>
+            new(name, kind, RestorePhase.Prepare, new RemoteCommand(command), undo);
+    }
+
+    private static List<ReportQuery> Report(RestoreAssessment assessment, IReadOnlyList<ControlPlaneSettings> restored)
+    {
+        var first = restored[0];
+        var endpoints = string.Join(',', restored.Select(cp => $"https://127.0.0.1:{cp.Etcd.ClientPort}"));
+        var runner = first.Restore.Etcdctl;
+        var manifest = assessment.Set.Manifest;
+        return
+        [
+            new(first.Name, "endpoint health:", NodeCommands.EtcdctlAt(runner, first.Paths, endpoints, "endpoint", "health") + " 2>&1"),
+            new(first.Name, "member list:", NodeCommands.Etcdctl(runner, first, "member", "list")),
+            new(first.Name, $"restored set {assessment.Set.Id}: etcd revision {manifest.Etcd.Revision} at backup time", NodeCommands.Etcdctl(runner, first, "endpoint", "status", "-w", "table")),
+        ];
+    }
+
     private static RestoreDecision Refuse(string reason) => new([], string.Empty, reason);
+
+    /// <summary>Where a member's restore puts things.</summary>
+    private sealed record MemberPaths(ControlPlaneSettings Node, string SetId, string Stamp)
+    {
+        public string Staging => Node.Paths.Staging.TrimEnd('/');
+
+        public string Manifests => Node.Paths.Manifests.TrimEnd('/');
+
+        public string Data => Node.Paths.EtcdData.TrimEnd('/');
+
+        public string Aside => $"{Data}.before-restore-{Stamp}";
+
+        public string Snapshot => $"{Staging}/snapshot-{SetId}.db";
+
+        public string PkiArchive => $"{Staging}/pki-{SetId}.tar";
+    }
 }

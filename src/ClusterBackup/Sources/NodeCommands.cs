@@ -16,6 +16,10 @@ internal static class NodeCommands
     /// <summary>Where the agent's private directories on a node live; every one starts with this.</summary>
     public const string TempPrefix = "/var/tmp/cluster-backup.";
 
+    /// <summary>The command as it runs on the node: through <c>sudo -n</c> when <c>Ssh.Sudo</c> is set.</summary>
+    public static string AsRunOn(ControlPlaneSettings node, string command) =>
+        node.Ssh.Sudo ? $"sudo -n sh -c {Q(command)}" : command;
+
     /// <summary>etcdctl against the node's own member over TLS, with the kubeadm client certificate.</summary>
     public static string Etcdctl(string runner, ControlPlaneSettings node, params string[] arguments) =>
         EtcdctlAt(runner, node.Paths, $"https://127.0.0.1:{node.Etcd.ClientPort.ToString(CultureInfo.InvariantCulture)}", arguments);

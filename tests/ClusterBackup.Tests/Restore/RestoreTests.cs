@@ -75,6 +75,34 @@ public sealed class RestoreTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_node_that_lost_its_etcd_yaml_is_restored_with_the_sets_copy_and_the_dry_run_asks_for_the_identity_to_read_it()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rl", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rl");
+        var manifest = Path.Combine(cluster.Members[0].Node.ManifestsDirectory, "etcd.yaml");
+        var original = await File.ReadAllTextAsync(manifest);
+        await cluster.Members[0].CorruptAsync();
+        File.Delete(manifest);
+
+        var blind = await CliRunner.RunAsync(config, "restore", "--cluster", "rl", "--dry-run");
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rl", "--dry-run", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, blind.ExitCode);
+        blind.AssertError("error: cluster rl: restore refused: node rl-cp1: etcd.yaml is not on the node, and the set's copy cannot be read");
+        blind.AssertError("pass --identity FILE");
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        dry.AssertOutput("[rl-cp1] stage the backed-up etcd.yaml: upload over SFTP to");
+        Assert.False(File.Exists(manifest));
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rl", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal(original, await File.ReadAllTextAsync(manifest));
+        await cluster.WaitHealthyAsync();
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rl")).OrderBy(k => k.Key));
+    }
+
+    [Fact]
     public async Task A_non_root_ssh_user_with_sudo_restores_the_member_and_its_pki_owned_by_root()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "ru", 1);

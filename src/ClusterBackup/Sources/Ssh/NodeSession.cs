@@ -1,4 +1,5 @@
 using ClusterBackup.Configuration;
+using ClusterBackup.Sources;
 using Renci.SshNet;
 
 namespace ClusterBackup.Sources.Ssh;
@@ -63,8 +64,7 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
     }
 
     /// <summary>The command as run on the node: through <c>sudo -n</c> when configured.</summary>
-    public string Privileged(string command) =>
-        Node.Ssh.Sudo ? $"sudo -n sh -c {ShellQuote.Quote(command)}" : command;
+    public string Privileged(string command) => NodeCommands.AsRunOn(Node, command);
 
     public void Dispose() => client.Dispose();
 }

@@ -41,5 +41,7 @@ internal sealed class NodeSessions(SshNodeConnector connector) : IDisposable
         {
             session.Dispose();
         }
+
+        _open.Clear();
     }
 }
