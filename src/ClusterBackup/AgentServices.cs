@@ -19,7 +19,13 @@ internal static class AgentServices
     public static IServiceCollection AddAgent(this IServiceCollection services, AgentSettings settings)
     {
         services.AddSingleton(settings);
+        // Each service takes the slice of the settings it uses.
         services.AddSingleton(settings.Storage);
+        services.AddSingleton(settings.Metrics);
+        services.AddSingleton(settings.Compression);
+        services.AddSingleton(settings.Encryption);
+        services.AddSingleton(settings.Verify);
+        services.AddSingleton(settings.Clusters);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ITransferProgress>(NoTransferProgress.Instance);
         services.AddStorage(settings.Storage);

@@ -24,12 +24,13 @@ internal sealed partial class BackupRun(
     IBackupStore store,
     BackupCatalog catalog,
     SetReservations reservations,
-    AgentSettings settings,
+    EncryptionSettings encryption,
+    CompressionOptions compression,
     ITransferProgress progress,
     TimeProvider time,
     ILogger<BackupRun> logger)
 {
-    private readonly ArtifactNames _names = new(Encrypted: !settings.Encryption.Disabled);
+    private readonly ArtifactNames _names = new(Encrypted: !encryption.Disabled);
 
     public static readonly string AgentVersion =
         typeof(BackupRun).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -54,7 +55,7 @@ internal sealed partial class BackupRun(
 
         var id = reservation.Id;
         LogStarting(cluster.Name, id.ToString());
-        if (settings.Encryption.Disabled)
+        if (encryption.Disabled)
         {
             LogUnencrypted(cluster.Name);
         }
@@ -215,8 +216,8 @@ internal sealed partial class BackupRun(
     {
         var key = catalog.ArtifactKey(cluster, id, name);
         await using var upload = await store.StartUploadAsync(key, cancellationToken);
-        var recipients = settings.Encryption.Recipients;
-        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, settings.Compression.Level, recipients, progress, $"{cluster}: {name}", cancellationToken);
+        var recipients = encryption.Recipients;
+        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, compression.Level, recipients, progress, $"{cluster}: {name}", cancellationToken);
         written.Add(key); // before the commit: a commit whose answer was lost may still have stored it
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord

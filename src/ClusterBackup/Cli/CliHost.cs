@@ -43,11 +43,11 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
 
     public AgentSettings LoadSettings(ParseResult parse) => LoadConfiguration(parse).Settings;
 
-    public (IConfiguration Configuration, AgentSettings Settings) LoadConfiguration(ParseResult parse)
+    public (IConfiguration Configuration, AgentSettings Settings) LoadConfiguration(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands)
     {
         var path = Path.GetFullPath(parse.GetValue(ConfigOption)!);
         var configuration = ConfigurationLoader.Read(path);
-        return (configuration, ConfigurationLoader.Resolve(configuration, path));
+        return (configuration, ConfigurationLoader.Resolve(configuration, path, use));
     }
 
     public async Task<int> RunAsync(ParseResult parse, Func<IServiceProvider, CancellationToken, Task<int>> body, CancellationToken cancellationToken)

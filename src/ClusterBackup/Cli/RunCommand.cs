@@ -26,14 +26,7 @@ internal static class RunCommand
         {
             try
             {
-                var (configuration, settings) = host.LoadConfiguration(parse);
-                var unscheduled = settings.Clusters.Where(c => c.Schedule is null).Select(c => c.Name).ToList();
-                if (unscheduled.Count > 0)
-                {
-                    throw new ConfigurationException(settings.ConfigPath, unscheduled
-                        .Select(name => $"{ClusterBackupOptions.SectionName}:Clusters (cluster '{name}'):Schedule: is required by 'run' (e.g. \"0 */6 * * *\")")
-                        .ToList());
-                }
+                var (configuration, settings) = host.LoadConfiguration(parse, ConfigurationUse.Daemon);
 
                 await Daemon.RunAsync(configuration, settings, cancellationToken);
                 return ExitCodes.Ok;

@@ -76,15 +76,19 @@ internal static class VerifyCommand
                         $"error: cluster {selected.Name}: set {damaged.Id}: {catalog.DescribeManifest(selected.Name, damaged.Id)} cannot be read: {damaged.Damage}");
                 }
 
-                var runDeep = parse.GetValue(deep);
-                if (runDeep && identities is null && sets.Any(s => s.Manifest.Artifacts.Any(a => a.Encryption is not null)))
-                {
-                    throw new UsageException("--deep restores the snapshot, which is encrypted: pass --identity FILE (or set Encryption:IdentityFile)");
-                }
-
+                var scopes = new List<VerificationScope>();
                 foreach (var candidate in sets)
                 {
-                    var report = await verifier.VerifyAsync(candidate, identities, runDeep, ct);
+                    scopes.Add(VerificationScope.For(candidate.Manifest, identities, parse.GetValue(deep), out var problem));
+                    if (problem is not null)
+                    {
+                        throw new UsageException(problem);
+                    }
+                }
+
+                foreach (var (candidate, scope) in sets.Zip(scopes))
+                {
+                    var report = await verifier.VerifyAsync(candidate, scope, ct);
                     checkedSets++;
                     await host.Out.WriteLineAsync($"{selected.Name} {candidate.Id}: {(report.Ok ? "OK" : "FAILED")}");
                     foreach (var verdict in report.Artifacts)

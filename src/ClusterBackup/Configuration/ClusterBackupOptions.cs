@@ -1,82 +1,82 @@
 namespace ClusterBackup.Configuration;
 
 /// <summary>The <c>ClusterBackup</c> section of appsettings.json, as written by the operator.</summary>
-internal sealed class ClusterBackupOptions
+internal sealed record ClusterBackupOptions
 {
     public const string SectionName = "ClusterBackup";
 
-    public MetricsOptions Metrics { get; set; } = new();
+    public MetricsOptions Metrics { get; init; } = new();
 
-    public StorageOptions Storage { get; set; } = new();
+    public StorageOptions Storage { get; init; } = new();
 
-    public CompressionOptions Compression { get; set; } = new();
+    public CompressionOptions Compression { get; init; } = new();
 
-    public EncryptionOptions Encryption { get; set; } = new();
+    public EncryptionOptions Encryption { get; init; } = new();
 
-    public VerifyOptions Verify { get; set; } = new();
+    public VerifyOptions Verify { get; init; } = new();
 
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
-    public ClusterOptions Defaults { get; set; } = new();
+    public ClusterOptions Defaults { get; init; } = new();
 
-    public List<ClusterOptions> Clusters { get; set; } = [];
+    public IReadOnlyList<ClusterOptions> Clusters { get; init; } = [];
 }
 
 /// <summary>How sets are verified: the local etcd binaries for --deep drills.</summary>
-internal sealed class VerifyOptions
+internal sealed record VerifyOptions
 {
-    public string Etcd { get; set; } = "etcd";
+    public string Etcd { get; init; } = "etcd";
 
-    public string Etcdctl { get; set; } = "etcdctl";
+    public string Etcdctl { get; init; } = "etcdctl";
 
     /// <summary>Whether scheduled verification restores into a throwaway etcd (needs Encryption:IdentityFile).</summary>
-    public bool Deep { get; set; }
+    public bool Deep { get; init; }
 }
 
-internal sealed class MetricsOptions
+internal sealed record MetricsOptions
 {
     /// <summary>host:port the daemon serves GET /metrics and GET /healthz on; empty turns the listener off.</summary>
-    public string Listen { get; set; } = "127.0.0.1:9464";
+    public string Listen { get; init; } = "127.0.0.1:9464";
 }
 
-internal sealed class StorageOptions
+internal sealed record StorageOptions
 {
-    public string Type { get; set; } = "s3";
+    public string Type { get; init; } = "s3";
 
-    public string? Bucket { get; set; }
+    public string? Bucket { get; init; }
 
-    public string Prefix { get; set; } = "backups";
+    public string Prefix { get; init; } = "backups";
 
-    public string? ServiceUrl { get; set; }
+    public string? ServiceUrl { get; init; }
 
-    public string Region { get; set; } = "us-east-1";
+    public string Region { get; init; } = "us-east-1";
 
-    public bool ForcePathStyle { get; set; }
+    public bool ForcePathStyle { get; init; }
 
-    public string? CaFile { get; set; }
+    public string? CaFile { get; init; }
 
     /// <summary>aws-chunked payload signing; null means on for AWS, off for any other endpoint.</summary>
-    public bool? ChunkedEncoding { get; set; }
+    public bool? ChunkedEncoding { get; init; }
 
-    public int PartSizeMiB { get; set; } = 16;
+    public int PartSizeMiB { get; init; } = 16;
 
-    public string? Path { get; set; }
+    public string? Path { get; init; }
 
     /// <summary>S3 server-side encryption on top of age: null (none), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS).</summary>
-    public string? ServerSideEncryption { get; set; }
+    public string? ServerSideEncryption { get; init; }
 
     /// <summary>The KMS key for "aws:kms"; the bucket's default key when null.</summary>
-    public string? KmsKeyId { get; set; }
+    public string? KmsKeyId { get; init; }
 
-    public ObjectLockOptions ObjectLock { get; set; } = new();
+    public ObjectLockOptions ObjectLock { get; init; } = new();
 }
 
 /// <summary>S3 Object Lock retention set on every uploaded object (the bucket must have Object Lock enabled).</summary>
-internal sealed class ObjectLockOptions
+internal sealed record ObjectLockOptions
 {
     /// <summary>null (off), "GOVERNANCE" or "COMPLIANCE".</summary>
-    public string? Mode { get; set; }
+    public string? Mode { get; init; }
 
-    public int Days { get; set; }
+    public int Days { get; init; }
 }
 
 internal static class ServerSideEncryptionTypes
@@ -85,121 +85,121 @@ internal static class ServerSideEncryptionTypes
     public const string Kms = "aws:kms";
 }
 
-internal sealed class EncryptionOptions
+internal sealed record EncryptionOptions
 {
     /// <summary>age X25519 recipients (age1…) every artifact is encrypted to.</summary>
-    public List<string> Recipients { get; set; } = [];
+    public IReadOnlyList<string> Recipients { get; init; } = [];
 
     /// <summary>A file of recipients, one a line, as age -R reads it.</summary>
-    public string? RecipientsFile { get; set; }
+    public string? RecipientsFile { get; init; }
 
     /// <summary>Store artifacts unencrypted. Must be set explicitly; a warning is logged at every run.</summary>
-    public bool Disabled { get; set; }
+    public bool Disabled { get; init; }
 
     /// <summary>The age identity (secret key) file for download, verify and restore; never needed for backups.</summary>
-    public string? IdentityFile { get; set; }
+    public string? IdentityFile { get; init; }
 }
 
-internal sealed class CompressionOptions
+internal sealed record CompressionOptions
 {
-    public int Level { get; set; } = 3;
+    public int Level { get; init; } = 3;
 }
 
-internal sealed class ClusterOptions
+internal sealed record ClusterOptions
 {
-    public string? Name { get; set; }
+    public string? Name { get; init; }
 
-    public string? Schedule { get; set; }
+    public string? Schedule { get; init; }
 
     /// <summary>Cron schedule of the daemon's verification of the newest set; off when empty.</summary>
-    public string? VerifySchedule { get; set; }
+    public string? VerifySchedule { get; init; }
 
-    public string TimeZone { get; set; } = "UTC";
+    public string TimeZone { get; init; } = "UTC";
 
-    public SshOptions Ssh { get; set; } = new();
+    public SshOptions Ssh { get; init; } = new();
 
-    public EtcdOptions Etcd { get; set; } = new();
+    public EtcdOptions Etcd { get; init; } = new();
 
-    public PathOptions Paths { get; set; } = new();
+    public PathOptions Paths { get; init; } = new();
 
-    public RestoreOptions Restore { get; set; } = new();
+    public RestoreOptions Restore { get; init; } = new();
 
-    public RetentionOptions Retention { get; set; } = new();
+    public RetentionOptions Retention { get; init; } = new();
 
-    public List<ControlPlaneOptions> ControlPlanes { get; set; } = [];
+    public IReadOnlyList<ControlPlaneOptions> ControlPlanes { get; init; } = [];
 }
 
 /// <summary>restic's vocabulary; -1 keeps one set of every period. An empty policy is refused.</summary>
-internal sealed class RetentionOptions
+internal sealed record RetentionOptions
 {
-    public int KeepLast { get; set; }
+    public int KeepLast { get; init; }
 
-    public int KeepHourly { get; set; }
+    public int KeepHourly { get; init; }
 
-    public int KeepDaily { get; set; }
+    public int KeepDaily { get; init; }
 
-    public int KeepWeekly { get; set; }
+    public int KeepWeekly { get; init; }
 
-    public int KeepMonthly { get; set; }
+    public int KeepMonthly { get; init; }
 
-    public int KeepYearly { get; set; }
+    public int KeepYearly { get; init; }
 
     /// <summary>A calendar duration like <c>2d12h</c> or <c>1y6m</c>, counted back from the newest set.</summary>
-    public string? KeepWithin { get; set; }
+    public string? KeepWithin { get; init; }
 
     /// <summary>Sets without a manifest (failed runs), and open uploads, older than this are removed by prune.</summary>
-    public int IncompleteGraceHours { get; set; } = 24;
+    public int IncompleteGraceHours { get; init; } = 24;
 }
 
-internal sealed class ControlPlaneOptions
+internal sealed record ControlPlaneOptions
 {
-    public string? Name { get; set; }
+    public string? Name { get; init; }
 
-    public string? Address { get; set; }
+    public string? Address { get; init; }
 
-    public SshOptions Ssh { get; set; } = new();
+    public SshOptions Ssh { get; init; } = new();
 
-    public EtcdOptions Etcd { get; set; } = new();
+    public EtcdOptions Etcd { get; init; } = new();
 
-    public PathOptions Paths { get; set; } = new();
+    public PathOptions Paths { get; init; } = new();
 
-    public RestoreOptions Restore { get; set; } = new();
+    public RestoreOptions Restore { get; init; } = new();
 }
 
 /// <summary>How the restore runs etcdctl on a node.</summary>
-internal sealed class RestoreOptions
+internal sealed record RestoreOptions
 {
     /// <summary>
     /// The etcdctl command on the node: the host's by default, or a container runtime's, e.g.
     /// <c>docker run --rm --network host -v /etc/kubernetes:/etc/kubernetes -v /var/lib:/var/lib -v /backup:/backup registry.k8s.io/etcd:3.5.15-0 etcdctl</c>.
     /// </summary>
-    public string Etcdctl { get; set; } = "etcdctl";
+    public string Etcdctl { get; init; } = "etcdctl";
 }
 
-internal sealed class SshOptions
+internal sealed record SshOptions
 {
-    public string User { get; set; } = "root";
+    public string User { get; init; } = "root";
 
-    public int Port { get; set; } = 22;
+    public int Port { get; init; } = 22;
 
-    public string? PrivateKeyFile { get; set; }
+    public string? PrivateKeyFile { get; init; }
 
-    public string? KnownHostsFile { get; set; }
+    public string? KnownHostsFile { get; init; }
 
     /// <summary>Prefix node commands with <c>sudo -n</c> when the SSH user is not root.</summary>
-    public bool Sudo { get; set; }
+    public bool Sudo { get; init; }
 
-    public int ConnectTimeoutSeconds { get; set; } = 15;
+    public int ConnectTimeoutSeconds { get; init; } = 15;
 }
 
-internal sealed class EtcdOptions
+internal sealed record EtcdOptions
 {
-    public string Mode { get; set; } = EtcdModes.Tunnel;
+    public string Mode { get; init; } = EtcdModes.Tunnel;
 
-    public int ClientPort { get; set; } = 2379;
+    public int ClientPort { get; init; } = 2379;
 
     /// <summary>The etcdctl command on the node, for <c>exec</c> mode.</summary>
-    public string Etcdctl { get; set; } = "etcdctl";
+    public string Etcdctl { get; init; } = "etcdctl";
 }
 
 internal static class EtcdModes
@@ -208,13 +208,13 @@ internal static class EtcdModes
     public const string Exec = "exec";
 }
 
-internal sealed class PathOptions
+internal sealed record PathOptions
 {
-    public string Pki { get; set; } = "/etc/kubernetes/pki";
+    public string Pki { get; init; } = "/etc/kubernetes/pki";
 
-    public string Manifests { get; set; } = "/etc/kubernetes/manifests";
+    public string Manifests { get; init; } = "/etc/kubernetes/manifests";
 
-    public string EtcdData { get; set; } = "/var/lib/etcd";
+    public string EtcdData { get; init; } = "/var/lib/etcd";
 
-    public string Staging { get; set; } = "/backup";
+    public string Staging { get; init; } = "/backup";
 }

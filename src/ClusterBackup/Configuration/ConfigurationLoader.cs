@@ -54,9 +54,9 @@ internal static class ConfigurationLoader
         return null;
     }
 
-    public static AgentSettings Load(string path) => Resolve(Read(path), Path.GetFullPath(path));
+    public static AgentSettings Load(string path, ConfigurationUse use = ConfigurationUse.Commands) => Resolve(Read(path), Path.GetFullPath(path), use);
 
-    public static AgentSettings Resolve(IConfiguration configuration, string configPath)
+    public static AgentSettings Resolve(IConfiguration configuration, string configPath, ConfigurationUse use = ConfigurationUse.Commands)
     {
         var root = configuration.GetSection(ClusterBackupOptions.SectionName);
         if (!root.Exists())
@@ -64,21 +64,26 @@ internal static class ConfigurationLoader
             throw new ConfigurationException(configPath, [$"no '{ClusterBackupOptions.SectionName}' section"]);
         }
 
-        var problems = ConfigurationSchema.Check(root, typeof(ClusterBackupOptions)).ToList();
+        var problems = SettingsValidator.CheckKeys(root).ToList();
         if (problems.Count > 0)
         {
             throw new ConfigurationException(configPath, problems);
         }
 
         var baseDirectory = Path.GetDirectoryName(configPath) ?? "/";
-        var options = root.Get<ClusterBackupOptions>() ?? new ClusterBackupOptions();
+        var bound = root.Get<ClusterBackupOptions>() ?? new ClusterBackupOptions();
         var clusters = ResolveClusters(root, baseDirectory, problems);
-        ResolvePaths(options.Storage, baseDirectory);
-        options.Encryption.RecipientsFile = Absolute(options.Encryption.RecipientsFile, baseDirectory);
-        options.Encryption.IdentityFile = Absolute(options.Encryption.IdentityFile, baseDirectory);
+        var options = bound with
+        {
+            Storage = ResolvePaths(bound.Storage, baseDirectory),
+            Encryption = bound.Encryption with
+            {
+                RecipientsFile = Absolute(bound.Encryption.RecipientsFile, baseDirectory),
+                IdentityFile = Absolute(bound.Encryption.IdentityFile, baseDirectory),
+            },
+        };
 
-        problems.AddRange(SettingsValidator.Validate(options, clusters));
-        var encryption = EncryptionSettingsReader.Read(options.Encryption, problems);
+        problems.AddRange(SettingsValidator.Validate(options, clusters, use, out var encryption));
         if (problems.Count > 0)
         {
             throw new ConfigurationException(configPath, problems);
@@ -116,8 +121,7 @@ internal static class ConfigurationLoader
                 .Select(cpSection =>
                 {
                     var cp = Bind<ControlPlaneOptions>(Layer(inherited, Flatten(cpSection)));
-                    ResolvePaths(cp.Ssh, baseDirectory);
-                    return (Path: cpSection.Path, Options: cp);
+                    return (Path: cpSection.Path, Options: cp with { Ssh = ResolvePaths(cp.Ssh, baseDirectory) });
                 })
                 .ToList();
 
@@ -178,17 +182,17 @@ internal static class ConfigurationLoader
         return options;
     }
 
-    private static void ResolvePaths(SshOptions ssh, string baseDirectory)
+    private static SshOptions ResolvePaths(SshOptions ssh, string baseDirectory) => ssh with
     {
-        ssh.PrivateKeyFile = Absolute(ssh.PrivateKeyFile, baseDirectory);
-        ssh.KnownHostsFile = Absolute(ssh.KnownHostsFile, baseDirectory);
-    }
+        PrivateKeyFile = Absolute(ssh.PrivateKeyFile, baseDirectory),
+        KnownHostsFile = Absolute(ssh.KnownHostsFile, baseDirectory),
+    };
 
-    private static void ResolvePaths(StorageOptions storage, string baseDirectory)
+    private static StorageOptions ResolvePaths(StorageOptions storage, string baseDirectory) => storage with
     {
-        storage.Path = Absolute(storage.Path, baseDirectory);
-        storage.CaFile = Absolute(storage.CaFile, baseDirectory);
-    }
+        Path = Absolute(storage.Path, baseDirectory),
+        CaFile = Absolute(storage.CaFile, baseDirectory),
+    };
 
     private static string? Absolute(string? path, string baseDirectory) =>
         string.IsNullOrWhiteSpace(path) ? null : Path.GetFullPath(path, baseDirectory);

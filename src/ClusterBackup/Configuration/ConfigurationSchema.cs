@@ -95,7 +95,7 @@ internal static class ConfigurationSchema
 
     private static bool TryGetListElement(Type type, out Type element)
     {
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
+        if (type.IsGenericType && type.GetGenericTypeDefinition() is var definition && (definition == typeof(List<>) || definition == typeof(IReadOnlyList<>)))
         {
             element = type.GetGenericArguments()[0];
             return true;

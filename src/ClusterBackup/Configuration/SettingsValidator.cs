@@ -2,13 +2,38 @@ using System.Text.RegularExpressions;
 
 namespace ClusterBackup.Configuration;
 
-/// <summary>Every rule the bound configuration must satisfy; reports all problems, each by its key.</summary>
+/// <summary>What the configuration is loaded for: <c>run</c> needs more of it than the other commands.</summary>
+internal enum ConfigurationUse
+{
+    Commands,
+    Daemon,
+}
+
+/// <summary>
+/// The one validator: every rule the configuration must satisfy, each problem reported by its key,
+/// all of them at once. Keys and value types come first (<see cref="CheckKeys"/>: the binder needs
+/// them right); then every rule of the bound options, of each cluster after inheritance, of
+/// retention, of encryption (recipients parsed here), and what the daemon needs.
+/// </summary>
 internal static partial class SettingsValidator
 {
     public const int MinPartSizeMiB = 5;
     public const int MaxPartSizeMiB = 5120;
 
-    public static IEnumerable<string> Validate(ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters)
+    /// <summary>Unknown keys and values of the wrong type, by full key.</summary>
+    public static IEnumerable<string> CheckKeys(Microsoft.Extensions.Configuration.IConfigurationSection root) =>
+        ConfigurationSchema.Check(root, typeof(ClusterBackupOptions));
+
+    /// <summary>Every rule; <paramref name="encryption"/> is what the Encryption section resolves to when there are no problems.</summary>
+    public static IReadOnlyList<string> Validate(
+        ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters, ConfigurationUse use, out EncryptionSettings encryption)
+    {
+        var problems = Rules(options, clusters, use).ToList();
+        encryption = ValidateEncryption(options.Encryption, problems);
+        return problems;
+    }
+
+    private static IEnumerable<string> Rules(ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters, ConfigurationUse use)
     {
         const string root = ClusterBackupOptions.SectionName;
         foreach (var problem in ValidateStorage(options.Storage, $"{root}:Storage"))
@@ -58,6 +83,11 @@ internal static partial class SettingsValidator
             foreach (var problem in ValidateCluster(cluster, where, missingFiles))
             {
                 yield return problem;
+            }
+
+            if (use == ConfigurationUse.Daemon && string.IsNullOrWhiteSpace(cluster.Options.Schedule))
+            {
+                yield return $"{where}:Schedule: is required by 'run' (e.g. \"0 */6 * * *\")";
             }
         }
 
@@ -161,7 +191,7 @@ internal static partial class SettingsValidator
             }
         }
 
-        foreach (var problem in RetentionSettings.Validate(cluster.Options.Retention, $"{where}:Retention"))
+        foreach (var problem in ValidateRetention(cluster.Options.Retention, $"{where}:Retention"))
         {
             yield return problem;
         }
@@ -254,6 +284,32 @@ internal static partial class SettingsValidator
             {
                 yield return $"{where}:Paths:{key}: {Redaction.Quote(value)} is not an absolute path on the node";
             }
+        }
+    }
+
+    private static IEnumerable<string> ValidateRetention(RetentionOptions options, string where)
+    {
+        foreach (var (key, value) in RetentionSettings.Counts(options))
+        {
+            if (value < RetentionPolicy.Unlimited)
+            {
+                yield return $"{where}:{key}: {value} is not a count (0 or more, or -1 for every period)";
+            }
+        }
+
+        if (options.KeepWithin is { Length: > 0 } within && !RetentionDuration.TryParse(within, out _))
+        {
+            yield return $"{where}:KeepWithin: {Redaction.Quote(within)} is not a duration like 2d12h or 1y6m (y, m, d, h)";
+        }
+
+        if (options.IncompleteGraceHours < 1)
+        {
+            yield return $"{where}:IncompleteGraceHours: {options.IncompleteGraceHours} must be at least 1";
+        }
+
+        if (RetentionSettings.Counts(options).All(c => c.Value == 0) && string.IsNullOrEmpty(options.KeepWithin))
+        {
+            yield return $"{where}: the policy keeps nothing: set at least one of KeepLast, KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly, KeepWithin (here or in Defaults)";
         }
     }
 

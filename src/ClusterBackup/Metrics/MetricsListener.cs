@@ -7,11 +7,11 @@ using Microsoft.Extensions.Logging;
 namespace ClusterBackup.Metrics;
 
 /// <summary>Serves <c>GET /metrics</c> (Prometheus text format) and <c>GET /healthz</c> on <c>Metrics:Listen</c>.</summary>
-internal sealed partial class MetricsListener(AgentSettings settings, AgentMetrics metrics, AgentHealth health, ILogger<MetricsListener> logger) : BackgroundService
+internal sealed partial class MetricsListener(MetricsOptions options, AgentMetrics metrics, AgentHealth health, ILogger<MetricsListener> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (string.IsNullOrEmpty(settings.Metrics.Listen) || !SettingsValidator.TryParseListen(settings.Metrics.Listen, out var host, out var port))
+        if (string.IsNullOrEmpty(options.Listen) || !SettingsValidator.TryParseListen(options.Listen, out var host, out var port))
         {
             return;
         }
@@ -25,11 +25,11 @@ internal sealed partial class MetricsListener(AgentSettings settings, AgentMetri
         }
         catch (HttpListenerException ex)
         {
-            LogCannotListen(settings.Metrics.Listen, ex.Message);
-            throw new InvalidOperationException($"cannot listen on Metrics:Listen {settings.Metrics.Listen}: {ex.Message}", ex);
+            LogCannotListen(options.Listen, ex.Message);
+            throw new InvalidOperationException($"cannot listen on Metrics:Listen {options.Listen}: {ex.Message}", ex);
         }
 
-        LogListening(settings.Metrics.Listen);
+        LogListening(options.Listen);
         using var stop = stoppingToken.Register(listener.Stop);
         while (!stoppingToken.IsCancellationRequested)
         {

@@ -133,7 +133,9 @@ internal static class RestorePlanner
         {
             yield return new RestoreStep(name, RestoreStepKind.UploadPki, RestorePhase.Prepare, new Upload(new RestoreFile(RestoreFileKind.Pki, name), paths.PkiArchive),
                 new RestoreUndo(NodeCommands.RemoveFiles(paths.PkiArchive), UndoWhen.Attempted));
-            yield return Step(RestoreStepKind.RestorePki, NodeCommands.Untar(paths.PkiArchive, node.Paths.Pki));
+            yield return Step(RestoreStepKind.CopyPkiAside, NodeCommands.CopyAsideIfPresent(paths.Pki, paths.PkiAside),
+                new RestoreUndo(NodeCommands.PutBack(paths.Pki, paths.PkiAside), UndoWhen.Completed));
+            yield return Step(RestoreStepKind.RestorePki, NodeCommands.Untar(paths.PkiArchive, paths.Pki));
         }
 
         // Undone after (so before) the manifests go back: a node that had no etcd.yaml gets none.
@@ -188,6 +190,10 @@ internal static class RestorePlanner
         public string Data => Node.Paths.EtcdData.TrimEnd('/');
 
         public string Aside => $"{Data}.before-restore-{Stamp}";
+
+        public string Pki => Node.Paths.Pki.TrimEnd('/');
+
+        public string PkiAside => $"{Pki}.before-restore-{Stamp}";
 
         public string Snapshot => $"{Staging}/snapshot-{SetId}.db";
 

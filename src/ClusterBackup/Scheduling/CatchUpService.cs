@@ -13,15 +13,15 @@ namespace ClusterBackup.Scheduling;
 /// once at start-up too.
 /// </summary>
 internal sealed partial class CatchUpService(
-    AgentSettings settings, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health, ISchedulerFactory schedulers,
+    IReadOnlyList<ClusterSettings> clusters, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health, ISchedulerFactory schedulers,
     TimeProvider time, IHostApplicationLifetime lifetime, ILogger<CatchUpService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        metrics.Initialize(settings.Clusters, time.GetUtcNow());
+        metrics.Initialize(clusters, time.GetUtcNow());
         lifetime.ApplicationStopping.Register(health.MarkStopping);
         var scheduler = await schedulers.GetScheduler(stoppingToken);
-        foreach (var cluster in settings.Clusters)
+        foreach (var cluster in clusters)
         {
             var newest = await seeder.SeedAsync(cluster, stoppingToken);
             var now = time.GetUtcNow();

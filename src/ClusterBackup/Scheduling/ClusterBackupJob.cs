@@ -11,7 +11,7 @@ namespace ClusterBackup.Scheduling;
 /// run is still going; stops cleanly (nothing committed, uploads aborted) when the daemon stops.
 /// </summary>
 internal sealed partial class ClusterBackupJob(
-    BackupCycle cycle, RunGate gate, AgentSettings settings, IHostApplicationLifetime lifetime, ILogger<ClusterBackupJob> logger) : IJob
+    BackupCycle cycle, RunGate gate, IReadOnlyList<ClusterSettings> clusters, IHostApplicationLifetime lifetime, ILogger<ClusterBackupJob> logger) : IJob
 {
     public const string ClusterKey = "cluster";
 
@@ -20,7 +20,7 @@ internal sealed partial class ClusterBackupJob(
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {
         var name = context.MergedJobDataMap.GetString(ClusterKey)!;
-        var cluster = settings.FindCluster(name)!;
+        var cluster = clusters.First(c => c.Name == name);
         using var entered = gate.TryEnter(name);
         if (entered is null)
         {

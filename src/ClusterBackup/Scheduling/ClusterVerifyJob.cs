@@ -15,7 +15,7 @@ namespace ClusterBackup.Scheduling;
 /// (with <c>Encryption:IdentityFile</c>). Waits for a backup of the same cluster to finish.
 /// </summary>
 internal sealed partial class ClusterVerifyJob(
-    SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, AgentSettings settings,
+    SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, VerifyOptions options, EncryptionSettings encryption,
     TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ClusterVerifyJob> logger) : IJob
 {
     public static JobKey KeyFor(string cluster) => new(cluster, "cluster-verify");
@@ -36,8 +36,16 @@ internal sealed partial class ClusterVerifyJob(
                 return;
             }
 
-            var identities = settings.Verify.Deep && settings.Encryption.IdentityFile is { } file ? AgeIdentity.LoadFile(file) : null;
-            var report = await verifier.VerifyAsync(set, identities, settings.Verify.Deep && (identities is not null || settings.Encryption.Disabled), stop.Token);
+            // Verify:Deep decides: without it the scheduled verification checks stored bytes only.
+            var identities = options.Deep && encryption.IdentityFile is { } file ? AgeIdentity.LoadFile(file) : null;
+            var scope = VerificationScope.For(set.Manifest, identities, options.Deep, out var problem);
+            if (problem is not null)
+            {
+                LogCannotVerify(name, problem);
+                return;
+            }
+
+            var report = await verifier.VerifyAsync(set, scope, stop.Token);
             if (report.Ok)
             {
                 metrics.RecordVerified(name, time.GetUtcNow());

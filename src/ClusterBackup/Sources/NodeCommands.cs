@@ -76,6 +76,9 @@ internal static class NodeCommands
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
 
+    /// <summary>Copies a directory aside, keeping modes and owners, if it exists.</summary>
+    public static string CopyAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then cp -a {Q(path)} {Q(aside)}; fi";
+
     /// <summary>Puts a directory moved aside back in place of whatever is there now.</summary>
     public static string PutBack(string path, string aside) =>
         $"if [ -e {Q(aside)} ]; then rm -rf {Q(path)} && mv {Q(aside)} {Q(path)}; else rm -rf {Q(path)}; fi";

@@ -21,11 +21,11 @@ internal sealed record VerifyReport(CatalogSet Set, IReadOnlyList<ArtifactVerdic
 /// <summary>
 /// Re-reads what a set stored and checks it against its manifest: stored size and SHA-256 always;
 /// with the identity, the decrypted and decompressed bytes and etcd's own trailer hash too; with
-/// <c>deep</c>, a restore drill into a throwaway etcd whose revision and key count must match.
+/// a drill in its <see cref="VerificationScope"/>, a restore drill into a throwaway etcd whose revision and key count must match.
 /// </summary>
-internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog catalog, AgentSettings settings, TimeProvider time, ILogger<SetVerifier> logger)
+internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog catalog, VerifyOptions options, TimeProvider time, ILogger<SetVerifier> logger)
 {
-    public async Task<VerifyReport> VerifyAsync(CatalogSet set, IReadOnlyList<AgeIdentity>? identities, bool deep, CancellationToken cancellationToken = default)
+    public async Task<VerifyReport> VerifyAsync(CatalogSet set, VerificationScope scope, CancellationToken cancellationToken = default)
     {
         var work = Directory.CreateTempSubdirectory("cluster-backup-verify-").FullName;
         try
@@ -34,9 +34,9 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
             string? snapshotFile = null;
             foreach (var artifact in set.Manifest.Artifacts)
             {
-                var decode = artifact.Encryption is null || identities is { Count: > 0 };
+                var decode = scope.Decodes(artifact);
                 var plainFile = decode && artifact.Kind == ArtifactKinds.EtcdSnapshot ? Path.Combine(work, "snapshot.db") : null;
-                var verdict = await VerifyArtifactAsync(set, artifact, decode ? identities : null, decode, plainFile, cancellationToken);
+                var verdict = await VerifyArtifactAsync(set, artifact, decode ? scope.Identities : null, decode, plainFile, cancellationToken);
                 verdicts.Add(verdict);
                 if (verdict.Ok && plainFile is not null)
                 {
@@ -46,7 +46,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
                 LogArtifact(set.Manifest.Cluster, set.Id.ToString(), artifact.Name, verdict.Ok, verdict.Detail);
             }
 
-            if (!deep)
+            if (!scope.Drill)
             {
                 return new VerifyReport(set, verdicts, null, DrillOk: true);
             }
@@ -69,7 +69,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         var etcd = set.Manifest.Etcd;
         try
         {
-            var result = await new EtcdDrill(settings.Verify, time).RunAsync(snapshotFile, cancellationToken);
+            var result = await new EtcdDrill(options, time).RunAsync(snapshotFile, cancellationToken);
             var restored = $"restored into a throwaway etcd: revision {result.Revision}, {result.KeyCount} keys (manifest: revision {etcd.Revision}, {etcd.KeyCount} keys)";
 
             // The manifest's facts are read just before the snapshot: a busy cluster may have moved

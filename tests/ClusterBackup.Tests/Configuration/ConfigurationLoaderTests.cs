@@ -54,6 +54,38 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Throws<ConfigurationException>(() => Load(config)).Problems;
 
     [Fact]
+    public void One_validator_reports_every_problem_at_once_retention_encryption_and_what_run_needs_included()
+    {
+        var config = Valid();
+        var root = config["ClusterBackup"]!;
+        root["Encryption"]!["Recipients"] = new JsonArray("age1notakey");
+        root["Defaults"]!["Retention"] = new JsonObject { ["KeepLast"] = -2 };
+        root["Compression"] = new JsonObject { ["Level"] = 30 };
+        var path = Path.Combine(_directory, "appsettings.json");
+        File.WriteAllText(path, config.ToJsonString());
+
+        var commands = Assert.Throws<ConfigurationException>(() => ConfigurationLoader.Load(path)).Problems;
+        var daemon = Assert.Throws<ConfigurationException>(() => ConfigurationLoader.Load(path, ConfigurationUse.Daemon)).Problems;
+
+        Assert.Contains(commands, p => p.StartsWith("ClusterBackup:Encryption:Recipients:0: 'age1notakey' is not an age X25519 recipient", StringComparison.Ordinal));
+        Assert.Contains(commands, p => p.StartsWith("ClusterBackup:Clusters:0 (cluster 'prod'):Retention:KeepLast: -2 is not a count", StringComparison.Ordinal));
+        Assert.Contains(commands, p => p.StartsWith("ClusterBackup:Compression:Level: 30 is outside 1..19", StringComparison.Ordinal));
+        Assert.DoesNotContain(commands, p => p.Contains("required by 'run'", StringComparison.Ordinal));
+        Assert.Equal(commands.Count + 2, daemon.Count);
+        Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):Schedule: is required by 'run' (e.g. \"0 */6 * * *\")", daemon);
+    }
+
+    [Fact]
+    public void Loaded_settings_are_not_changed_by_loading_again_and_paths_resolve_against_the_config_file()
+    {
+        var first = Load(Valid());
+        var second = Load(Valid());
+
+        Assert.Equal(Path.Combine(_directory, "id_ed25519"), first.Clusters[0].ControlPlanes[0].Ssh.PrivateKeyFile);
+        Assert.Equal(first.Clusters[0].ControlPlanes[0].Ssh, second.Clusters[0].ControlPlanes[0].Ssh);
+    }
+
+    [Fact]
     public void Settings_inherit_from_Defaults_then_cluster_then_control_plane()
     {
         var settings = Load(Valid());

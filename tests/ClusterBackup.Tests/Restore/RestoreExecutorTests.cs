@@ -130,10 +130,12 @@ public sealed class RestoreExecutorTests
             "cp2: if [ -e /var/lib/etcd.before-restore-20261127T010203Z ]; then rm -rf /var/lib/etcd && mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd; else rm -rf /var/lib/etcd; fi",
             "cp2: rm -f /backup/etcd.yaml",
             $"cp2: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}",
+            $"cp2: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}",
             "cp2: rm -f /backup/pki-20261126T221408Z.tar",
             "cp2: rm -f /backup/snapshot-20261126T221408Z.db",
             "cp1: if [ -e /var/lib/etcd.before-restore-20261127T010203Z ]; then rm -rf /var/lib/etcd && mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd; else rm -rf /var/lib/etcd; fi",
             $"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}",
+            $"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}",
             "cp1: rm -f /backup/pki-20261126T221408Z.tar",
             "cp1: rm -f /backup/snapshot-20261126T221408Z.db",
         ],
@@ -171,7 +173,8 @@ public sealed class RestoreExecutorTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
             new RestoreExecutor(NullLogger<RestoreExecutor>.Instance).ExecuteAsync(TwoMembers, Connect, Files, cancel.Token));
 
-        Assert.Equal($"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}", nodes.Log[^3]);
+        Assert.Equal($"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}", nodes.Log[^4]);
+        Assert.Equal($"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}", nodes.Log[^3]);
         Assert.Equal("cp1: rm -f /backup/snapshot-20261126T221408Z.db", nodes.Log[^1]);
     }
 }

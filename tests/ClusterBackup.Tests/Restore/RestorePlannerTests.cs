@@ -130,7 +130,12 @@ public sealed class RestorePlannerTests
     {
         var plan = Plan(Assess(Member(1, 1, false)), pki: true);
 
-        Assert.Equal(["staging", "upload snapshot", "upload pki", "restore pki", "stop static pods"], Kinds(plan, "cp1").Take(5));
+        Assert.Equal(["staging", "upload snapshot", "upload pki", "copy the pki aside", "restore pki", "stop static pods"], Kinds(plan, "cp1").Take(6));
+        Assert.Equal(
+            new RestoreUndo(
+                "if [ -e /etc/kubernetes/pki.before-restore-20261127T010203Z ]; then rm -rf /etc/kubernetes/pki && mv /etc/kubernetes/pki.before-restore-20261127T010203Z /etc/kubernetes/pki; else rm -rf /etc/kubernetes/pki; fi",
+                UndoWhen.Completed),
+            plan.Steps.Single(s => s.Kind == RestoreStepKind.CopyPkiAside).Undo);
         Assert.Equal(new Upload(new RestoreFile(RestoreFileKind.Pki, "cp1"), "/backup/pki-20261126T221408Z.tar"),
             plan.Steps.Single(s => s.Kind == RestoreStepKind.UploadPki).Action);
         Assert.Equal("mkdir -p /etc/kubernetes/pki && tar -xpf /backup/pki-20261126T221408Z.tar -C /etc/kubernetes/pki",

@@ -47,6 +47,12 @@ public sealed class RestoreTests(RigFixture fixture)
             .Concat(Directory.GetFiles(member.Node.ManifestsDirectory))
             .Order(StringComparer.Ordinal).ToArray();
 
+    /// <summary>Every file of a PKI dir with its mode and content.</summary>
+    private static string[] Pki(string directory) =>
+        Directory.GetFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+            .Select(f => $"{f} {File.GetUnixFileMode(f)} {Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f)))}")
+            .ToArray();
+
     [Fact]
     public async Task A_single_member_with_a_corrupted_data_dir_is_restored_to_the_set()
     {
@@ -174,9 +180,16 @@ public sealed class RestoreTests(RigFixture fixture)
         await cluster.Members[1].CorruptAsync();
         var controlPlanes = (JsonArray)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]!;
         controlPlanes[2]!["Restore"] = new JsonObject { ["Etcdctl"] = "/nonexistent/etcdctl" };
-        var before = cluster.Members.Select(Snapshot).ToList();
+        foreach (var member in cluster.Members)
+        {
+            // Renewed since the backup: a rolled-back --pki restore must leave the renewed one.
+            await File.WriteAllTextAsync(Path.Combine(member.Node.PkiDirectory, "ca.crt"), "renewed since the backup\n");
+        }
 
-        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rf", "--yes", "--identity", _rig.AgeIdentityFile);
+        var before = cluster.Members.Select(Snapshot).ToList();
+        var pkiBefore = cluster.Members.Select(m => Pki(m.Node.PkiDirectory)).ToList();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rf", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
 
         Assert.Equal(1, result.ExitCode);
         result.AssertError("error: node rf-cp3: etcdctl snapshot restore: exit status 127");
@@ -185,6 +198,8 @@ public sealed class RestoreTests(RigFixture fixture)
         for (var i = 0; i < 3; i++)
         {
             Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), after[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+            Assert.Equal(pkiBefore[i], Pki(cluster.Members[i].Node.PkiDirectory));
+            Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(cluster.Members[i].Node.PkiDirectory)!, "pki.before-restore-*"));
         }
     }
 }

@@ -43,7 +43,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.ReadFile(Awkward), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
-            NodeCommands.WaitUntilNotListening(2379), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward),
+            NodeCommands.WaitUntilNotListening(2379), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node),
         ];

@@ -14,13 +14,12 @@ public sealed class S3ProtectionTests(RigFixture fixture)
 {
     private readonly S3Server _moto = fixture.Rig.Moto;
 
-    private S3BackupStore Store(string bucket, Action<StorageOptions> configure)
+    private S3BackupStore Store(string bucket, Func<StorageOptions, StorageOptions> configure)
     {
-        var options = new StorageOptions
+        var options = configure(new StorageOptions
         {
             Bucket = bucket, ServiceUrl = _moto.Endpoint, ForcePathStyle = true, Region = S3Server.Region, PartSizeMiB = 5,
-        };
-        configure(options);
+        });
         return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance);
     }
 
@@ -49,7 +48,7 @@ public sealed class S3ProtectionTests(RigFixture fixture)
             await client.PutBucketAsync(new PutBucketRequest { BucketName = bucket, ObjectLockEnabledForBucket = true });
         }
 
-        var store = Store(bucket, o => o.ObjectLock = new ObjectLockOptions { Mode = "GOVERNANCE", Days = 2 });
+        var store = Store(bucket, o => o with { ObjectLock = new ObjectLockOptions { Mode = "GOVERNANCE", Days = 2 } });
         await WriteAsync(store, "set/etcd.db.zst.age", size);
 
         // head-object, not get-object-retention: moto answers the latter with a 500.
@@ -70,7 +69,7 @@ public sealed class S3ProtectionTests(RigFixture fixture)
     [InlineData(6 * 1024 * 1024)]
     public async Task Server_side_encryption_is_requested_on_every_upload(int size)
     {
-        var store = Store(LocalRig.Bucket, o => o.ServerSideEncryption = ServerSideEncryptionTypes.S3);
+        var store = Store(LocalRig.Bucket, o => o with { ServerSideEncryption = ServerSideEncryptionTypes.S3 });
         var key = $"sse/{Guid.NewGuid():N}";
 
         await WriteAsync(store, key, size);

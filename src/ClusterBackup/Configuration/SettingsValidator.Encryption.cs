@@ -2,12 +2,12 @@ using ClusterBackup.Encryption;
 
 namespace ClusterBackup.Configuration;
 
-/// <summary>Turns the <c>Encryption</c> section into recipients, reporting every problem by key.</summary>
-internal static class EncryptionSettingsReader
+/// <summary>The <c>Encryption</c> rules: recipients parsed (inline and from the file), each problem by key.</summary>
+internal static partial class SettingsValidator
 {
-    private const string Where = $"{ClusterBackupOptions.SectionName}:Encryption";
+    private const string EncryptionWhere = $"{ClusterBackupOptions.SectionName}:Encryption";
 
-    public static EncryptionSettings Read(EncryptionOptions options, List<string> problems)
+    private static EncryptionSettings ValidateEncryption(EncryptionOptions options, List<string> problems)
     {
         var recipients = new List<AgeRecipient>();
         for (var i = 0; i < options.Recipients.Count; i++)
@@ -18,7 +18,7 @@ internal static class EncryptionSettingsReader
             }
             else
             {
-                problems.Add($"{Where}:Recipients:{i}: {Redaction.Quote(options.Recipients[i])} is not an age X25519 recipient (age1…; age-keygen -y KEYFILE prints it)");
+                problems.Add($"{EncryptionWhere}:Recipients:{i}: {Redaction.Quote(options.Recipients[i])} is not an age X25519 recipient (age1…; age-keygen -y KEYFILE prints it)");
             }
         }
 
@@ -30,11 +30,11 @@ internal static class EncryptionSettingsReader
         var configured = options.Recipients.Count > 0 || options.RecipientsFile is not null;
         if (options.Disabled && configured)
         {
-            problems.Add($"{Where}:Disabled: is true while recipients are configured; remove one or the other");
+            problems.Add($"{EncryptionWhere}:Disabled: is true while recipients are configured; remove one or the other");
         }
         else if (!options.Disabled && !configured)
         {
-            problems.Add($"{Where}:Recipients: no age recipient is configured. Backups hold the cluster's CA keys and every Secret: " +
+            problems.Add($"{EncryptionWhere}:Recipients: no age recipient is configured. Backups hold the cluster's CA keys and every Secret: " +
                          "add the age1… public key of a key kept off this machine (age-keygen -o key.txt; age-keygen -y key.txt), " +
                          "or set Encryption:Disabled to true to store them unencrypted");
         }
@@ -51,7 +51,7 @@ internal static class EncryptionSettingsReader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            problems.Add($"{Where}:RecipientsFile: cannot read {Redaction.Quote(file)}: {Redaction.Scrub(ex.Message, file)}");
+            problems.Add($"{EncryptionWhere}:RecipientsFile: cannot read {Redaction.Quote(file)}: {Redaction.Scrub(ex.Message, file)}");
             return;
         }
 
@@ -71,13 +71,13 @@ internal static class EncryptionSettingsReader
             }
             else
             {
-                problems.Add($"{Where}:RecipientsFile: {file}:{i + 1}: not an age X25519 recipient (age1…)");
+                problems.Add($"{EncryptionWhere}:RecipientsFile: {file}:{i + 1}: not an age X25519 recipient (age1…)");
             }
         }
 
         if (found == 0)
         {
-            problems.Add($"{Where}:RecipientsFile: {Redaction.Quote(file)} holds no recipient");
+            problems.Add($"{EncryptionWhere}:RecipientsFile: {Redaction.Quote(file)} holds no recipient");
         }
     }
 }
