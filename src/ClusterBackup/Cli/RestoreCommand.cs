@@ -34,7 +34,9 @@ internal static class RestoreCommand
             (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls from the
             node's etcd.yaml (or the backed-up one), and member/ is checked. Only when every member is
             prepared are the manifests moved back; then health, member list and revision are reported.
-            A failing step rolls every touched member back and names node and step.
+            With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP.
+            A failing step undoes every step done so far, in reverse, on every member touched, and
+            names node and step. --dry-run prints the plan's steps, exactly as they would run.
             Without --yes it asks first, and refuses when standard input is not a terminal.
             The SSH user is root, or a user with passwordless sudo and Ssh:Sudo set.
             Exit status: 0 restored, 1 refused or failed, 78 configuration error.
