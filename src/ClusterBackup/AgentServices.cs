@@ -24,6 +24,7 @@ internal static class AgentServices
         services.AddSingleton(settings.Metrics);
         services.AddSingleton(settings.Compression);
         services.AddSingleton(settings.Encryption);
+        services.AddSingleton(settings.Signing);
         services.AddSingleton(settings.Verify);
         services.AddSingleton(settings.Clusters);
         services.AddSingleton(TimeProvider.System);

@@ -58,6 +58,12 @@ public sealed class LocalRig : IAsyncDisposable
     /// <summary>known_hosts with both nodes' host keys.</summary>
     public string KnownHosts => Path.Combine(Root, "known_hosts");
 
+    /// <summary>The agent's signing key (ssh-keygen -t ed25519 -N ''), as the package generates it.</summary>
+    public string SigningKey => Path.Combine(Root, "signing_ed25519");
+
+    /// <summary>An OpenSSH allowed-signers file trusting <see cref="SigningKey"/> for the principal cluster-backup.</summary>
+    public string AllowedSigners => Path.Combine(Root, "allowed_signers");
+
     public IEnumerable<SshNode> Nodes => [Node1, Node2];
 
     /// <summary>The age identity (secret key) file, made by age-keygen; backups are encrypted to its recipient.</summary>
@@ -94,6 +100,8 @@ public sealed class LocalRig : IAsyncDisposable
         Pki = await KubeadmPki.CreateAsync(Path.Combine(Root, "pki"));
         await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", "cluster-backup", "-f", ClientKey);
         await Tools.CheckAsync("age-keygen", "-o", AgeIdentityFile);
+        await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-C", "cluster-backup", "-f", SigningKey);
+        await File.WriteAllTextAsync(AllowedSigners, $"cluster-backup namespaces=\"cluster-backup\" {await File.ReadAllTextAsync(SigningKey + ".pub")}");
         AgeRecipient = (await Tools.CheckAsync("age-keygen", "-y", AgeIdentityFile)).Trim();
         Etcd = await EtcdServer.StartAsync("cp1", Path.Combine(Root, "etcd"), Logs, Pki);
         Node1 = await SshNode.StartAsync("cp1", Path.Combine(Root, "cp1"), ClientKey + ".pub", Pki, Logs);
@@ -130,6 +138,7 @@ public sealed class LocalRig : IAsyncDisposable
             {
                 ["Storage"] = storageNode,
                 ["Encryption"] = new JsonObject { ["Recipients"] = new JsonArray(AgeRecipient) },
+                ["Signing"] = new JsonObject { ["KeyFile"] = SigningKey, ["AllowedSignersFile"] = AllowedSigners },
                 ["Defaults"] = new JsonObject
                 {
                     ["Ssh"] = new JsonObject

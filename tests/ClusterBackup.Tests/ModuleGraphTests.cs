@@ -25,7 +25,7 @@ public sealed partial class ModuleGraphTests
     {
         var graph = ReadGraph();
 
-        Assert.Equal(["Encryption"], graph["Configuration"].Order());
+        Assert.Equal(["Encryption", "Signing"], graph["Configuration"].Order());
     }
 
     private static Dictionary<string, HashSet<string>> ReadGraph()

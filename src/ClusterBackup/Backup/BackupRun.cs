@@ -25,6 +25,7 @@ internal sealed partial class BackupRun(
     BackupCatalog catalog,
     SetReservations reservations,
     EncryptionSettings encryption,
+    SigningSettings signing,
     CompressionOptions compression,
     ITransferProgress progress,
     TimeProvider time,
@@ -82,9 +83,15 @@ internal sealed partial class BackupRun(
                     Etcd = etcd,
                     Artifacts = artifacts,
                     UnreachableNodes = unreachable,
+                    SignedBy = signing.Key?.Public.Fingerprint,
                 };
                 await EnsureIntactAsync(cluster, id, written, cancellationToken);
-                await catalog.WriteManifestAsync(manifest, cancellationToken);
+                if (signing.Key is not null)
+                {
+                    written.Add(catalog.SignatureKey(cluster.Name, id));
+                }
+
+                await catalog.WriteManifestAsync(manifest, signing.Key, cancellationToken);
             }
             catch (Exception ex)
             {

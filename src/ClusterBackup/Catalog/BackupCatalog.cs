@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ClusterBackup.Configuration;
+using ClusterBackup.Signing;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -144,17 +145,31 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         return keys;
     }
 
+    /// <summary>The key of a set's manifest signature.</summary>
+    public string SignatureKey(string cluster, SetId id) => ArtifactKey(cluster, id, SetManifest.SignatureFileName);
+
     /// <summary>
-    /// Commits a set: writes its manifest only if the set has none yet (exclusively where the store
-    /// can), so a committed set is never replaced. Throws <see cref="StorageException"/> otherwise.
+    /// Commits a set: with a key, first its signature over the manifest's exact bytes, then the
+    /// manifest, each only if the set has none yet (exclusively where the store can), so a committed
+    /// set is never replaced. Throws <see cref="SetTakenException"/> or <see cref="StorageException"/> otherwise.
     /// </summary>
-    public async Task WriteManifestAsync(SetManifest manifest, CancellationToken cancellationToken = default)
+    public async Task WriteManifestAsync(SetManifest manifest, SigningKey? key, CancellationToken cancellationToken = default)
     {
         SetId.TryParse(manifest.SetId, out var id);
-        var key = ArtifactKey(manifest.Cluster, id, SetManifest.FileName);
-        if (!await store.CreateExclusiveAsync(key, manifest.ToJson(), cancellationToken))
+        var bytes = manifest.ToJson();
+        if (key is not null)
         {
-            throw new SetTakenException($"{store.Describe(key)} already exists: another run committed set {manifest.SetId}");
+            var signatureKey = SignatureKey(manifest.Cluster, id);
+            if (!await store.CreateExclusiveAsync(signatureKey, SshSignature.Sign(bytes, key), cancellationToken))
+            {
+                throw new SetTakenException($"{store.Describe(signatureKey)} already exists: another run committed set {manifest.SetId}");
+            }
+        }
+
+        var manifestKey = ArtifactKey(manifest.Cluster, id, SetManifest.FileName);
+        if (!await store.CreateExclusiveAsync(manifestKey, bytes, cancellationToken))
+        {
+            throw new SetTakenException($"{store.Describe(manifestKey)} already exists: another run committed set {manifest.SetId}");
         }
     }
 
@@ -170,16 +185,72 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         }
     }
 
+    /// <summary>
+    /// Checks a set's signature over the manifest's exact bytes, read afresh, against the policy's
+    /// trusted keys, before anything of the set is decrypted. Returns the set as the signed bytes
+    /// say (an unsigned set only when the policy allows it); throws <see cref="SetRefusedException"/> otherwise.
+    /// </summary>
+    public async Task<SignedSet> OpenSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
+    {
+        var cluster = set.Manifest.Cluster;
+        var where = $"cluster {cluster}: set {set.Id}";
+        var bytes = await ReadBytesAsync(ArtifactKey(cluster, set.Id, SetManifest.FileName), cancellationToken)
+                    ?? throw new SetNotFoundException($"{where}: its manifest is gone");
+        var signature = await ReadBytesAsync(SignatureKey(cluster, set.Id), cancellationToken);
+        var check = SshSignature.Verify(bytes, signature, policy.Trusted ?? AllowedSigners.Of());
+        if (check.Problem == SignatureProblem.NotSigned && policy.AllowUnsigned)
+        {
+            return new SignedSet(set, check);
+        }
+
+        if (!check.Valid)
+        {
+            var hint = check.Problem switch
+            {
+                SignatureProblem.NotSigned => "; a set written before signing existed is read with --allow-unsigned",
+                SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
+                _ => "; the set may have been forged: use another set",
+            };
+            throw new SetRefusedException($"{where}: {check.Describe()}{hint}; nothing was decrypted or restored");
+        }
+
+        SetManifest signed;
+        try
+        {
+            signed = SetManifest.FromJson(bytes);
+        }
+        catch (JsonException ex)
+        {
+            throw new SetRefusedException($"{where}: the signed manifest is not valid: {ex.Message}");
+        }
+
+        return signed.Cluster != cluster || signed.SetId != set.Id.ToString()
+            ? throw new SetRefusedException($"{where}: the signed manifest names cluster {signed.Cluster} set {signed.SetId}: it was copied from another set")
+            : new SignedSet(set with { Manifest = signed }, check);
+    }
+
+    private async Task<byte[]?> ReadBytesAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await store.OpenReadAsync(key, cancellationToken);
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, cancellationToken);
+            return buffer.ToArray();
+        }
+        catch (StoredObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>A set's manifest, or why it cannot be read; both null when it is gone.</summary>
     private async Task<(SetManifest? Manifest, string? Damage)> ReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
     {
         var key = ArtifactKey(cluster, id, SetManifest.FileName);
         try
         {
-            await using var stream = await store.OpenReadAsync(key, cancellationToken);
-            using var buffer = new MemoryStream();
-            await stream.CopyToAsync(buffer, cancellationToken);
-            var manifest = SetManifest.FromJson(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+            var manifest = SetManifest.FromJson(await ReadBytesAsync(key, cancellationToken) ?? throw new StoredObjectNotFoundException(key));
             return manifest.Cluster != cluster || manifest.SetId != id.ToString()
                 ? (null, $"it names cluster {manifest.Cluster} set {manifest.SetId}")
                 : (manifest, null);

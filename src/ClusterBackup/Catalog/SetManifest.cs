@@ -12,6 +12,9 @@ internal sealed record SetManifest
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";
 
+    /// <summary>The SSH signature of the manifest's exact bytes, next to it.</summary>
+    public const string SignatureFileName = "manifest.json.sig";
+
     public int FormatVersion { get; init; } = CurrentFormatVersion;
 
     public required string Cluster { get; init; }
@@ -27,6 +30,9 @@ internal sealed record SetManifest
     public required EtcdRecord Etcd { get; init; }
 
     public required IReadOnlyList<ArtifactRecord> Artifacts { get; init; }
+
+    /// <summary>The fingerprint (<c>SHA256:…</c>) of the key that signed the set; null for an unsigned set.</summary>
+    public string? SignedBy { get; init; }
 
     /// <summary>Control planes whose PKI and manifests could not be archived because they were unreachable.</summary>
     public IReadOnlyList<string> UnreachableNodes { get; init; } = [];

@@ -63,7 +63,7 @@ internal static class BackupCommand
             }
 
             return failed == 0 ? ExitCodes.Ok : ExitCodes.Failed;
-        }, cancellationToken));
+        }, cancellationToken, ConfigurationUse.Backup));
         return command;
     }
 }

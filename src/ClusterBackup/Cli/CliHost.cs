@@ -41,7 +41,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
         Recursive = true,
     };
 
-    public AgentSettings LoadSettings(ParseResult parse) => LoadConfiguration(parse).Settings;
+    public AgentSettings LoadSettings(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands) => LoadConfiguration(parse, use).Settings;
 
     public (IConfiguration Configuration, AgentSettings Settings) LoadConfiguration(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands)
     {
@@ -50,12 +50,13 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
         return (configuration, ConfigurationLoader.Resolve(configuration, path, use));
     }
 
-    public async Task<int> RunAsync(ParseResult parse, Func<IServiceProvider, CancellationToken, Task<int>> body, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(
+        ParseResult parse, Func<IServiceProvider, CancellationToken, Task<int>> body, CancellationToken cancellationToken, ConfigurationUse use = ConfigurationUse.Commands)
     {
         var verbose = parse.GetValue(VerboseOption);
         try
         {
-            var settings = LoadSettings(parse);
+            var settings = LoadSettings(parse, use);
             await using var logger = new LoggerConfiguration()
                 .MinimumLevel.Is(verbose ? LogEventLevel.Debug : LogEventLevel.Information)
                 .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
@@ -96,7 +97,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             case OperationCanceledException when cancellationToken.IsCancellationRequested:
                 Error.WriteLine("cancelled: nothing was committed by the interrupted work");
                 break;
-            case StorageException or BackupFailedException or SetNotFoundException or DownloadFailedException or RestoreRefusedException:
+            case StorageException or BackupFailedException or SetNotFoundException or SetRefusedException or DownloadFailedException or RestoreRefusedException:
                 Error.WriteLine($"error: {ex.Message}");
                 break;
             case RestoreStepFailedException step:

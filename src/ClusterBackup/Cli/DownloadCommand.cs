@@ -17,8 +17,10 @@ internal static class DownloadCommand
         };
         var to = new Option<string>("--to") { Description = "Directory to write the plain files into (created 0700 if missing)", HelpName = "DIR", Required = true };
         var identity = IdentityOption.Create();
+        var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("download", """
-            Fetch a set, check every artifact's stored and plain size and SHA-256 against its manifest,
+            Fetch a set, check its signature (manifest.json.sig, by a key in Signing:AllowedSignersFile),
+            then check every artifact's stored and plain size and SHA-256 against its manifest,
             decrypt and decompress it, and write plain files (mode 0600): etcd-snapshot.db,
             pki-NODE.tar and manifests-NODE.tar for each control plane, and manifest.json.
             All or nothing: if any artifact fails its checks, no file is left in DIR.
@@ -31,13 +33,16 @@ internal static class DownloadCommand
             set,
             to,
             identity,
+            allowUnsigned,
         };
         command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
         {
             var settings = services.GetRequiredService<AgentSettings>();
             var selected = CliHost.SelectClusters(settings, [parse.GetValue(cluster)!])[0];
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
-            var found = await services.GetRequiredService<BackupCatalog>().FindSetAsync(selected.Name, parse.GetValue(set)!, ct);
+            var catalog = services.GetRequiredService<BackupCatalog>();
+            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
+            var found = (await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct)).Set;
             var files = await services.GetRequiredService<SetDownloader>().DownloadAsync(found, parse.GetValue(to)!, identities, ct);
             foreach (var file in files)
             {

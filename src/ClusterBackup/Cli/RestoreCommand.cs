@@ -20,9 +20,11 @@ internal static class RestoreCommand
         var dryRun = new Option<bool>("--dry-run") { Description = "Assess and print the plan and the exact commands; change nothing" };
         var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation" };
         var identity = IdentityOption.Create();
+        var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("restore", """
             Restore etcd (and with --pki the PKI) of a cluster's control planes from a set, over SSH,
-            following the manual runbook. First every member's health is probed and a plan printed:
+            following the manual runbook. First the set's signature is checked (as by verify; refused
+            sets are never read). Then every member's health is probed and a plan printed:
               not HA: the member is restored;
               HA with quorum: refused (replace the failed members instead), unless --member names
                 members and --force is given;
@@ -44,7 +46,7 @@ internal static class RestoreCommand
             Example: cluster-backup restore --cluster prod-admin --set latest --dry-run --identity /root/age-key.txt
             """)
         {
-            cluster, set, members, pki, force, dryRun, yes, identity,
+            cluster, set, members, pki, force, dryRun, yes, identity, allowUnsigned,
         };
         command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
         {
@@ -53,7 +55,10 @@ internal static class RestoreCommand
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
             var options = new RestoreRequest(parse.GetValue(members) ?? [], parse.GetValue(force), parse.GetValue(pki));
             var restore = services.GetRequiredService<ClusterRestore>();
-            var assessment = await restore.AssessAsync(selected, parse.GetValue(set)!, identities, ct);
+            var catalog = services.GetRequiredService<BackupCatalog>();
+            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
+            var signed = await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct);
+            var assessment = await restore.AssessAsync(selected, signed.Set, identities, ct);
             var plan = RestorePlanner.Plan(assessment, options, restore.Stamp);
             await PrintAssessmentAsync(host.Out, assessment);
             if (plan.Refusal is { } refusal)

@@ -20,8 +20,13 @@ internal static class VerifyCommand
         };
         var deep = new Option<bool>("--deep") { Description = "Also restore the snapshot into a throwaway etcd on loopback and compare its revision and key count" };
         var identity = IdentityOption.Create();
+        var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("verify", """
-            Re-read stored sets and check them against their manifests. Always: every artifact's stored
+            Re-read stored sets and check them against their manifests. First the set's signature:
+            manifest.json.sig must be an SSH signature of manifest.json by a trusted key
+            (Signing:AllowedSignersFile, or the public half of Signing:KeyFile); a set not signed, signed
+            by another key, or whose manifest does not match its signature fails, and nothing of it is
+            decrypted (--allow-unsigned reads unsigned sets, with a warning). Always: every artifact's stored
             size and SHA-256. With the identity (--identity or Encryption:IdentityFile): decrypt and
             decompress, compare the plain SHA-256, and check etcd's own SHA-256 trailer. With --deep:
             'etcdctl snapshot restore' into a temp dir, start a throwaway etcd on free loopback ports
@@ -41,6 +46,7 @@ internal static class VerifyCommand
             set,
             deep,
             identity,
+            allowUnsigned,
         };
         command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
         {
@@ -49,6 +55,7 @@ internal static class VerifyCommand
             var verifier = services.GetRequiredService<SetVerifier>();
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
             var selector = parse.GetValue(set)!;
+            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
             var name = parse.GetValue(cluster);
             var failed = 0;
             var checkedSets = 0;
@@ -86,11 +93,26 @@ internal static class VerifyCommand
                     }
                 }
 
-                foreach (var (candidate, scope) in sets.Zip(scopes))
+                foreach (var (listed, scope) in sets.Zip(scopes))
                 {
-                    var report = await verifier.VerifyAsync(candidate, scope, ct);
                     checkedSets++;
+                    SignedSet signed;
+                    try
+                    {
+                        signed = await AllowUnsignedOption.OpenAsync(host, catalog, listed, policy, ct);
+                    }
+                    catch (SetRefusedException ex)
+                    {
+                        failed++;
+                        await host.Out.WriteLineAsync($"{selected.Name} {listed.Id}: FAILED");
+                        await host.Error.WriteLineAsync($"error: {ex.Message}");
+                        continue;
+                    }
+
+                    var candidate = signed.Set;
+                    var report = await verifier.VerifyAsync(candidate, scope, ct);
                     await host.Out.WriteLineAsync($"{selected.Name} {candidate.Id}: {(report.Ok ? "OK" : "FAILED")}");
+                    await host.Out.WriteLineAsync($"  signature: {(signed.Unsigned ? "none: read unsigned, as allowed" : signed.Signature.Describe())}");
                     foreach (var verdict in report.Artifacts)
                     {
                         if (verdict.Ok)

@@ -1,4 +1,5 @@
 using ClusterBackup.Encryption;
+using ClusterBackup.Signing;
 
 namespace ClusterBackup.Configuration;
 
@@ -9,6 +10,7 @@ internal sealed record AgentSettings(
     StorageOptions Storage,
     CompressionOptions Compression,
     EncryptionSettings Encryption,
+    SigningSettings Signing,
     VerifyOptions Verify,
     IReadOnlyList<ClusterSettings> Clusters)
 {
@@ -21,6 +23,12 @@ internal sealed record EncryptionSettings(IReadOnlyList<AgeRecipient> Recipients
 {
     public bool Disabled => Recipients.Count == 0;
 }
+
+/// <summary>
+/// The key sets are signed with (null when signing is disabled, or for commands that only read and
+/// have an allowed-signers file), and the keys trusted when reading (null: none configured).
+/// </summary>
+internal sealed record SigningSettings(SigningKey? Key, AllowedSigners? Trusted, bool Disabled);
 
 internal sealed record ClusterSettings(
     string Name,

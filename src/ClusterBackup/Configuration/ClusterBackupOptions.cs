@@ -13,6 +13,8 @@ internal sealed record ClusterBackupOptions
 
     public EncryptionOptions Encryption { get; init; } = new();
 
+    public SigningOptions Signing { get; init; } = new();
+
     public VerifyOptions Verify { get; init; } = new();
 
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
@@ -98,6 +100,19 @@ internal sealed record EncryptionOptions
 
     /// <summary>The age identity (secret key) file for download, verify and restore; never needed for backups.</summary>
     public string? IdentityFile { get; init; }
+}
+
+/// <summary>The agent's signature on every set (OpenSSH SSHSIG over manifest.json), and the keys trusted when reading.</summary>
+internal sealed record SigningOptions
+{
+    /// <summary>An unencrypted OpenSSH Ed25519 private key (ssh-keygen -t ed25519 -N ''); every set is signed with it.</summary>
+    public string? KeyFile { get; init; }
+
+    /// <summary>OpenSSH allowed-signers file (principal cluster-backup); default: the public half of KeyFile.</summary>
+    public string? AllowedSignersFile { get; init; }
+
+    /// <summary>Write sets unsigned, and read unsigned sets without --allow-unsigned. Must be set explicitly.</summary>
+    public bool Disabled { get; init; }
 }
 
 internal sealed record CompressionOptions

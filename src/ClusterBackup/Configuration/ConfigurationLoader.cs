@@ -81,9 +81,14 @@ internal static class ConfigurationLoader
                 RecipientsFile = Absolute(bound.Encryption.RecipientsFile, baseDirectory),
                 IdentityFile = Absolute(bound.Encryption.IdentityFile, baseDirectory),
             },
+            Signing = bound.Signing with
+            {
+                KeyFile = Absolute(bound.Signing.KeyFile, baseDirectory),
+                AllowedSignersFile = Absolute(bound.Signing.AllowedSignersFile, baseDirectory),
+            },
         };
 
-        problems.AddRange(SettingsValidator.Validate(options, clusters, use, out var encryption));
+        problems.AddRange(SettingsValidator.Validate(options, clusters, use, out var encryption, out var signing));
         if (problems.Count > 0)
         {
             throw new ConfigurationException(configPath, problems);
@@ -95,6 +100,7 @@ internal static class ConfigurationLoader
             options.Storage,
             options.Compression,
             encryption,
+            signing,
             options.Verify,
             clusters.Select(ToSettings).ToList());
     }

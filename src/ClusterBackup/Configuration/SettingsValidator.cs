@@ -5,7 +5,13 @@ namespace ClusterBackup.Configuration;
 /// <summary>What the configuration is loaded for: <c>run</c> needs more of it than the other commands.</summary>
 internal enum ConfigurationUse
 {
+    /// <summary>Commands that read sets (list, verify, download, restore, prune, config check).</summary>
     Commands,
+
+    /// <summary><c>backup</c>: it writes sets, so it signs them.</summary>
+    Backup,
+
+    /// <summary><c>run</c>: it writes sets on a schedule.</summary>
     Daemon,
 }
 
@@ -26,10 +32,11 @@ internal static partial class SettingsValidator
 
     /// <summary>Every rule; <paramref name="encryption"/> is what the Encryption section resolves to when there are no problems.</summary>
     public static IReadOnlyList<string> Validate(
-        ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters, ConfigurationUse use, out EncryptionSettings encryption)
+        ClusterBackupOptions options, IReadOnlyList<ResolvedCluster> clusters, ConfigurationUse use, out EncryptionSettings encryption, out SigningSettings signing)
     {
         var problems = Rules(options, clusters, use).ToList();
         encryption = ValidateEncryption(options.Encryption, problems);
+        signing = ValidateSigning(options.Signing, use, problems);
         return problems;
     }
 

@@ -17,7 +17,7 @@ internal sealed class RestoreRefusedException(string message) : Exception(messag
 /// set's copy when the node lost it) for <see cref="RestorePlanner"/>; then fetches the set and hands
 /// the plan to <see cref="RestoreExecutor"/> with each node's session. One SSH session per node for both.
 /// </summary>
-internal sealed class ClusterRestore(SshNodeConnector connector, BackupCatalog catalog, SetDownloader downloader, RestoreExecutor executor, TimeProvider time)
+internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader downloader, RestoreExecutor executor, TimeProvider time)
     : IDisposable
 {
     private readonly NodeSessions _sessions = new(connector);
@@ -25,9 +25,9 @@ internal sealed class ClusterRestore(SshNodeConnector connector, BackupCatalog c
     /// <summary>The stamp of the data dirs moved aside: the time of this restore.</summary>
     public string Stamp { get; } = time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
 
-    public async Task<RestoreAssessment> AssessAsync(ClusterSettings cluster, string setSelector, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
+    /// <summary>Assesses the cluster for a set whose signature was checked.</summary>
+    public async Task<RestoreAssessment> AssessAsync(ClusterSettings cluster, CatalogSet set, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
     {
-        var set = await catalog.FindSetAsync(cluster.Name, setSelector, cancellationToken);
         var members = new List<MemberAssessment>();
         foreach (var node in cluster.ControlPlanes)
         {

@@ -15,7 +15,7 @@ namespace ClusterBackup.Scheduling;
 /// (with <c>Encryption:IdentityFile</c>). Waits for a backup of the same cluster to finish.
 /// </summary>
 internal sealed partial class ClusterVerifyJob(
-    SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, VerifyOptions options, EncryptionSettings encryption,
+    SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, VerifyOptions options, EncryptionSettings encryption, SigningSettings signing,
     TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ClusterVerifyJob> logger) : IJob
 {
     public static JobKey KeyFor(string cluster) => new(cluster, "cluster-verify");
@@ -28,13 +28,17 @@ internal sealed partial class ClusterVerifyJob(
         {
             using var entered = await gate.EnterAsync(name, stop.Token);
             var scan = await catalog.ScanAsync(name, stop.Token);
-            var set = catalog.Find(name, scan, BackupCatalog.LatestSelector);
+            var listed = catalog.Find(name, scan, BackupCatalog.LatestSelector);
             if (scan.LastOrDefault(s => s.State != SetState.Incomplete) is { State: SetState.Damaged } damaged)
             {
                 // The newest backup is unusable: the verification gauge must not look fresh.
                 LogDamaged(name, damaged.Id.ToString(), catalog.DescribeManifest(name, damaged.Id), damaged.Damage!);
                 return;
             }
+
+            // A set that is not signed by a trusted key is a failed verification (unless signing is disabled).
+            var signed = await catalog.OpenSignedAsync(listed, new SignaturePolicy(signing.Trusted, AllowUnsigned: signing.Disabled), stop.Token);
+            var set = signed.Set;
 
             // Verify:Deep decides: without it the scheduled verification checks stored bytes only.
             var identities = options.Deep && encryption.IdentityFile is { } file ? AgeIdentity.LoadFile(file) : null;
@@ -67,6 +71,10 @@ internal sealed partial class ClusterVerifyJob(
         {
             // stopping
         }
+        catch (SetRefusedException ex)
+        {
+            LogRefused(name, ex.Message);
+        }
         catch (Exception ex) when (ex is SetNotFoundException or Storage.StorageException or FormatException)
         {
             LogCannotVerify(name, ex.Message);
@@ -84,6 +92,9 @@ internal sealed partial class ClusterVerifyJob(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Verification of {Cluster} failed: its newest set {SetId} is damaged: {Location} cannot be read: {Reason}")]
     private partial void LogDamaged(string cluster, string setId, string location, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Verification of {Cluster} failed: its newest set is refused: {Reason}")]
+    private partial void LogRefused(string cluster, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Cannot verify {Cluster}: {Reason}")]
     private partial void LogCannotVerify(string cluster, string reason);

@@ -45,6 +45,11 @@ public sealed class DebianPackageTests : IDisposable
             Assert.Contains("ClusterBackup:Encryption:Recipients:0: 'age1-REPLACE", check.Error, StringComparison.Ordinal);
             Assert.DoesNotContain("PrivateKeyFile", check.Error, StringComparison.Ordinal); // made at installation
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode("/etc/cluster-backup/id_ed25519"));
+            Assert.DoesNotContain("Signing", check.Error, StringComparison.Ordinal); // made at installation
+            Assert.Equal("cluster-backup 0600", (await Tools.CheckAsync("stat", "-c", "%U %04a", "/etc/cluster-backup/signing_ed25519")).Trim());
+            var trusted = await File.ReadAllTextAsync("/etc/cluster-backup/allowed_signers");
+            Assert.StartsWith("cluster-backup namespaces=\"cluster-backup\" ssh-ed25519 ", trusted, StringComparison.Ordinal);
+            Assert.Contains((await File.ReadAllTextAsync("/etc/cluster-backup/signing_ed25519.pub")).Split(' ')[1], trusted, StringComparison.Ordinal);
 
             var verify = await Tools.RunAsync("systemd-analyze", ["verify", "/lib/systemd/system/cluster-backup.service"]);
             Assert.True(verify.ExitCode == 0 && verify.Error.Trim().Length == 0, verify.ToString());

@@ -1,0 +1,186 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterBackup.Rig;
+using ClusterBackup.Tests.Support;
+
+namespace ClusterBackup.Tests.Signing;
+
+/// <summary>
+/// Every set is signed, and a forged one is refused before anything is decrypted or restored: the
+/// attack is carried out as someone with write access to the bucket would.
+/// </summary>
+[Collection(RigCollection.Name)]
+public sealed class SignedSetTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    private (JsonObject Config, string Root) Filesystem(string cluster)
+    {
+        var root = Directory.CreateTempSubdirectory("cluster-backup-signed-").FullName;
+        var config = _rig.Config(root, cluster, "tunnel", _rig.Node1);
+        config["ClusterBackup"]!["Encryption"]!["IdentityFile"] = _rig.AgeIdentityFile;
+        return (config, root);
+    }
+
+    private static async Task<string> BackupAsync(JsonObject config)
+    {
+        var result = await CliRunner.RunAsync(config, "backup");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Output.Split("committed set ")[1][..16];
+    }
+
+    /// <summary>The attacker's archive: a CA of their own, as a tar, compressed and encrypted to the set's public recipient.</summary>
+    private async Task<(string Plain, string Stored)> ForgedPkiAsync(string directory)
+    {
+        var pki = Directory.CreateDirectory(Path.Combine(directory, "attacker-pki")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(pki, "ca.crt"), "-----BEGIN CERTIFICATE-----\nthe attacker's CA\n-----END CERTIFICATE-----\n");
+        var tar = Path.Combine(directory, "forged.tar");
+        await Tools.CheckAsync("tar", "-cf", tar, "-C", pki, ".");
+        await Tools.CheckAsync("zstd", "-q", "-f", tar, "-o", tar + ".zst");
+        await Tools.CheckAsync("age", "-r", _rig.AgeRecipient, "-o", tar + ".zst.age", tar + ".zst");
+        return (tar, tar + ".zst.age");
+    }
+
+    private static string Sha256(string file) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file)));
+
+    [Fact]
+    public async Task A_set_is_signed_so_that_OpenSSH_alone_verifies_it_and_list_and_verify_name_the_signer()
+    {
+        var (config, root) = Filesystem("signed");
+        var id = await BackupAsync(config);
+        var set = Path.Combine(root, "backups", "signed", id);
+        var fingerprint = (await Tools.CheckAsync("ssh-keygen", "-l", "-E", "sha256", "-f", _rig.SigningKey + ".pub")).Split(' ')[1];
+
+        var openssh = await Tools.RunAsync("ssh-keygen",
+            ["-Y", "verify", "-f", _rig.AllowedSigners, "-I", "cluster-backup", "-n", "cluster-backup", "-s", Path.Combine(set, "manifest.json.sig")],
+            stdinFile: Path.Combine(set, "manifest.json"));
+        var list = await CliRunner.RunAsync(config, "list", "--json");
+        var verify = await CliRunner.RunAsync(config, "verify", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(openssh.ExitCode == 0, openssh.ToString());
+        Assert.Equal(fingerprint, JsonSerializer.Deserialize<JsonElement>(list.Output)[0].GetProperty("signedBy").GetString());
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        verify.AssertOutput($"  signature: signed by {fingerprint}");
+    }
+
+    [Fact]
+    public async Task A_replaced_pki_archive_with_edited_hashes_or_a_signature_by_another_key_is_refused_by_verify_download_and_restore()
+    {
+        var (config, root) = Filesystem("forged");
+        var id = await BackupAsync(config);
+        var set = Path.Combine(root, "backups", "forged", id);
+        var work = Directory.CreateTempSubdirectory("cluster-backup-attacker-").FullName;
+        var (plain, stored) = await ForgedPkiAsync(work);
+
+        // Replace the archive and edit the four hash fields (and sizes) of its record; keep the old signature.
+        var manifestPath = Path.Combine(set, "manifest.json");
+        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        var record = manifest["artifacts"]!.AsArray().Single(a => (string?)a!["kind"] == "pki")!;
+        File.Copy(stored, Path.Combine(set, (string)record["name"]!), overwrite: true);
+        record["plainSize"] = new FileInfo(plain).Length;
+        record["plainSha256"] = Sha256(plain);
+        record["storedSize"] = new FileInfo(stored).Length;
+        record["storedSha256"] = Sha256(stored);
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+
+        await AssertRefusedAsync(config, id, "signature does not match the manifest");
+
+        // Re-signed by the attacker's own key.
+        var attacker = Path.Combine(work, "attacker_ed25519");
+        await Tools.CheckAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", string.Empty, "-f", attacker);
+        File.Delete(manifestPath + ".sig");
+        await Tools.CheckAsync("ssh-keygen", "-Y", "sign", "-f", attacker, "-n", "cluster-backup", manifestPath);
+        var attackerFingerprint = (await Tools.CheckAsync("ssh-keygen", "-l", "-E", "sha256", "-f", attacker + ".pub")).Split(' ')[1];
+
+        await AssertRefusedAsync(config, id, $"signed by an untrusted key ({attackerFingerprint})");
+    }
+
+    private async Task AssertRefusedAsync(JsonObject config, string id, string reason)
+    {
+        var verify = await CliRunner.RunAsync(config, "verify", "--set", id, "--identity", _rig.AgeIdentityFile);
+        Assert.Equal(1, verify.ExitCode);
+        verify.AssertOutput($"forged {id}: FAILED");
+        verify.AssertError($"error: cluster forged: set {id}: {reason}");
+
+        var target = Path.Combine(Path.GetTempPath(), $"cluster-backup-forged-{Guid.NewGuid():N}");
+        var download = await CliRunner.RunAsync(config, "download", "--cluster", "forged", "--set", id, "--to", target, "--identity", _rig.AgeIdentityFile);
+        Assert.Equal(1, download.ExitCode);
+        download.AssertError($"error: cluster forged: set {id}: {reason}");
+        Assert.False(Directory.Exists(target), "download must leave nothing behind");
+
+        var restore = await CliRunner.RunAsync(config, "restore", "--cluster", "forged", "--set", id, "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        Assert.Equal(1, restore.ExitCode);
+        restore.AssertError($"error: cluster forged: set {id}: {reason}");
+        restore.AssertError("nothing was decrypted or restored");
+    }
+
+    [Fact]
+    public async Task An_unsigned_set_is_refused_unless_allow_unsigned_reads_it_with_a_warning()
+    {
+        var (config, root) = Filesystem("unsigned");
+        var id = await BackupAsync(config);
+        File.Delete(Path.Combine(root, "backups", "unsigned", id, "manifest.json.sig"));
+        var target = Path.Combine(root, "download");
+
+        var refused = await CliRunner.RunAsync(config, "verify", "--identity", _rig.AgeIdentityFile);
+        var read = await CliRunner.RunAsync(config, "verify", "--identity", _rig.AgeIdentityFile, "--allow-unsigned");
+        var download = await CliRunner.RunAsync(config, "download", "--cluster", "unsigned", "--to", target, "--identity", _rig.AgeIdentityFile, "--allow-unsigned");
+
+        Assert.Equal(1, refused.ExitCode);
+        refused.AssertError($"error: cluster unsigned: set {id}: not signed; a set written before signing existed is read with --allow-unsigned");
+        Assert.True(read.ExitCode == 0, read.ToString());
+        read.AssertError($"warning: cluster unsigned: set {id} is not signed");
+        Assert.True(download.ExitCode == 0, download.ToString());
+        Assert.True(File.Exists(Path.Combine(target, "etcd-snapshot.db")));
+    }
+
+    [Fact]
+    public async Task A_configuration_with_neither_a_signing_key_nor_Disabled_is_refused_by_backup_and_run_and_Disabled_writes_unsigned_sets()
+    {
+        var (config, root) = Filesystem("nokey");
+        config["ClusterBackup"]!.AsObject().Remove("Signing");
+        config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
+
+        var backup = await CliRunner.RunAsync(config, "backup");
+        var run = await CliRunner.RunAsync(config, "run");
+        var list = await CliRunner.RunAsync(config, "list");
+
+        Assert.Equal(78, backup.ExitCode);
+        backup.AssertError("ClusterBackup:Signing:KeyFile: no signing key is configured");
+        Assert.Equal(78, run.ExitCode);
+        run.AssertError("ClusterBackup:Signing:KeyFile: no signing key is configured");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.DoesNotContain(Directory.GetDirectories(root, "*", SearchOption.AllDirectories), d => d.Contains("nokey", StringComparison.Ordinal));
+
+        config["ClusterBackup"]!["Signing"] = new JsonObject { ["Disabled"] = true };
+        var id = await BackupAsync(config);
+        var verify = await CliRunner.RunAsync(config, "verify", "--identity", _rig.AgeIdentityFile);
+
+        Assert.False(File.Exists(Path.Combine(root, "backups", "nokey", id, "manifest.json.sig")));
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        verify.AssertError("is not signed");
+    }
+
+    [Fact]
+    public async Task The_scheduled_verification_of_a_forged_newest_set_fails_and_its_gauge_stays_unset()
+    {
+        var (config, root) = Filesystem("forged-daemon");
+        config["ClusterBackup"]!["Verify"] = new JsonObject { ["Deep"] = false };
+        var id = await BackupAsync(config);
+        var manifestPath = Path.Combine(root, "backups", "forged-daemon", id, "manifest.json");
+        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["etcd"]!["keyCount"] = (long)manifest["etcd"]!["keyCount"]! + 1;
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
+        config["ClusterBackup"]!["Clusters"]![0]!["VerifySchedule"] = "0 0 1 1 *";
+
+        await using var daemon = await DaemonProcess.StartAsync(config);
+        await daemon.WaitUntilAsync(
+            () => Task.FromResult(daemon.Log.Contains("its newest set is refused", StringComparison.Ordinal)), "the refused verification logged", TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, await daemon.ValueAsync("cluster_backup_last_verify_success_timestamp_seconds{cluster=\"forged-daemon\"}"));
+        Assert.Contains("signature does not match the manifest", daemon.Log, StringComparison.Ordinal);
+        Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+}
