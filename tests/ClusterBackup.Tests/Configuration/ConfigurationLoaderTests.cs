@@ -71,7 +71,8 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Contains(commands, p => p.StartsWith("ClusterBackup:Clusters:0 (cluster 'prod'):Retention:KeepLast: -2 is not a count", StringComparison.Ordinal));
         Assert.Contains(commands, p => p.StartsWith("ClusterBackup:Compression:Level: 30 is outside 1..19", StringComparison.Ordinal));
         Assert.DoesNotContain(commands, p => p.Contains("required by 'run'", StringComparison.Ordinal));
-        Assert.Equal(commands.Count + 2, daemon.Count);
+        Assert.Equal(commands.Count + 3, daemon.Count);
+        Assert.Contains(daemon, p => p.StartsWith("ClusterBackup:Signing:KeyFile: no signing key is configured", StringComparison.Ordinal));
         Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):Schedule: is required by 'run' (e.g. \"0 */6 * * *\")", daemon);
     }
 
@@ -284,7 +285,9 @@ public sealed class ConfigurationLoaderTests : IDisposable
     public async Task An_unknown_cluster_name_is_a_usage_error()
     {
         var path = Path.Combine(_directory, "appsettings.json");
-        await File.WriteAllTextAsync(path, Valid().ToJsonString());
+        var config = Valid();
+        config["ClusterBackup"]!["Signing"] = new JsonObject { ["Disabled"] = true };
+        await File.WriteAllTextAsync(path, config.ToJsonString());
 
         var result = await CliRunner.RunAsync("backup", "--cluster", "staging", "--config", path);
 

@@ -30,6 +30,12 @@ public sealed class VerifyTests(RigFixture fixture)
         Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", $"s3://{LocalRig.Bucket}/{key}", local)).ExitCode);
         await File.WriteAllBytesAsync(local, change(await File.ReadAllBytesAsync(local)));
         Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", local, $"s3://{LocalRig.Bucket}/{key}")).ExitCode);
+        if (key.EndsWith("/manifest.json", StringComparison.Ordinal))
+        {
+            // Signed again with the agent's own key: a manifest that is authentic but wrong, so that the hashes are what fails.
+            await Tools.CheckAsync("ssh-keygen", "-Y", "sign", "-f", _rig.SigningKey, "-n", "cluster-backup", local);
+            Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", local + ".sig", $"s3://{LocalRig.Bucket}/{key}.sig")).ExitCode);
+        }
     }
 
     [Fact]
