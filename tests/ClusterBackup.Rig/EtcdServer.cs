@@ -44,7 +44,7 @@ public sealed class EtcdServer : IAsyncDisposable
             "--listen-peer-urls", $"{scheme}://127.0.0.1:{peerPort}",
             "--initial-advertise-peer-urls", $"{scheme}://127.0.0.1:{peerPort}",
             "--initial-cluster", $"{name}={scheme}://127.0.0.1:{peerPort}",
-            "--logger", "zap", "--log-outputs", "stderr",
+            "--logger", "zap", "--log-outputs", "stderr", "--quota-backend-bytes", "8589934592",
         };
         if (pki is not null)
         {

@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterBackup.Rig;
+
+// usage: Bench PATH-TO-cluster-backup SIZE-MB CACHE-DIR
+// Builds (once, cached as a snapshot in CACHE-DIR) an etcd database of SIZE-MB of k8s-like JSON values,
+// serves it from a TLS etcd behind a real sshd, with s3rver and a directory as stores, and measures in
+// one run: etcdctl snapshot save alone, the agent in each mode and store, the manual procedure, a small
+// cluster's backup, and list of 1,000 sets. Prints a table: wall time, ratio to etcdctl, peak RSS.
+if (args.Length != 3 || !File.Exists(args[0]) || !int.TryParse(args[1], CultureInfo.InvariantCulture, out var sizeMb))
+{
+    Console.Error.WriteLine("usage: Bench PATH-TO-cluster-backup SIZE-MB CACHE-DIR");
+    return 2;
+}
+
+var binary = Path.GetFullPath(args[0]);
+var cache = Path.Combine(Path.GetFullPath(args[2]), $"k8s-like-{sizeMb}mb.db");
+var root = Path.Combine(Path.GetTempPath(), "cluster-backup-bench");
+if (Directory.Exists(root))
+{
+    Directory.Delete(root, recursive: true);
+}
+
+Directory.CreateDirectory(root);
+Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
+var etcdctlEnv = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
+if (File.Exists(cache))
+{
+    Console.WriteLine($"Restoring the cached database {cache} ...");
+    await Tools.CheckAsync("etcdctl", ["snapshot", "restore", cache, "--data-dir", Path.Combine(root, "etcd"), "--name", "cp1",
+        "--initial-cluster", "cp1=https://127.0.0.1:2380", "--initial-advertise-peer-urls", "https://127.0.0.1:2380"], etcdctlEnv);
+}
+
+Console.WriteLine("Starting etcd (TLS), sshd, moto_server and s3rver on loopback ...");
+await using var rig = await LocalRig.StartAsync(root);
+if (!File.Exists(cache))
+{
+    await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
+    Console.WriteLine($"Caching the database as {cache} ...");
+    await Etcdctl("snapshot", "save", cache + ".part");
+    File.Move(cache + ".part", cache);
+}
+
+var status = JsonSerializer.Deserialize<JsonElement>(await Etcdctl("endpoint", "status", "-w", "json"))[0].GetProperty("Status");
+var dbSize = status.GetProperty("dbSize").GetInt64();
+Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
+
+var rows = new List<(string What, double Seconds, long RssKb)>();
+var direct = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+    $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
+File.Delete(Path.Combine(root, "direct.db"));
+rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb));
+
+foreach (var (what, storage, mode) in new[]
+         {
+             ("`backup`, tunnel mode → S3 (s3rver)", "s3rver", "tunnel"),
+             ("`backup`, tunnel mode → filesystem", Path.Combine(root, "store"), "tunnel"),
+             ("`backup`, exec mode → S3 (s3rver)", "s3rver", "exec"),
+         })
+{
+    var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
+    var run = await TimeAsync(binary, ["backup", "--config", config]);
+    rows.Add((what, run.Seconds, run.RssKb));
+}
+
+// The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
+var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+var remote = "/var/tmp/cluster-backup-bench-manual.db";
+var manual = await TimeAsync("bash", ["-c",
+    $"set -e; ssh {ssh} -p {rig.Node1.Port} {Environment.UserName}@127.0.0.1 " +
+    $"'ETCDCTL_API=3 etcdctl --endpoints={rig.Etcd.Endpoint} --cacert={rig.Pki.EtcdCa} --cert={rig.Pki.HealthcheckCert} --key={rig.Pki.HealthcheckKey} snapshot save {remote} >/dev/null'; " +
+    $"scp -q {ssh} -P {rig.Node1.Port} {Environment.UserName}@127.0.0.1:{remote} {root}/manual.db; " +
+    $"gzip -6 {root}/manual.db; " +
+    $"aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet {root}/manual.db.gz s3://{LocalRig.Bucket}/manual/manual.db.gz; " +
+    $"rm -f {remote} {root}/manual.db.gz"]);
+rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb));
+
+Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS |");
+Console.WriteLine("|---|---|---|---|");
+foreach (var (what, seconds, rss) in rows)
+{
+    Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB |");
+}
+
+// A small cluster: a one-member control plane with a few MB, backed up three times; list of 1,000 sets.
+await using var small = await EtcdCluster.StartAsync(rig, "small", 1);
+for (var i = 0; i < 3; i++)
+{
+    await small.EtcdctlAsync(["put", $"/registry/configmaps/default/small-{i}", K8sValue(new Random(i), 1_000_000)]);
+}
+
+var smallStore = Path.Combine(root, "small-store");
+var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = new JsonObject { ["Type"] = "filesystem", ["Path"] = smallStore }), "small");
+var smallRuns = new List<double>();
+for (var i = 0; i < 3; i++)
+{
+    smallRuns.Add((await TimeAsync(binary, ["backup", "--config", smallConfig])).Seconds);
+    await Task.Delay(1100); // one set per second
+}
+
+var sets = Path.Combine(smallStore, "backups", "small");
+var template = Directory.GetDirectories(sets)[0];
+var manifestText = await File.ReadAllTextAsync(Path.Combine(template, "manifest.json"));
+var templateId = Path.GetFileName(template);
+var start = new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+for (var i = Directory.GetDirectories(sets).Length; i < 1000; i++)
+{
+    var id = start.AddHours(i).ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+    var dir = Directory.CreateDirectory(Path.Combine(sets, id)).FullName;
+    await File.WriteAllTextAsync(Path.Combine(dir, "manifest.json"), manifestText.Replace(templateId, id, StringComparison.Ordinal));
+}
+
+var listRuns = new List<double>();
+for (var i = 0; i < 3; i++)
+{
+    listRuns.Add((await TimeAsync(binary, ["list", "--config", smallConfig])).Seconds);
+}
+
+Console.WriteLine();
+Console.WriteLine($"| one-node cluster, {small.Members.Count} member, a few MB | best of 3 |");
+Console.WriteLine("|---|---|");
+Console.WriteLine($"| `backup` (process start included) | {smallRuns.Min():0.00} s |");
+Console.WriteLine($"| `list` of 1,000 sets | {listRuns.Min():0.00} s |");
+return 0;
+
+async Task<string> Etcdctl(params string[] arguments) =>
+    await Tools.CheckAsync("etcdctl", new[] { "--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+        $"--key={rig.Pki.HealthcheckKey}", "--command-timeout=600s" }.Concat(arguments), etcdctlEnv);
+
+async Task<string> WriteConfigAsync(JsonObject config, string name)
+{
+    var path = Path.Combine(root, $"{name}.json");
+    await File.WriteAllTextAsync(path, config.ToJsonString());
+    return path;
+}
+
+async Task<(double Seconds, long RssKb)> TimeAsync(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+{
+    var output = Path.Combine(root, "time.out");
+    var result = await Tools.RunAsync("/usr/bin/time", new[] { "-f", "%e %M", "-o", output, program }.Concat(arguments), environment, timeout: TimeSpan.FromHours(1));
+    if (result.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed: {result}");
+    }
+
+    var fields = (await File.ReadAllTextAsync(output)).Trim().Split('\n')[^1].Split(' ');
+    return (double.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture));
+}
+
+// ~100 KB values of k8s-like objects (a list of pods with metadata, spec and status), put by four workers.
+static async Task FillAsync(EtcdServer etcd, long bytes)
+{
+    Console.WriteLine($"Building a database of {bytes / 1048576} MiB of k8s-like values (cached for later runs) ...");
+    const int ValueSize = 100_000;
+    var count = (int)(bytes / ValueSize);
+    var next = -1;
+    var stopwatch = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, 4).Select(async worker =>
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"cluster-backup-bench-value-{worker}");
+        int i;
+        while ((i = Interlocked.Increment(ref next)) < count)
+        {
+            await File.WriteAllTextAsync(file, K8sValue(new Random(i), ValueSize));
+            await etcd.PutFileAsync($"/registry/pods/bench-{i / 1000}/pod-list-{i}", file);
+            if (i % 1000 == 0)
+            {
+                Console.WriteLine($"  {i} of {count} values, {stopwatch.Elapsed.TotalSeconds:0} s");
+            }
+        }
+
+        File.Delete(file);
+    }));
+}
+
+static string K8sValue(Random random, int size)
+{
+    var text = new StringBuilder("{\"apiVersion\":\"v1\",\"kind\":\"PodList\",\"items\":[");
+    var n = 0;
+    while (text.Length < size)
+    {
+        var name = $"web-{random.Next(100000):x5}-{Guid.NewGuid().ToString()[..5]}";
+        text.Append(n++ == 0 ? string.Empty : ",").Append(string.Create(CultureInfo.InvariantCulture, $$$$"""
+            {"metadata":{"name":"{{{{name}}}}","namespace":"team-{{{{random.Next(40)}}}}","uid":"{{{{Guid.NewGuid()}}}}","resourceVersion":"{{{{random.Next(1_000_000_000)}}}}","creationTimestamp":"2026-{{{{random.Next(1, 12):00}}}}-{{{{random.Next(1, 28):00}}}}T{{{{random.Next(24):00}}}}:{{{{random.Next(60):00}}}}:{{{{random.Next(60):00}}}}Z","labels":{"app":"web","pod-template-hash":"{{{{random.Next(100000):x5}}}}","tier":"frontend"},"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{{{{Convert.ToBase64String(RandomBytes(random, 96))}}}}"},"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-{{{{random.Next(100000):x5}}}}","uid":"{{{{Guid.NewGuid()}}}}","controller":true}]},"spec":{"containers":[{"name":"web","image":"registry.example.com/team/web:1.{{{{random.Next(50)}}}}.{{{{random.Next(10)}}}}","ports":[{"containerPort":8080,"protocol":"TCP"}],"resources":{"limits":{"cpu":"500m","memory":"256Mi"},"requests":{"cpu":"100m","memory":"128Mi"}},"env":[{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}}],"volumeMounts":[{"name":"kube-api-access-{{{{random.Next(100000):x5}}}}","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}]}],"nodeName":"worker-{{{{random.Next(200)}}}}","serviceAccountName":"default","tolerations":[{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}]},"status":{"phase":"Running","podIP":"10.{{{{random.Next(256)}}}}.{{{{random.Next(256)}}}}.{{{{random.Next(256)}}}}","hostIP":"10.0.{{{{random.Next(256)}}}}.{{{{random.Next(256)}}}}","startTime":"2026-{{{{random.Next(1, 12):00}}}}-{{{{random.Next(1, 28):00}}}}T{{{{random.Next(24):00}}}}:00:00Z","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-{{{{random.Next(1, 12):00}}}}-01T00:00:00Z"}],"containerStatuses":[{"name":"web","ready":true,"restartCount":{{{{random.Next(5)}}}},"containerID":"containerd://{{{{Convert.ToHexStringLower(RandomBytes(random, 32))}}}}","imageID":"registry.example.com/team/web@sha256:{{{{Convert.ToHexStringLower(RandomBytes(random, 32))}}}}"}]}}
+            """).Trim());
+    }
+
+    return text.Append("]}").ToString();
+}
+
+static byte[] RandomBytes(Random random, int count)
+{
+    var bytes = new byte[count];
+    random.NextBytes(bytes);
+    return bytes;
+}
+
+internal static class JsonObjectExtensions
+{
+    public static JsonObject Also(this JsonObject value, Action<JsonObject> change)
+    {
+        change(value);
+        return value;
+    }
+}
