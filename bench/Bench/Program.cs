@@ -27,7 +27,7 @@ if (Directory.Exists(root))
 Directory.CreateDirectory(root);
 Directory.CreateDirectory(Path.GetDirectoryName(cache)!);
 var etcdctlEnv = new Dictionary<string, string> { ["ETCDCTL_API"] = "3" };
-if (File.Exists(cache))
+if (sizeMb > 0 && File.Exists(cache))
 {
     Console.WriteLine($"Restoring the cached database {cache} ...");
     await Tools.CheckAsync("etcdctl", ["snapshot", "restore", cache, "--data-dir", Path.Combine(root, "etcd"), "--name", "cp1",
@@ -36,6 +36,16 @@ if (File.Exists(cache))
 
 Console.WriteLine("Starting etcd (TLS), sshd, moto_server and s3rver on loopback ...");
 await using var rig = await LocalRig.StartAsync(root);
+if (sizeMb > 0)
+{
+    await LargeAsync();
+}
+
+await SmallAsync();
+return 0;
+
+async Task LargeAsync()
+{
 if (!File.Exists(cache))
 {
     await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
@@ -84,16 +94,23 @@ foreach (var (what, seconds, rss) in rows)
 {
     Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB |");
 }
+}
+
+async Task SmallAsync()
+{
 
 // A small cluster: a one-member control plane with a few MB, backed up three times; list of 1,000 sets.
 await using var small = await EtcdCluster.StartAsync(rig, "small", 1);
+var valueFile = Path.Combine(root, "small-value.json");
 for (var i = 0; i < 3; i++)
 {
-    await small.EtcdctlAsync(["put", $"/registry/configmaps/default/small-{i}", K8sValue(new Random(i), 1_000_000)]);
+    await File.WriteAllTextAsync(valueFile, K8sValue(new Random(i), 1_000_000));
+    await Tools.CheckAsync("etcdctl", [$"--endpoints={small.Members[0].Endpoint}", $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+        $"--key={rig.Pki.HealthcheckKey}", "put", $"/registry/configmaps/default/small-{i}"], etcdctlEnv, valueFile);
 }
 
-var smallStore = Path.Combine(root, "small-store");
-var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = new JsonObject { ["Type"] = "filesystem", ["Path"] = smallStore }), "small");
+var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
+var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "small");
 var smallRuns = new List<double>();
 for (var i = 0; i < 3; i++)
 {
@@ -101,16 +118,23 @@ for (var i = 0; i < 3; i++)
     await Task.Delay(1100); // one set per second
 }
 
-var sets = Path.Combine(smallStore, "backups", "small");
-var template = Directory.GetDirectories(sets)[0];
-var manifestText = await File.ReadAllTextAsync(Path.Combine(template, "manifest.json"));
-var templateId = Path.GetFileName(template);
+// 1,000 sets: the manifest of the last one, under 997 more set ids, uploaded with the aws CLI.
+var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", smallConfig])).Output);
+var templateId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
+var manifestText = await File.ReadAllTextAsync(await DownloadManifestAsync(templateId));
+var fakes = Directory.CreateDirectory(Path.Combine(root, "fake-sets")).FullName;
 var start = new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-for (var i = Directory.GetDirectories(sets).Length; i < 1000; i++)
+for (var i = listed.GetArrayLength(); i < 1000; i++)
 {
     var id = start.AddHours(i).ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-    var dir = Directory.CreateDirectory(Path.Combine(sets, id)).FullName;
+    var dir = Directory.CreateDirectory(Path.Combine(fakes, id)).FullName;
     await File.WriteAllTextAsync(Path.Combine(dir, "manifest.json"), manifestText.Replace(templateId, id, StringComparison.Ordinal));
+}
+
+var uploaded = await rig.S3rver.AwsAsync("s3", "cp", "--recursive", "--quiet", fakes, $"s3://{LocalRig.Bucket}/backups/small/");
+if (uploaded.ExitCode != 0)
+{
+    throw new InvalidOperationException($"aws s3 cp failed: {uploaded}");
 }
 
 var listRuns = new List<double>();
@@ -124,11 +148,18 @@ Console.WriteLine($"| one-node cluster, {small.Members.Count} member, a few MB |
 Console.WriteLine("|---|---|");
 Console.WriteLine($"| `backup` (process start included) | {smallRuns.Min():0.00} s |");
 Console.WriteLine($"| `list` of 1,000 sets | {listRuns.Min():0.00} s |");
-return 0;
+}
 
 async Task<string> Etcdctl(params string[] arguments) =>
     await Tools.CheckAsync("etcdctl", new[] { "--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
         $"--key={rig.Pki.HealthcheckKey}", "--command-timeout=600s" }.Concat(arguments), etcdctlEnv);
+
+async Task<string> DownloadManifestAsync(string id)
+{
+    var path = Path.Combine(root, "template-manifest.json");
+    var result = await rig.S3rver.AwsAsync("s3", "cp", "--quiet", $"s3://{LocalRig.Bucket}/backups/small/{id}/manifest.json", path);
+    return result.ExitCode == 0 ? path : throw new InvalidOperationException($"aws s3 cp failed: {result}");
+}
 
 async Task<string> WriteConfigAsync(JsonObject config, string name)
 {

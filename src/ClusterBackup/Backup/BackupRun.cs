@@ -224,7 +224,7 @@ internal sealed partial class BackupRun(
         var key = catalog.ArtifactKey(cluster, id, name);
         await using var upload = await store.StartUploadAsync(key, cancellationToken);
         var recipients = encryption.Recipients;
-        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, compression.Level, recipients, progress, $"{cluster}: {name}", cancellationToken);
+        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, new CompressionSettings(compression.Level, compression.Workers), recipients, progress, $"{cluster}: {name}", cancellationToken);
         written.Add(key); // before the commit: a commit whose answer was lost may still have stored it
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord

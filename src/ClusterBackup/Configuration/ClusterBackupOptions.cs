@@ -61,6 +61,9 @@ internal sealed record StorageOptions
 
     public int PartSizeMiB { get; init; } = 16;
 
+    /// <summary>Parts uploading at once while the next one fills: memory is (PartsInFlight + 1) × PartSizeMiB per upload.</summary>
+    public int PartsInFlight { get; init; } = 2;
+
     public string? Path { get; init; }
 
     /// <summary>S3 server-side encryption on top of age: null (none), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS).</summary>
@@ -118,6 +121,12 @@ internal sealed record SigningOptions
 internal sealed record CompressionOptions
 {
     public int Level { get; init; } = 3;
+
+    /// <summary>zstd worker threads: 0 (default) one per core; 1 compresses on the pipeline's own thread.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>The zstd workers to ask for (0: none, single-threaded).</summary>
+    public int Workers => (Threads == 0 ? Environment.ProcessorCount : Threads) is var n && n > 1 ? n : 0;
 }
 
 internal sealed record ClusterOptions

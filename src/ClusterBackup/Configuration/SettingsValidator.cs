@@ -63,6 +63,11 @@ internal static partial class SettingsValidator
             yield return $"{root}:Compression:Level: {options.Compression.Level} is outside 1..19";
         }
 
+        if (options.Compression.Threads is < 0 or > 64)
+        {
+            yield return $"{root}:Compression:Threads: {options.Compression.Threads} is outside 0..64 (0: one per core)";
+        }
+
         if (clusters.Count == 0)
         {
             yield return $"{root}:Clusters: no cluster is configured";
@@ -127,6 +132,11 @@ internal static partial class SettingsValidator
                 if (storage.PartSizeMiB is < MinPartSizeMiB or > MaxPartSizeMiB)
                 {
                     yield return $"{where}:PartSizeMiB: {storage.PartSizeMiB} is outside {MinPartSizeMiB}..{MaxPartSizeMiB} (S3's part size limits)";
+                }
+
+                if (storage.PartsInFlight is < 1 or > 16)
+                {
+                    yield return $"{where}:PartsInFlight: {storage.PartsInFlight} is outside 1..16";
                 }
 
                 if (storage.CaFile is not null && !File.Exists(storage.CaFile))

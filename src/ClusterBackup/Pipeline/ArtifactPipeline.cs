@@ -1,7 +1,12 @@
+using System.IO.Pipelines;
 using ClusterBackup.Encryption;
 using ZstdSharp;
+using ZstdSharp.Unsafe;
 
 namespace ClusterBackup.Pipeline;
+
+/// <summary>The zstd level, and its worker threads (0: compress on the calling thread).</summary>
+internal sealed record CompressionSettings(int Level, int Workers = 0);
 
 /// <summary>Plain and stored size and SHA-256 of one artifact, as the manifest records them.</summary>
 internal sealed record ArtifactDigest(long PlainSize, string PlainSha256, long StoredSize, string StoredSha256);
@@ -16,34 +21,94 @@ internal static class ArtifactPipeline
     public const string Compression = "zstd";
     private const int BufferSize = 128 * 1024;
 
+    /// <summary>How far the reader stage may run ahead of compression.</summary>
+    public const int ReadAhead = 4 * 1024 * 1024;
+
     /// <summary>Compresses and, with recipients, encrypts <paramref name="source"/> into <paramref name="destination"/>.</summary>
     public static async Task<ArtifactDigest> CopyAsync(
         Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients, CancellationToken cancellationToken = default) =>
-        await CopyAsync(source, destination, compressionLevel, recipients, NoTransferProgress.Instance, string.Empty, cancellationToken);
+        await CopyAsync(source, destination, new CompressionSettings(compressionLevel), recipients, NoTransferProgress.Instance, string.Empty, cancellationToken);
 
+    /// <summary>
+    /// Two stages that overlap: a reader task pulls the source (a network stream) into a bounded
+    /// pipe (<see cref="ReadAhead"/>), while this task hashes, compresses (zstd, with worker threads),
+    /// encrypts, hashes again and writes into <paramref name="destination"/>, whose own uploads
+    /// overlap in turn (see the store). A failure or cancellation in either stage stops the other.
+    /// </summary>
     public static async Task<ArtifactDigest> CopyAsync(
-        Stream source, Stream destination, int compressionLevel, IReadOnlyList<AgeRecipient> recipients,
+        Stream source, Stream destination, CompressionSettings compression, IReadOnlyList<AgeRecipient> recipients,
         ITransferProgress progress, string artifact, CancellationToken cancellationToken = default)
     {
-        using var stored = new HashingStream(destination);
-        using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
-        HashingStream plain;
-        await using (var compressor = new CompressionStream((Stream?)age ?? stored, compressionLevel, BufferSize, leaveOpen: true))
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: ReadAhead, resumeWriterThreshold: ReadAhead / 2, useSynchronizationContext: false));
+        var reading = Task.Run(() => ReadAsync(source, pipe.Writer, stop.Token), CancellationToken.None);
+        try
         {
-            plain = new HashingStream(new ProgressStream(compressor, progress, artifact));
-            await source.CopyToAsync(plain, BufferSize, cancellationToken);
-            progress.Complete(artifact);
-        }
+            using var stored = new HashingStream(destination);
+            using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
+            HashingStream plain;
+            await using (var compressor = new CompressionStream((Stream?)age ?? stored, compression.Level, BufferSize, leaveOpen: true))
+            {
+                if (compression.Workers > 0)
+                {
+                    compressor.SetParameter(ZSTD_cParameter.ZSTD_c_nbWorkers, compression.Workers);
+                }
 
-        if (age is not null)
-        {
-            await age.FinishAsync(cancellationToken);
-        }
+                plain = new HashingStream(new ProgressStream(compressor, progress, artifact));
+                await using (var input = pipe.Reader.AsStream())
+                {
+                    await input.CopyToAsync(plain, BufferSize, stop.Token);
+                }
 
-        using (plain)
+                progress.Complete(artifact);
+            }
+
+            if (age is not null)
+            {
+                await age.FinishAsync(stop.Token);
+            }
+
+            using (plain)
+            {
+                await stored.FlushAsync(stop.Token);
+                await reading;
+                return new ArtifactDigest(plain.Count, plain.Sha256Hex(), stored.Count, stored.Sha256Hex());
+            }
+        }
+        catch
         {
-            await stored.FlushAsync(cancellationToken);
-            return new ArtifactDigest(plain.Count, plain.Sha256Hex(), stored.Count, stored.Sha256Hex());
+            await stop.CancelAsync();
+            await pipe.Reader.CompleteAsync();
+            await reading;
+            throw;
+        }
+    }
+
+    /// <summary>The reader stage: never throws; a failure of the source reaches the other stage through the pipe.</summary>
+    private static async Task ReadAsync(Stream source, PipeWriter writer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                var read = await source.ReadAsync(writer.GetMemory(BufferSize), cancellationToken);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                writer.Advance(read);
+                if ((await writer.FlushAsync(cancellationToken)).IsCompleted)
+                {
+                    break; // the other stage stopped
+                }
+            }
+
+            await writer.CompleteAsync();
+        }
+        catch (Exception ex)
+        {
+            await writer.CompleteAsync(ex);
         }
     }
 

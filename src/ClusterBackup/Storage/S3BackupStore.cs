@@ -17,6 +17,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
     private readonly string _bucket = options.Bucket!;
     private readonly bool _chunkedEncoding = options.ChunkedEncoding ?? string.IsNullOrWhiteSpace(options.ServiceUrl);
     private readonly int _partSize = options.PartSizeMiB * 1024 * 1024;
+    private readonly int _partsInFlight = options.PartsInFlight;
 
     /// <summary>Objects per listing page; S3's maximum. Tests lower it to exercise paging.</summary>
     public int ListPageSize { get; init; } = 1000;

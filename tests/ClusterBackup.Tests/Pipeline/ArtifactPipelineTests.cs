@@ -64,6 +64,164 @@ public sealed class ArtifactPipelineTests : IDisposable
     }
 
     [Fact]
+    public async Task With_zstd_workers_the_output_still_decompresses_with_the_zstd_cli()
+    {
+        var plain = new byte[20 * 1024 * 1024];
+        RandomNumberGenerator.Fill(plain.AsSpan(0, plain.Length / 3));
+        var stored = Path.Combine(_directory, "artifact.zst");
+
+        ArtifactDigest digest;
+        await using (var output = File.Create(stored))
+        {
+            digest = await ArtifactPipeline.CopyAsync(new MemoryStream(plain), output, new CompressionSettings(3, Workers: 2), [], NoTransferProgress.Instance, "a");
+        }
+
+        await Tools.CheckAsync("zstd", "-q", "-d", stored, "-o", Path.Combine(_directory, "artifact"));
+        Assert.Equal(plain, await File.ReadAllBytesAsync(Path.Combine(_directory, "artifact")));
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(plain)), digest.PlainSha256);
+    }
+
+    [Fact]
+    public async Task A_source_that_fails_midway_fails_the_copy_with_its_own_exception()
+    {
+        var source = new EndlessStream { FailAfter = 10 * 1024 * 1024 };
+        var destination = new CountingSink();
+
+        var ex = await Assert.ThrowsAsync<IOException>(() =>
+            ArtifactPipeline.CopyAsync(source, destination, new CompressionSettings(3, Workers: 2), [], NoTransferProgress.Instance, "a"));
+
+        Assert.Equal("the source broke", ex.Message);
+    }
+
+    [Fact]
+    public async Task A_destination_that_fails_stops_the_reader_and_fails_the_copy()
+    {
+        var source = new EndlessStream();
+        var destination = new CountingSink { FailAfter = 0 };
+
+        var ex = await Assert.ThrowsAsync<IOException>(() =>
+            ArtifactPipeline.CopyAsync(source, destination, new CompressionSettings(3), [], NoTransferProgress.Instance, "a").WaitAsync(TimeSpan.FromMinutes(2)));
+
+        Assert.Equal("the destination broke", ex.Message);
+        var read = source.BytesRead;
+        await Task.Delay(200);
+        Assert.Equal(read, source.BytesRead); // the reader stage stopped with the copy
+    }
+
+    [Fact]
+    public async Task Cancellation_stops_both_stages()
+    {
+        var source = new EndlessStream { Delay = TimeSpan.FromMilliseconds(1) };
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            ArtifactPipeline.CopyAsync(source, new CountingSink(), new CompressionSettings(3, Workers: 2), [], NoTransferProgress.Instance, "a", cancel.Token)
+                .WaitAsync(TimeSpan.FromMinutes(2)));
+
+        var read = source.BytesRead;
+        await Task.Delay(200);
+        Assert.Equal(read, source.BytesRead);
+    }
+
+    /// <summary>Compressible bytes forever (or until <see cref="FailAfter"/>, then an IOException).</summary>
+    private sealed class EndlessStream : Stream
+    {
+        private long _read;
+
+        public long FailAfter { get; init; } = long.MaxValue;
+
+        public TimeSpan Delay { get; init; }
+
+        public long BytesRead => Interlocked.Read(ref _read);
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(Delay, cancellationToken);
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+            if (BytesRead >= FailAfter)
+            {
+                throw new IOException("the source broke");
+            }
+
+            var count = Math.Min(buffer.Length, 64 * 1024);
+            buffer.Span[..count].Fill((byte)(BytesRead % 251));
+            Interlocked.Add(ref _read, count);
+            return count;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Counts what it is given (and fails once past <see cref="FailAfter"/> bytes).</summary>
+    private sealed class CountingSink : Stream
+    {
+        public long FailAfter { get; init; } = long.MaxValue;
+
+        public long Written { get; private set; }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => Written;
+
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Written += buffer.Length;
+            if (Written > FailAfter)
+            {
+                throw new IOException("the destination broke");
+            }
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            Write(buffer.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    [Fact]
     public async Task Extracting_with_a_manifest_that_does_not_match_names_the_mismatch()
     {
         var stored = new MemoryStream();
