@@ -58,11 +58,11 @@ var status = JsonSerializer.Deserialize<JsonElement>(await Etcdctl("endpoint", "
 var dbSize = status.GetProperty("dbSize").GetInt64();
 Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
 
-var rows = new List<(string What, double Seconds, long RssKb)>();
+var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
 var direct = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
     $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
 File.Delete(Path.Combine(root, "direct.db"));
-rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb));
+rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
 
 foreach (var (what, storage, mode) in new[]
          {
@@ -73,7 +73,7 @@ foreach (var (what, storage, mode) in new[]
 {
     var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
     var run = await TimeAsync(binary, ["backup", "--config", config]);
-    rows.Add((what, run.Seconds, run.RssKb));
+    rows.Add((what, run.Seconds, run.RssKb, run.Cpu));
 }
 
 // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
@@ -86,13 +86,13 @@ var manual = await TimeAsync("bash", ["-c",
     $"gzip -6 {root}/manual.db; " +
     $"aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet {root}/manual.db.gz s3://{LocalRig.Bucket}/manual/manual.db.gz; " +
     $"rm -f {remote} {root}/manual.db.gz"]);
-rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb));
+rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb, manual.Cpu));
 
-Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS |");
-Console.WriteLine("|---|---|---|---|");
-foreach (var (what, seconds, rss) in rows)
+Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS | CPU (user + sys) |");
+Console.WriteLine("|---|---|---|---|---|");
+foreach (var (what, seconds, rss, cpu) in rows)
 {
-    Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB |");
+    Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
 }
 }
 
@@ -168,17 +168,18 @@ async Task<string> WriteConfigAsync(JsonObject config, string name)
     return path;
 }
 
-async Task<(double Seconds, long RssKb)> TimeAsync(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+async Task<(double Seconds, long RssKb, double Cpu)> TimeAsync(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
 {
     var output = Path.Combine(root, "time.out");
-    var result = await Tools.RunAsync("/usr/bin/time", new[] { "-f", "%e %M", "-o", output, program }.Concat(arguments), environment, timeout: TimeSpan.FromHours(1));
+    var result = await Tools.RunAsync("/usr/bin/time", new[] { "-f", "%e %M %U %S", "-o", output, program }.Concat(arguments), environment, timeout: TimeSpan.FromHours(1));
     if (result.ExitCode != 0)
     {
         throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed: {result}");
     }
 
     var fields = (await File.ReadAllTextAsync(output)).Trim().Split('\n')[^1].Split(' ');
-    return (double.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture));
+    return (double.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture),
+        double.Parse(fields[2], CultureInfo.InvariantCulture) + double.Parse(fields[3], CultureInfo.InvariantCulture));
 }
 
 // ~100 KB values of k8s-like objects (a list of pods with metadata, spec and status), put by four workers.

@@ -86,7 +86,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             .ToArray();
         await Parallel.ForEachAsync(
             Enumerable.Range(0, sets.Length).Where(i => sets[i].Complete),
-            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
                 var (manifest, damage) = await ReadManifestAsync(cluster, sets[i].Id, ct);

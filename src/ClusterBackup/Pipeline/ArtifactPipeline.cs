@@ -21,6 +21,9 @@ internal static class ArtifactPipeline
     public const string Compression = "zstd";
     private const int BufferSize = 128 * 1024;
 
+    /// <summary>The input of one zstd worker's job.</summary>
+    private const int JobSize = 2 * 1024 * 1024;
+
     /// <summary>How far the reader stage may run ahead of compression.</summary>
     public const int ReadAhead = 4 * 1024 * 1024;
 
@@ -51,7 +54,9 @@ internal static class ArtifactPipeline
             {
                 if (compression.Workers > 0)
                 {
+                    // Each worker holds its job's input and output: small jobs keep memory flat.
                     compressor.SetParameter(ZSTD_cParameter.ZSTD_c_nbWorkers, compression.Workers);
+                    compressor.SetParameter(ZSTD_cParameter.ZSTD_c_jobSize, JobSize);
                 }
 
                 plain = new HashingStream(new ProgressStream(compressor, progress, artifact));

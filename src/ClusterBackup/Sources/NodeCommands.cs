@@ -16,6 +16,9 @@ internal static class NodeCommands
     /// <summary>Where the agent's private directories on a node live; every one starts with this.</summary>
     public const string TempPrefix = "/var/tmp/cluster-backup.";
 
+    /// <summary>The line <see cref="GuardedSnapshot"/> prints once the snapshot file is complete.</summary>
+    public const string SnapshotSaved = "saved";
+
     /// <summary>The command as it runs on the node: through <c>sudo -n</c> when <c>Ssh.Sudo</c> is set.</summary>
     public static string AsRunOn(ControlPlaneSettings node, string command) =>
         node.Ssh.Sudo ? $"sudo -n sh -c {Q(command)}" : command;
@@ -92,9 +95,10 @@ internal static class NodeCommands
 
     /// <summary>
     /// The exec-mode snapshot, guarded on the node. First it removes what earlier runs left (an agent
-    /// killed, a node rebooted): dirs whose guard has died. Then, in a private dir, <c>etcdctl snapshot
-    /// save</c> (which renames a .part file over its target, so it needs a real file, never stdout);
-    /// it prints the dir and stays, writing a byte a second, until the agent removes the snapshot.
+    /// killed, a node rebooted): dirs whose guard has died. Then it prints a private dir and runs
+    /// <c>etcdctl snapshot save</c> into it (which writes a .part file and renames it, so it needs a
+    /// real file, never stdout; the agent may read the .part while it grows); it prints
+    /// <see cref="SnapshotSaved"/> when the file is complete and stays, writing a byte a second, until the agent removes it.
     /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
     /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.
     /// </summary>
@@ -113,9 +117,10 @@ internal static class NodeCommands
             "trap 'rm -rf \"$d\"' EXIT\n" +
             "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM\n" +
             "echo $$ > \"$d/guard.pid\" || exit 1\n" +
+            "echo \"$d\"\n" +
             $"{Etcdctl(node.Etcd.Etcdctl, node, "snapshot", "save")} \"$d/snapshot.db\" >&2 || exit 1\n" +
             chown +
-            "echo \"$d\"\n" +
+            $"echo {SnapshotSaved}\n" +
             "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
     }
 

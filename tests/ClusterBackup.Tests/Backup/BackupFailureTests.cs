@@ -88,12 +88,16 @@ public sealed class BackupFailureTests(RigFixture fixture)
         await _rig.Etcd.PutBulkAsync();
 
         var damaging = await WriteTempAsync("""
-            #!/bin/sh
-            # etcdctl that damages the snapshots it saves, as a broken disk or transfer would
-            /usr/bin/etcdctl "$@" || exit $?
-            for last; do :; done
+            #!/bin/bash
+            # etcdctl that damages the snapshots it saves, as a broken disk or transfer would; the
+            # file appears complete (renamed into place), so the agent reads it to its end
             case " $* " in
-              *" snapshot save "*) printf '\253' | dd of="$last" bs=1 seek=5000 count=1 conv=notrunc 2>/dev/null ;;
+              *" snapshot save "*)
+                args=("$@"); last=${args[-1]}; unset 'args[-1]'
+                /usr/bin/etcdctl "${args[@]}" "$last.tmp" || exit $?
+                printf '\253' | dd of="$last.tmp" bs=1 seek=5000 count=1 conv=notrunc 2>/dev/null
+                mv "$last.tmp" "$last" ;;
+              *) exec /usr/bin/etcdctl "$@" ;;
             esac
             """);
         File.SetUnixFileMode(damaging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -105,10 +109,39 @@ public sealed class BackupFailureTests(RigFixture fixture)
         Assert.Equal(1, result.ExitCode);
         result.AssertError("error: cluster damaged: node cp1: etcd snapshot: the snapshot's SHA-256 does not match etcd's trailer");
         var requests = _rig.Moto.FullLog();
-        Assert.Matches(@"PUT /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\.age\?partNumber=1&uploadId=", requests);
+        // A multipart upload was started (its parts may still have been in flight), then aborted.
+        Assert.Matches(@"POST /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\.age\?uploads", requests);
         Assert.Matches(@"DELETE /cluster-backups/backups/damaged/\S+/etcd\.db\.zst\.age\?uploadId=\S+ HTTP/1.1"" 204", requests);
         Assert.Empty(await ObjectsAsync("backups/damaged/"));
         Assert.Empty(await OpenUploadsAsync("backups/damaged/"));
+    }
+
+    [Fact]
+    public async Task In_exec_mode_an_etcdctl_that_fails_while_the_agent_streams_its_file_fails_the_run_and_stores_nothing()
+    {
+        var failing = await WriteTempAsync("""
+            #!/bin/bash
+            # etcdctl that writes part of a snapshot, then loses etcd
+            case " $* " in
+              *" snapshot save "*)
+                args=("$@"); last=${args[-1]}
+                head -c 3000000 /dev/urandom > "$last.part"; sleep 1
+                echo 'Error: rpc error: code = Unavailable desc = connection lost' >&2; exit 1 ;;
+              *) exec /usr/bin/etcdctl "$@" ;;
+            esac
+            """);
+        File.SetUnixFileMode(failing, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var config = _rig.Config("moto", "exec-cut", "exec", _rig.Node1);
+        config["ClusterBackup"]!["Defaults"]!["Etcd"]!["Etcdctl"] = failing;
+        var before = LocalRig.NodeTempDirectories();
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: cluster exec-cut: node cp1: etcd snapshot: etcdctl snapshot save failed on the node: Error: rpc error: code = Unavailable desc = connection lost");
+        Assert.Empty(await ObjectsAsync("backups/exec-cut/"));
+        Assert.Empty(await OpenUploadsAsync("backups/exec-cut/"));
+        Assert.Empty(LocalRig.NodeTempDirectories().Except(before));
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Streams;
+using Renci.SshNet;
 using Renci.SshNet.Common;
 
 namespace ClusterBackup.Sources.Etcd;
@@ -20,16 +21,15 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     {
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
-
         var guard = session.Start(NodeCommands.GuardedSnapshot(node), cancellationToken);
+        var lines = new GuardLines(guard.Output);
         string directory;
         try
         {
-            var line = await ReadLineAsync(guard.Output, cancellationToken);
+            var line = await lines.NextAsync(cancellationToken);
             if (line is null)
             {
-                var result = await guard.WaitAsync(cancellationToken);
-                throw new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
+                throw await FailedAsync(node, guard, cancellationToken);
             }
 
             directory = line.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal) && !line.Contains('\'', StringComparison.Ordinal)
@@ -56,8 +56,22 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 
         try
         {
+            // The second line says the file is complete; without it, the guard failed.
+            var saved = lines.NextAsync(CancellationToken.None);
             var sftp = await session.OpenSftpAsync(cancellationToken);
-            var file = await sftp.OpenAsync($"{directory}/snapshot.db", FileMode.Open, FileAccess.Read, cancellationToken);
+            Stream file;
+            try
+            {
+                file = node.Ssh.Sudo
+                    ? await OpenSavedAsync(sftp, directory, saved, node, guard, cancellationToken)
+                    : await OpenGrowingAsync(sftp, directory, saved, node, guard, cancellationToken);
+            }
+            catch
+            {
+                sftp.Dispose();
+                throw;
+            }
+
             var content = new SnapshotTrailerCheck(new OwningStream(file, sftp), node.Name);
             return new EtcdSnapshot(content, facts, Release);
         }
@@ -73,22 +87,116 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
     }
 
-    /// <summary>The first line of a command's output, or null when it ended before one.</summary>
-    private static async Task<string?> ReadLineAsync(Stream output, CancellationToken cancellationToken)
+    /// <summary>With sudo, etcdctl's file is root's (0600) until the guard hands it over: read it once saved.</summary>
+    private static async Task<Stream> OpenSavedAsync(
+        SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
     {
-        var line = new List<byte>();
-        var one = new byte[1];
-        while (await output.ReadAsync(one, cancellationToken) == 1)
+        if (await saved.WaitAsync(cancellationToken) != NodeCommands.SnapshotSaved)
         {
-            if (one[0] == (byte)'\n')
-            {
-                return System.Text.Encoding.UTF8.GetString([.. line]);
-            }
-
-            line.Add(one[0]);
+            throw await FailedAsync(node, guard, cancellationToken);
         }
 
-        return null;
+        return await sftp.OpenAsync($"{directory}/snapshot.db", FileMode.Open, FileAccess.Read, cancellationToken);
+    }
+
+    /// <summary>
+    /// As root, the file is read while etcdctl still writes it: the .part file as soon as it exists
+    /// (the open handle follows it through etcdctl's rename), to its end once the guard says it is
+    /// saved. The snapshot then arrives at the source's own speed instead of after it.
+    /// </summary>
+    private static async Task<Stream> OpenGrowingAsync(
+        SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
+    {
+        string[] candidates = [$"{directory}/snapshot.db", $"{directory}/snapshot.db.part"];
+        while (true)
+        {
+            foreach (var path in candidates)
+            {
+                try
+                {
+                    var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
+                    return new GrowingFile(file, saved, () => FailedAsync(node, guard, CancellationToken.None));
+                }
+                catch (SftpPathNotFoundException)
+                {
+                    // not yet, or renamed meanwhile
+                }
+            }
+
+            if (saved.IsCompleted && await saved != NodeCommands.SnapshotSaved)
+            {
+                throw await FailedAsync(node, guard, cancellationToken);
+            }
+
+            await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+
+    private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
+    {
+        var result = await guard.WaitAsync(cancellationToken);
+        return new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
+    }
+
+    /// <summary>The guard's output, a line at a time.</summary>
+    private sealed class GuardLines(Stream output)
+    {
+        private readonly byte[] _one = new byte[1];
+
+        /// <summary>The next line, or null when the guard's output ended before one.</summary>
+        public async Task<string?> NextAsync(CancellationToken cancellationToken)
+        {
+            var line = new List<byte>();
+            while (await output.ReadAsync(_one, cancellationToken) == 1)
+            {
+                if (_one[0] == (byte)'\n')
+                {
+                    return System.Text.Encoding.UTF8.GetString([.. line]);
+                }
+
+                line.Add(_one[0]);
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>A file another process still appends to: at its end, waits for more until the writer is done.</summary>
+    private sealed class GrowingFile(Stream file, Task<string?> saved, Func<Task<NodeOperationException>> failure) : ReadOnlyStream
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            while (true)
+            {
+                var read = await file.ReadAsync(buffer, cancellationToken);
+                if (read > 0)
+                {
+                    return read;
+                }
+
+                if (saved.IsCompleted)
+                {
+                    // Complete: whatever was appended before the guard said so, then the end.
+                    return await saved == NodeCommands.SnapshotSaved
+                        ? await file.ReadAsync(buffer, cancellationToken)
+                        : throw await failure();
+                }
+
+                await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                file.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 
     private static async Task RemoveAsync(NodeSession session, string directory)
