@@ -115,7 +115,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
                 try
                 {
                     var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
-                    return new GrowingFile(file, saved, () => FailedAsync(node, guard, CancellationToken.None));
+                    return new GrowingFile(file, (position, ct) => ReopenAsync(sftp, candidates, position, ct), saved, () => FailedAsync(node, guard, CancellationToken.None));
                 }
                 catch (SftpPathNotFoundException)
                 {
@@ -131,6 +131,26 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
             await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
             cancellationToken.ThrowIfCancellationRequested();
         }
+    }
+
+    /// <summary>The file again at a position: a fresh handle reads ahead as far as the file has grown.</summary>
+    private static async Task<Stream> ReopenAsync(SftpClient sftp, string[] candidates, long position, CancellationToken cancellationToken)
+    {
+        foreach (var path in candidates)
+        {
+            try
+            {
+                var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
+                file.Seek(position, SeekOrigin.Begin);
+                return file;
+            }
+            catch (SftpPathNotFoundException)
+            {
+                // renamed meanwhile: the other name
+            }
+        }
+
+        throw new IOException($"{candidates[0]} is gone");
     }
 
     private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
@@ -162,9 +182,15 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
     }
 
-    /// <summary>A file another process still appends to: at its end, waits for more until the writer is done.</summary>
-    private sealed class GrowingFile(Stream file, Task<string?> saved, Func<Task<NodeOperationException>> failure) : ReadOnlyStream
+    /// <summary>
+    /// A file another process still appends to: at its end, waits for more until the writer is done,
+    /// then reads on through a fresh handle (SSH.NET's read-ahead stops at the size a handle saw).
+    /// </summary>
+    private sealed class GrowingFile(
+        Stream file, Func<long, CancellationToken, Task<Stream>> reopen, Task<string?> saved, Func<Task<NodeOperationException>> failure) : ReadOnlyStream
     {
+        private long _position;
+
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             while (true)
@@ -172,19 +198,50 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
                 var read = await file.ReadAsync(buffer, cancellationToken);
                 if (read > 0)
                 {
+                    _position += read;
                     return read;
                 }
 
-                if (saved.IsCompleted)
+                if (!saved.IsCompleted)
                 {
-                    // Complete: whatever was appended before the guard said so, then the end.
-                    return await saved == NodeCommands.SnapshotSaved
-                        ? await file.ReadAsync(buffer, cancellationToken)
-                        : throw await failure();
+                    await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
+                    cancellationToken.ThrowIfCancellationRequested();
                 }
 
-                await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
-                cancellationToken.ThrowIfCancellationRequested();
+                var complete = saved.IsCompleted;
+                if (complete && await saved != NodeCommands.SnapshotSaved)
+                {
+                    throw await failure();
+                }
+
+                // More may be there now (all of it, once saved): read on from a fresh handle.
+                await file.DisposeAsync();
+                try
+                {
+                    file = await reopen(_position, cancellationToken);
+                }
+                catch (Exception ex) when (!complete && ex is IOException or SshException)
+                {
+                    // The guard removes its dir when etcdctl fails: that failure is the one to report.
+                    if (await saved.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken) != NodeCommands.SnapshotSaved)
+                    {
+                        throw await failure();
+                    }
+
+                    throw;
+                }
+
+                read = await file.ReadAsync(buffer, cancellationToken);
+                if (read > 0)
+                {
+                    _position += read;
+                    return read;
+                }
+
+                if (complete)
+                {
+                    return 0; // saved, and nothing past this point: the end
+                }
             }
         }
 
