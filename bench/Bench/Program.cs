@@ -44,110 +44,110 @@ if (sizeMb > 0)
 await SmallAsync();
 return 0;
 
+// The large database: etcdctl alone, the agent in each mode and store, the manual procedure.
 async Task LargeAsync()
 {
-if (!File.Exists(cache))
-{
-    await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
-    Console.WriteLine($"Caching the database as {cache} ...");
-    await Etcdctl("snapshot", "save", cache + ".part");
-    File.Move(cache + ".part", cache);
+    if (!File.Exists(cache))
+    {
+        await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
+        Console.WriteLine($"Caching the database as {cache} ...");
+        await Etcdctl("snapshot", "save", cache + ".part");
+        File.Move(cache + ".part", cache);
+    }
+
+    var status = JsonSerializer.Deserialize<JsonElement>(await Etcdctl("endpoint", "status", "-w", "json"))[0].GetProperty("Status");
+    var dbSize = status.GetProperty("dbSize").GetInt64();
+    Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
+
+    var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
+    var direct = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+        $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
+    File.Delete(Path.Combine(root, "direct.db"));
+    rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
+
+    foreach (var (what, storage, mode) in new[]
+             {
+                 ("`backup`, tunnel mode → S3 (s3rver)", "s3rver", "tunnel"),
+                 ("`backup`, tunnel mode → filesystem", Path.Combine(root, "store"), "tunnel"),
+                 ("`backup`, exec mode → S3 (s3rver)", "s3rver", "exec"),
+             })
+    {
+        var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
+        var run = await TimeAsync(binary, ["backup", "--config", config]);
+        rows.Add((what, run.Seconds, run.RssKb, run.Cpu));
+    }
+
+    // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
+    var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+    var remote = "/var/tmp/cluster-backup-bench-manual.db";
+    var manual = await TimeAsync("bash", ["-c",
+        $"set -e; ssh {ssh} -p {rig.Node1.Port} {Environment.UserName}@127.0.0.1 " +
+        $"'ETCDCTL_API=3 etcdctl --endpoints={rig.Etcd.Endpoint} --cacert={rig.Pki.EtcdCa} --cert={rig.Pki.HealthcheckCert} --key={rig.Pki.HealthcheckKey} snapshot save {remote} >/dev/null'; " +
+        $"scp -q {ssh} -P {rig.Node1.Port} {Environment.UserName}@127.0.0.1:{remote} {root}/manual.db; " +
+        $"gzip -6 {root}/manual.db; " +
+        $"aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet {root}/manual.db.gz s3://{LocalRig.Bucket}/manual/manual.db.gz; " +
+        $"rm -f {remote} {root}/manual.db.gz"]);
+    rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb, manual.Cpu));
+
+    Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS | CPU (user + sys) |");
+    Console.WriteLine("|---|---|---|---|---|");
+    foreach (var (what, seconds, rss, cpu) in rows)
+    {
+        Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
+    }
 }
-
-var status = JsonSerializer.Deserialize<JsonElement>(await Etcdctl("endpoint", "status", "-w", "json"))[0].GetProperty("Status");
-var dbSize = status.GetProperty("dbSize").GetInt64();
-Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
-
-var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
-var direct = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
-    $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
-File.Delete(Path.Combine(root, "direct.db"));
-rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
-
-foreach (var (what, storage, mode) in new[]
-         {
-             ("`backup`, tunnel mode → S3 (s3rver)", "s3rver", "tunnel"),
-             ("`backup`, tunnel mode → filesystem", Path.Combine(root, "store"), "tunnel"),
-             ("`backup`, exec mode → S3 (s3rver)", "s3rver", "exec"),
-         })
-{
-    var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
-    var run = await TimeAsync(binary, ["backup", "--config", config]);
-    rows.Add((what, run.Seconds, run.RssKb, run.Cpu));
-}
-
-// The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
-var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
-var remote = "/var/tmp/cluster-backup-bench-manual.db";
-var manual = await TimeAsync("bash", ["-c",
-    $"set -e; ssh {ssh} -p {rig.Node1.Port} {Environment.UserName}@127.0.0.1 " +
-    $"'ETCDCTL_API=3 etcdctl --endpoints={rig.Etcd.Endpoint} --cacert={rig.Pki.EtcdCa} --cert={rig.Pki.HealthcheckCert} --key={rig.Pki.HealthcheckKey} snapshot save {remote} >/dev/null'; " +
-    $"scp -q {ssh} -P {rig.Node1.Port} {Environment.UserName}@127.0.0.1:{remote} {root}/manual.db; " +
-    $"gzip -6 {root}/manual.db; " +
-    $"aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet {root}/manual.db.gz s3://{LocalRig.Bucket}/manual/manual.db.gz; " +
-    $"rm -f {remote} {root}/manual.db.gz"]);
-rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb, manual.Cpu));
-
-Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS | CPU (user + sys) |");
-Console.WriteLine("|---|---|---|---|---|");
-foreach (var (what, seconds, rss, cpu) in rows)
-{
-    Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
-}
-}
-
-async Task SmallAsync()
-{
 
 // A small cluster: a one-member control plane with a few MB, backed up three times; list of 1,000 sets.
-await using var small = await EtcdCluster.StartAsync(rig, "small", 1);
-var valueFile = Path.Combine(root, "small-value.json");
-for (var i = 0; i < 3; i++)
+async Task SmallAsync()
 {
-    await File.WriteAllTextAsync(valueFile, K8sValue(new Random(i), 1_000_000));
-    await Tools.CheckAsync("etcdctl", [$"--endpoints={small.Members[0].Endpoint}", $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
-        $"--key={rig.Pki.HealthcheckKey}", "put", $"/registry/configmaps/default/small-{i}"], etcdctlEnv, valueFile);
-}
+    await using var small = await EtcdCluster.StartAsync(rig, "small", 1);
+    var valueFile = Path.Combine(root, "small-value.json");
+    for (var i = 0; i < 3; i++)
+    {
+        await File.WriteAllTextAsync(valueFile, K8sValue(new Random(i), 1_000_000));
+        await Tools.CheckAsync("etcdctl", [$"--endpoints={small.Members[0].Endpoint}", $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+            $"--key={rig.Pki.HealthcheckKey}", "put", $"/registry/configmaps/default/small-{i}"], etcdctlEnv, valueFile);
+    }
 
-var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
-var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "small");
-var smallRuns = new List<double>();
-for (var i = 0; i < 3; i++)
-{
-    smallRuns.Add((await TimeAsync(binary, ["backup", "--config", smallConfig])).Seconds);
-    await Task.Delay(1100); // one set per second
-}
+    var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
+    var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "small");
+    var smallRuns = new List<double>();
+    for (var i = 0; i < 3; i++)
+    {
+        smallRuns.Add((await TimeAsync(binary, ["backup", "--config", smallConfig])).Seconds);
+        await Task.Delay(1100); // one set per second
+    }
 
-// 1,000 sets: the manifest of the last one, under 997 more set ids, uploaded with the aws CLI.
-var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", smallConfig])).Output);
-var templateId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
-var manifestText = await File.ReadAllTextAsync(await DownloadManifestAsync(templateId));
-var fakes = Directory.CreateDirectory(Path.Combine(root, "fake-sets")).FullName;
-var start = new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-for (var i = listed.GetArrayLength(); i < 1000; i++)
-{
-    var id = start.AddHours(i).ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-    var dir = Directory.CreateDirectory(Path.Combine(fakes, id)).FullName;
-    await File.WriteAllTextAsync(Path.Combine(dir, "manifest.json"), manifestText.Replace(templateId, id, StringComparison.Ordinal));
-}
+    // 1,000 sets: the manifest of the last one, under 997 more set ids, uploaded with the aws CLI.
+    var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", smallConfig])).Output);
+    var templateId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
+    var manifestText = await File.ReadAllTextAsync(await DownloadManifestAsync(templateId));
+    var fakes = Directory.CreateDirectory(Path.Combine(root, "fake-sets")).FullName;
+    var start = new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+    for (var i = listed.GetArrayLength(); i < 1000; i++)
+    {
+        var id = start.AddHours(i).ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+        var dir = Directory.CreateDirectory(Path.Combine(fakes, id)).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "manifest.json"), manifestText.Replace(templateId, id, StringComparison.Ordinal));
+    }
 
-var uploaded = await rig.S3rver.AwsAsync("s3", "cp", "--recursive", "--quiet", fakes, $"s3://{LocalRig.Bucket}/backups/small/");
-if (uploaded.ExitCode != 0)
-{
-    throw new InvalidOperationException($"aws s3 cp failed: {uploaded}");
-}
+    var uploaded = await rig.S3rver.AwsAsync("s3", "cp", "--recursive", "--quiet", fakes, $"s3://{LocalRig.Bucket}/backups/small/");
+    if (uploaded.ExitCode != 0)
+    {
+        throw new InvalidOperationException($"aws s3 cp failed: {uploaded}");
+    }
 
-var listRuns = new List<double>();
-for (var i = 0; i < 3; i++)
-{
-    listRuns.Add((await TimeAsync(binary, ["list", "--config", smallConfig])).Seconds);
-}
+    var listRuns = new List<double>();
+    for (var i = 0; i < 3; i++)
+    {
+        listRuns.Add((await TimeAsync(binary, ["list", "--config", smallConfig])).Seconds);
+    }
 
-Console.WriteLine();
-Console.WriteLine($"| one-node cluster, {small.Members.Count} member, a few MB | best of 3 |");
-Console.WriteLine("|---|---|");
-Console.WriteLine($"| `backup` (process start included) | {smallRuns.Min():0.00} s |");
-Console.WriteLine($"| `list` of 1,000 sets | {listRuns.Min():0.00} s |");
+    Console.WriteLine();
+    Console.WriteLine($"| one-node cluster, {small.Members.Count} member, a few MB | best of 3 |");
+    Console.WriteLine("|---|---|");
+    Console.WriteLine($"| `backup` (process start included) | {smallRuns.Min():0.00} s |");
+    Console.WriteLine($"| `list` of 1,000 sets | {listRuns.Min():0.00} s |");
 }
 
 async Task<string> Etcdctl(params string[] arguments) =>
