@@ -9,7 +9,7 @@ using ClusterBackup.Rig;
 // Builds (once, cached as a snapshot in CACHE-DIR) an etcd database of SIZE-MB of k8s-like JSON values,
 // serves it from a TLS etcd behind a real sshd, with s3rver and a directory as stores, and measures in
 // one run: etcdctl snapshot save alone, the agent in each mode and store, the manual procedure, a small
-// cluster's backup, and list of 1,000 sets. Prints a table: wall time, ratio to etcdctl, peak RSS.
+// cluster's backup, and list of 1,000 sets (SIZE-MB 0: only those). Prints tables: wall time, ratio, peak RSS, CPU.
 if (args.Length != 3 || !File.Exists(args[0]) || !int.TryParse(args[1], CultureInfo.InvariantCulture, out var sizeMb))
 {
     Console.Error.WriteLine("usage: Bench PATH-TO-cluster-backup SIZE-MB CACHE-DIR");
