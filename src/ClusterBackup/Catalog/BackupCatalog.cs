@@ -7,7 +7,11 @@ using Microsoft.Extensions.Logging;
 namespace ClusterBackup.Catalog;
 
 /// <summary>A complete backup set: its id and its manifest.</summary>
-internal sealed record CatalogSet(SetId Id, SetManifest Manifest);
+internal sealed record CatalogSet(SetId Id, SetManifest Manifest)
+{
+    /// <summary>The manifest's bytes as stored, which its signature covers.</summary>
+    public ReadOnlyMemory<byte> ManifestBytes { get; init; }
+}
 
 /// <summary>What a set's objects say of it.</summary>
 internal enum SetState
@@ -28,9 +32,12 @@ internal enum SetState
 /// </summary>
 internal sealed record StoredSet(
     SetId Id, SetState State, long StoredBytes, DateTimeOffset LastModified, IReadOnlyList<string> Keys,
-    SetManifest? Manifest = null, string? Damage = null)
+    SetManifest? Manifest = null, string? Damage = null, byte[]? ManifestBytes = null)
 {
     public bool Complete => State == SetState.Complete;
+
+    /// <summary>A complete set as the catalog hands it out.</summary>
+    public CatalogSet ToCatalogSet() => new(Id, Manifest!) { ManifestBytes = ManifestBytes };
 }
 
 /// <summary>
@@ -53,7 +60,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
 
     /// <summary>The complete sets of a scan, oldest first.</summary>
     public static IReadOnlyList<CatalogSet> CompleteSets(IEnumerable<StoredSet> scan) =>
-        scan.Where(s => s.Complete).Select(s => new CatalogSet(s.Id, s.Manifest!)).ToList();
+        scan.Where(s => s.Complete).Select(s => s.ToCatalogSet()).ToList();
 
     /// <summary>
     /// Every set under the cluster's prefix, oldest first, from one listing and a read of each
@@ -89,8 +96,8 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
-                var (manifest, damage) = await ReadManifestAsync(cluster, sets[i].Id, ct);
-                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest }
+                var (manifest, bytes, damage) = await ReadManifestAsync(cluster, sets[i].Id, ct);
+                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = bytes }
                     : damage is not null ? sets[i] with { State = SetState.Damaged, Damage = damage }
                     : sets[i] with { State = SetState.Incomplete }; // removed while listing
             });
@@ -115,7 +122,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         if (selector == LatestSelector)
         {
             return sets.LastOrDefault(s => s.Complete) is { } newest
-                ? new CatalogSet(newest.Id, newest.Manifest!)
+                ? newest.ToCatalogSet()
                 : throw new SetNotFoundException($"cluster {cluster} has no complete backup set in {store.Describe(ClusterPrefix(cluster))}");
         }
 
@@ -126,7 +133,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
 
         return sets.FirstOrDefault(s => s.Id == id) switch
         {
-            { Complete: true } found => new CatalogSet(found.Id, found.Manifest!),
+            { Complete: true } found => found.ToCatalogSet(),
             { State: SetState.Damaged } damaged => throw new SetNotFoundException(
                 $"cluster {cluster}: set {selector} is damaged: {DescribeManifest(cluster, id)} cannot be read: {damaged.Damage}"),
             _ => throw new SetNotFoundException($"cluster {cluster} has no complete set {selector} (cluster-backup list --cluster {cluster} shows the sets)"),
@@ -186,18 +193,15 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     }
 
     /// <summary>
-    /// Checks a set's signature over the manifest's exact bytes, read afresh, against the policy's
-    /// trusted keys, before anything of the set is decrypted. Returns the set as the signed bytes
-    /// say (an unsigned set only when the policy allows it); throws <see cref="SetRefusedException"/> otherwise.
+    /// Checks a set's signature over the exact manifest bytes its manifest was read from, against the
+    /// policy's trusted keys, before anything of the set is decrypted. Returns the set (an unsigned
+    /// one only when the policy allows it); throws <see cref="SetRefusedException"/> otherwise.
     /// </summary>
     public async Task<SignedSet> OpenSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
     {
         var cluster = set.Manifest.Cluster;
-        var where = $"cluster {cluster}: set {set.Id}";
-        var bytes = await ReadBytesAsync(ArtifactKey(cluster, set.Id, SetManifest.FileName), cancellationToken)
-                    ?? throw new SetNotFoundException($"{where}: its manifest is gone");
         var signature = await ReadBytesAsync(SignatureKey(cluster, set.Id), cancellationToken);
-        var check = SshSignature.Verify(bytes, signature, policy.Trusted ?? AllowedSigners.Of());
+        var check = SshSignature.Verify(set.ManifestBytes.Span, signature, policy.Trusted ?? AllowedSigners.Of());
         if (check.Problem == SignatureProblem.NotSigned && policy.AllowUnsigned)
         {
             return new SignedSet(set, check);
@@ -211,22 +215,11 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
                 SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
                 _ => "; the set may have been forged: use another set",
             };
-            throw new SetRefusedException($"{where}: {check.Describe()}{hint}; nothing was decrypted or restored");
+            throw new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}; nothing was decrypted or restored");
         }
 
-        SetManifest signed;
-        try
-        {
-            signed = SetManifest.FromJson(bytes);
-        }
-        catch (JsonException ex)
-        {
-            throw new SetRefusedException($"{where}: the signed manifest is not valid: {ex.Message}");
-        }
-
-        return signed.Cluster != cluster || signed.SetId != set.Id.ToString()
-            ? throw new SetRefusedException($"{where}: the signed manifest names cluster {signed.Cluster} set {signed.SetId}: it was copied from another set")
-            : new SignedSet(set with { Manifest = signed }, check);
+        // The manifest was parsed from these very bytes, and the scan checked that it names this set.
+        return new SignedSet(set, check);
     }
 
     private async Task<byte[]?> ReadBytesAsync(string key, CancellationToken cancellationToken)
@@ -244,24 +237,24 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         }
     }
 
-    /// <summary>A set's manifest, or why it cannot be read; both null when it is gone.</summary>
-    private async Task<(SetManifest? Manifest, string? Damage)> ReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
+    /// <summary>A set's manifest and its bytes, or why it cannot be read; all null when it is gone.</summary>
+    private async Task<(SetManifest? Manifest, byte[]? Bytes, string? Damage)> ReadManifestAsync(string cluster, SetId id, CancellationToken cancellationToken)
     {
-        var key = ArtifactKey(cluster, id, SetManifest.FileName);
+        if (await ReadBytesAsync(ArtifactKey(cluster, id, SetManifest.FileName), cancellationToken) is not { } bytes)
+        {
+            return (null, null, null);
+        }
+
         try
         {
-            var manifest = SetManifest.FromJson(await ReadBytesAsync(key, cancellationToken) ?? throw new StoredObjectNotFoundException(key));
+            var manifest = SetManifest.FromJson(bytes);
             return manifest.Cluster != cluster || manifest.SetId != id.ToString()
-                ? (null, $"it names cluster {manifest.Cluster} set {manifest.SetId}")
-                : (manifest, null);
-        }
-        catch (StoredObjectNotFoundException)
-        {
-            return (null, null);
+                ? (null, null, $"it names cluster {manifest.Cluster} set {manifest.SetId}")
+                : (manifest, bytes, null);
         }
         catch (JsonException ex)
         {
-            return (null, $"not a valid manifest: {ex.Message}");
+            return (null, null, $"not a valid manifest: {ex.Message}");
         }
     }
 

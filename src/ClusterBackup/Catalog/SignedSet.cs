@@ -2,9 +2,6 @@ using ClusterBackup.Signing;
 
 namespace ClusterBackup.Catalog;
 
-/// <summary>Which sets are read: those signed by a trusted key, and unsigned ones only when allowed.</summary>
-internal sealed record SignaturePolicy(AllowedSigners? Trusted, bool AllowUnsigned);
-
 /// <summary>A set whose manifest is the one its signature covers (or an unsigned set the policy allows).</summary>
 internal sealed record SignedSet(CatalogSet Set, SignatureCheck Signature)
 {

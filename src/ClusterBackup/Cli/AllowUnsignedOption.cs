@@ -1,6 +1,6 @@
 using System.CommandLine;
 using ClusterBackup.Catalog;
-using ClusterBackup.Configuration;
+using ClusterBackup.Signing;
 
 namespace ClusterBackup.Cli;
 
@@ -11,9 +11,6 @@ internal static class AllowUnsignedOption
     {
         Description = "Also read sets that have no signature (written before signing existed, or with Signing:Disabled); a warning is printed",
     };
-
-    public static SignaturePolicy Policy(bool allowUnsigned, AgentSettings settings) =>
-        new(settings.Signing.Trusted, allowUnsigned || settings.Signing.Disabled);
 
     /// <summary>Checks the set's signature; warns on standard error when it is read unsigned.</summary>
     public static async Task<SignedSet> OpenAsync(CliHost host, BackupCatalog catalog, CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken)

@@ -20,6 +20,8 @@ internal static class BackupCommand
             Each cluster commits a complete set (etcd snapshot, PKI and static-pod manifests of each
             control plane, manifest.json last) or nothing. One cluster failing does not stop the others.
             After each committed set, the cluster's retention policy is applied (as 'prune').
+            Every set is signed with Signing:KeyFile (manifest.json.sig); a configuration with neither
+            a signing key nor Signing:Disabled is refused.
             Exit status: 0 if every cluster committed a set, 1 if any failed, 78 on a configuration error.
 
             Example: cluster-backup backup --cluster prod-admin

@@ -41,7 +41,7 @@ internal static class DownloadCommand
             var selected = CliHost.SelectClusters(settings, [parse.GetValue(cluster)!])[0];
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
             var catalog = services.GetRequiredService<BackupCatalog>();
-            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
+            var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var found = (await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct)).Set;
             var files = await services.GetRequiredService<SetDownloader>().DownloadAsync(found, parse.GetValue(to)!, identities, ct);
             foreach (var file in files)

@@ -56,7 +56,7 @@ internal static class RestoreCommand
             var options = new RestoreRequest(parse.GetValue(members) ?? [], parse.GetValue(force), parse.GetValue(pki));
             var restore = services.GetRequiredService<ClusterRestore>();
             var catalog = services.GetRequiredService<BackupCatalog>();
-            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
+            var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var signed = await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct);
             var assessment = await restore.AssessAsync(selected, signed.Set, identities, ct);
             var plan = RestorePlanner.Plan(assessment, options, restore.Stamp);

@@ -55,7 +55,7 @@ internal static class VerifyCommand
             var verifier = services.GetRequiredService<SetVerifier>();
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
             var selector = parse.GetValue(set)!;
-            var policy = AllowUnsignedOption.Policy(parse.GetValue(allowUnsigned), settings);
+            var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var name = parse.GetValue(cluster);
             var failed = 0;
             var checkedSets = 0;

@@ -28,7 +28,11 @@ internal sealed record EncryptionSettings(IReadOnlyList<AgeRecipient> Recipients
 /// The key sets are signed with (null when signing is disabled, or for commands that only read and
 /// have an allowed-signers file), and the keys trusted when reading (null: none configured).
 /// </summary>
-internal sealed record SigningSettings(SigningKey? Key, AllowedSigners? Trusted, bool Disabled);
+internal sealed record SigningSettings(SigningKey? Key, AllowedSigners? Trusted, bool Disabled)
+{
+    /// <summary>What reading accepts: unsigned sets when asked (--allow-unsigned) or when signing is disabled.</summary>
+    public SignaturePolicy ReadPolicy(bool allowUnsigned = false) => new(Trusted, allowUnsigned || Disabled);
+}
 
 internal sealed record ClusterSettings(
     string Name,

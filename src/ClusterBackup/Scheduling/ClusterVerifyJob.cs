@@ -37,7 +37,7 @@ internal sealed partial class ClusterVerifyJob(
             }
 
             // A set that is not signed by a trusted key is a failed verification (unless signing is disabled).
-            var signed = await catalog.OpenSignedAsync(listed, new SignaturePolicy(signing.Trusted, AllowUnsigned: signing.Disabled), stop.Token);
+            var signed = await catalog.OpenSignedAsync(listed, signing.ReadPolicy(), stop.Token);
             var set = signed.Set;
 
             // Verify:Deep decides: without it the scheduled verification checks stored bytes only.

@@ -122,3 +122,6 @@ internal sealed class AllowedSigners
         return fields;
     }
 }
+
+/// <summary>Which sets are read: those signed by a trusted key, and unsigned ones only when allowed.</summary>
+internal sealed record SignaturePolicy(AllowedSigners? Trusted, bool AllowUnsigned);

@@ -50,10 +50,8 @@ internal sealed partial class S3BackupStore
 
         public Stream Content { get; }
 
-        /// <summary>The most part buffers this upload held at once (the filling one included).</summary>
+        /// <summary>The part buffers this upload allocated, the filling one included: buffers are reused, never freed, so this is also the most it held at once.</summary>
         public int PeakBuffers { get; private set; } = 1;
-
-        private int _buffers = 1;
 
         private byte[] NewBuffer() => GC.AllocateUninitializedArray<byte>(_store._partSize);
 
@@ -108,7 +106,7 @@ internal sealed partial class S3BackupStore
                 else
                 {
                     _buffer = NewBuffer();
-                    PeakBuffers = Math.Max(PeakBuffers, ++_buffers);
+                    PeakBuffers++;
                 }
             }
 

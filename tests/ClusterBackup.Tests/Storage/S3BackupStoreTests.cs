@@ -65,17 +65,21 @@ public sealed class S3rverBackupStoreTests(RigFixture fixture) : BackupStoreConf
 
 internal static class S3Stores
 {
-    public static S3BackupStore Create(S3Server server, int pageSize = 1000)
+    public static S3BackupStore Create(S3Server server, int pageSize = 1000) => Create(server.Endpoint, pageSize: pageSize);
+
+    /// <summary>A store of the rig's bucket at an endpoint (a server, or a relay in front of one), with 5 MiB parts; <paramref name="configure"/> changes the options.</summary>
+    public static S3BackupStore Create(string endpoint, Func<StorageOptions, StorageOptions>? configure = null, int pageSize = 1000)
     {
         var options = new StorageOptions
         {
             Type = "s3",
             Bucket = LocalRig.Bucket,
-            ServiceUrl = server.Endpoint,
+            ServiceUrl = endpoint,
             ForcePathStyle = true,
             Region = S3Server.Region,
             PartSizeMiB = 5,
         };
+        options = configure?.Invoke(options) ?? options;
         return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance) { ListPageSize = pageSize };
     }
 }

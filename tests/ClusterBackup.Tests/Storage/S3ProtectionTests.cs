@@ -4,7 +4,6 @@ using ClusterBackup.Configuration;
 using ClusterBackup.Rig;
 using ClusterBackup.Storage;
 using ClusterBackup.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterBackup.Tests.Storage;
 
@@ -14,14 +13,8 @@ public sealed class S3ProtectionTests(RigFixture fixture)
 {
     private readonly S3Server _moto = fixture.Rig.Moto;
 
-    private S3BackupStore Store(string bucket, Func<StorageOptions, StorageOptions> configure)
-    {
-        var options = configure(new StorageOptions
-        {
-            Bucket = bucket, ServiceUrl = _moto.Endpoint, ForcePathStyle = true, Region = S3Server.Region, PartSizeMiB = 5,
-        });
-        return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance);
-    }
+    private S3BackupStore Store(string bucket, Func<StorageOptions, StorageOptions> configure) =>
+        S3Stores.Create(_moto.Endpoint, o => configure(o with { Bucket = bucket }));
 
     private static async Task WriteAsync(IBackupStore store, string key, int size)
     {

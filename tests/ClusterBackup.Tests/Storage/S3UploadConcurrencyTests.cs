@@ -1,9 +1,7 @@
 using System.Security.Cryptography;
-using ClusterBackup.Configuration;
 using ClusterBackup.Rig;
 using ClusterBackup.Storage;
 using ClusterBackup.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterBackup.Tests.Storage;
 
@@ -17,15 +15,8 @@ public sealed class S3UploadConcurrencyTests(RigFixture fixture)
 {
     private readonly LocalRig _rig = fixture.Rig;
 
-    private static S3BackupStore Store(TcpRelay relay, int partsInFlight)
-    {
-        var options = new StorageOptions
-        {
-            Type = "s3", Bucket = LocalRig.Bucket, ServiceUrl = relay.Endpoint, ForcePathStyle = true, Region = S3Server.Region,
-            PartSizeMiB = 5, PartsInFlight = partsInFlight,
-        };
-        return new S3BackupStore(S3ClientFactory.Create(options), options, TimeProvider.System, NullLogger<S3BackupStore>.Instance);
-    }
+    private static S3BackupStore Store(TcpRelay relay, int partsInFlight) =>
+        S3Stores.Create(relay.Endpoint, o => o with { PartsInFlight = partsInFlight });
 
     [Fact]
     public async Task A_slow_destination_holds_memory_at_parts_in_flight_plus_one_and_the_object_is_whole()

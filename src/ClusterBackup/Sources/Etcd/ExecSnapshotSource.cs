@@ -110,17 +110,9 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         string[] candidates = [$"{directory}/snapshot.db", $"{directory}/snapshot.db.part"];
         while (true)
         {
-            foreach (var path in candidates)
+            if (await TryOpenAsync(sftp, candidates, cancellationToken) is { } file)
             {
-                try
-                {
-                    var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
-                    return new GrowingFile(file, (position, ct) => ReopenAsync(sftp, candidates, position, ct), saved, () => FailedAsync(node, guard, CancellationToken.None));
-                }
-                catch (SftpPathNotFoundException)
-                {
-                    // not yet, or renamed meanwhile
-                }
+                return new GrowingFile(file, (position, ct) => ReopenAsync(sftp, candidates, position, ct), saved, () => FailedAsync(node, guard, CancellationToken.None));
             }
 
             if (saved.IsCompleted && await saved != NodeCommands.SnapshotSaved)
@@ -136,21 +128,27 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     /// <summary>The file again at a position: a fresh handle reads ahead as far as the file has grown.</summary>
     private static async Task<Stream> ReopenAsync(SftpClient sftp, string[] candidates, long position, CancellationToken cancellationToken)
     {
+        var file = await TryOpenAsync(sftp, candidates, cancellationToken) ?? throw new IOException($"{candidates[0]} is gone");
+        file.Seek(position, SeekOrigin.Begin);
+        return file;
+    }
+
+    /// <summary>The first of the names that opens (the file is renamed from .part when saved); null when none exists.</summary>
+    private static async Task<Stream?> TryOpenAsync(SftpClient sftp, string[] candidates, CancellationToken cancellationToken)
+    {
         foreach (var path in candidates)
         {
             try
             {
-                var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
-                file.Seek(position, SeekOrigin.Begin);
-                return file;
+                return await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
             }
             catch (SftpPathNotFoundException)
             {
-                // renamed meanwhile: the other name
+                // not yet, or renamed meanwhile: the other name
             }
         }
 
-        throw new IOException($"{candidates[0]} is gone");
+        return null;
     }
 
     private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
