@@ -5,6 +5,8 @@ using ClusterBackup.Metrics;
 using ClusterBackup.Pipeline;
 using ClusterBackup.Restore;
 using ClusterBackup.Retention;
+using ClusterBackup.Scheduling;
+using ClusterBackup.Scheduling.RunLocks;
 using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Storage;
@@ -41,8 +43,20 @@ internal static class AgentServices
         services.AddTransient<ClusterRestore>();
         services.AddSingleton<RestoreExecutor>();
         services.AddSingleton<PruneService>();
+        services.AddSingleton(settings.Scheduler);
+        if (settings.Scheduler.Clustered)
+        {
+            services.AddSingleton<SchedulerDatabase>();
+            services.AddSingleton<IClusterRunLock, PostgresRunLock>();
+        }
+        else
+        {
+            services.AddSingleton<IClusterRunLock, LocalRunLock>();
+        }
+
         services.AddSingleton<BackupCycle>();
-        services.AddSingleton(new AgentMetrics(new Prometheus.CollectorRegistry(), BackupRun.AgentVersion));
+        services.AddSingleton(new AgentMetrics(
+            new Prometheus.CollectorRegistry(), BackupRun.AgentVersion, settings.Scheduler.Clustered ? settings.Scheduler.Instance : null));
         services.AddSingleton<MetricsSeeder>();
         return services;
     }

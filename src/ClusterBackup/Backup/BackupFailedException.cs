@@ -19,6 +19,7 @@ internal sealed class BackupFailedException(string cluster, string? node, Backup
 /// <summary>Where a backup run failed: a closed set, named in messages through one table.</summary>
 internal enum BackupStep
 {
+    RunLock,
     ReserveSetId,
     Connect,
     EtcdSnapshot,
@@ -35,6 +36,7 @@ internal static class BackupSteps
     /// <summary>The step as messages and logs name it: the one table.</summary>
     public static string Describe(this BackupStep step) => step switch
     {
+        BackupStep.RunLock => "take the run lock",
         BackupStep.ReserveSetId => "reserve set id",
         BackupStep.Connect => NodeStep.Connect.Describe(),
         BackupStep.EtcdSnapshot => NodeStep.EtcdSnapshot.Describe(),

@@ -12,6 +12,7 @@ internal sealed record AgentSettings(
     EncryptionSettings Encryption,
     SigningSettings Signing,
     VerifyOptions Verify,
+    SchedulerOptions Scheduler,
     IReadOnlyList<ClusterSettings> Clusters)
 {
     public ClusterSettings? FindCluster(string name) =>
@@ -41,7 +42,12 @@ internal sealed record ClusterSettings(
     TimeZoneInfo TimeZone,
     IReadOnlyList<ControlPlaneSettings> ControlPlanes,
     RetentionPolicy Retention,
-    TimeSpan IncompleteGrace);
+    TimeSpan IncompleteGrace)
+{
+    /// <summary>Whether a scheduled backup was missed: no set at all, or the schedule fired since the newest one started.</summary>
+    public bool MissedSchedule(DateTimeOffset? newest, DateTimeOffset now) =>
+        newest is not { } started || (Schedule?.NextAfter(started) is { } next && next <= now);
+}
 
 internal sealed record ControlPlaneSettings(
     string Name,

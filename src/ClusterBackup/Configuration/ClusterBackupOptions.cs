@@ -17,6 +17,8 @@ internal sealed record ClusterBackupOptions
 
     public VerifyOptions Verify { get; init; } = new();
 
+    public SchedulerOptions Scheduler { get; init; } = new();
+
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
     public ClusterOptions Defaults { get; init; } = new();
 
@@ -32,6 +34,33 @@ internal sealed record VerifyOptions
 
     /// <summary>Whether scheduled verification restores into a throwaway etcd (needs Encryption:IdentityFile).</summary>
     public bool Deep { get; init; }
+}
+
+/// <summary>Where the daemon's schedule lives: this agent alone, or a PostgreSQL database agents share.</summary>
+internal sealed record SchedulerOptions
+{
+    /// <summary>"memory" (default: this agent alone, no database) or "postgres" (agents share one database).</summary>
+    public string Store { get; init; } = SchedulerStores.Memory;
+
+    /// <summary>Npgsql connection string, without a password (Passfile=, PGPASSFILE or PGPASSWORD supply it).</summary>
+    public string? ConnectionString { get; init; }
+
+    /// <summary>This agent's name in the shared store, logs and build_info; default: the host name. Unique per agent.</summary>
+    public string? InstanceName { get; init; }
+
+    /// <summary>Backups and verifications this agent (or one CLI backup) runs at once.</summary>
+    public int MaxConcurrentRuns { get; init; } = 4;
+
+    public bool Clustered => Store == SchedulerStores.Postgres;
+
+    /// <summary>The instance name, or the host name when none is set.</summary>
+    public string Instance => string.IsNullOrWhiteSpace(InstanceName) ? Environment.MachineName : InstanceName;
+}
+
+internal static class SchedulerStores
+{
+    public const string Memory = "memory";
+    public const string Postgres = "postgres";
 }
 
 internal sealed record MetricsOptions

@@ -102,6 +102,7 @@ internal static class ConfigurationLoader
             encryption,
             signing,
             options.Verify,
+            options.Scheduler,
             clusters.Select(ToSettings).ToList());
     }
 

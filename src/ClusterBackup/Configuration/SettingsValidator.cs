@@ -68,6 +68,11 @@ internal static partial class SettingsValidator
             yield return $"{root}:Compression:Threads: {options.Compression.Threads} is outside 0..64 (0: one per core)";
         }
 
+        foreach (var problem in ValidateScheduler(options.Scheduler, $"{root}:Scheduler"))
+        {
+            yield return problem;
+        }
+
         if (clusters.Count == 0)
         {
             yield return $"{root}:Clusters: no cluster is configured";

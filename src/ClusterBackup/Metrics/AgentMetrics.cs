@@ -24,7 +24,10 @@ internal sealed class AgentMetrics
     private readonly Gauge _scheduleInterval;
     private readonly Gauge _verifyInterval;
 
-    public AgentMetrics(CollectorRegistry registry, string version)
+    private readonly Gauge _schedulerInstances;
+
+    /// <param name="instance">The agent's name when agents share a scheduler store: a label of build_info only.</param>
+    public AgentMetrics(CollectorRegistry registry, string version, string? instance = null)
     {
         Registry = registry;
         var factory = Prometheus.Metrics.WithCustomRegistry(registry);
@@ -45,7 +48,17 @@ internal sealed class AgentMetrics
         _etcdRevision = factory.CreateGauge("cluster_backup_etcd_revision", "etcd revision of the newest complete set.", "cluster");
         _scheduleInterval = factory.CreateGauge("cluster_backup_schedule_interval_seconds", "Period of the cluster's backup schedule; alert thresholds derive from it.", "cluster");
         _verifyInterval = factory.CreateGauge("cluster_backup_verify_interval_seconds", "Period of the cluster's VerifySchedule; 0 when verification is not scheduled.", "cluster");
-        factory.CreateGauge("cluster_backup_build_info", "The agent's version.", "version").WithLabels(version).Set(1);
+        if (instance is null)
+        {
+            factory.CreateGauge("cluster_backup_build_info", "The agent's version.", "version").WithLabels(version).Set(1);
+        }
+        else
+        {
+            factory.CreateGauge("cluster_backup_build_info", "The agent's version and name in the shared scheduler store.", "version", "instance").WithLabels(version, instance).Set(1);
+        }
+
+        _schedulerInstances = factory.CreateGauge("cluster_backup_scheduler_instances", "Agents alive in the scheduler store (1 with the memory store); 0 while the store cannot be read.");
+        _schedulerInstances.Set(instance is null ? 1 : 0); // a shared store's count comes once it is read
     }
 
     public CollectorRegistry Registry { get; }
@@ -81,6 +94,13 @@ internal sealed class AgentMetrics
         if (newest is not null)
         {
             ShowNewest(cluster, newest);
+            if (newest.StartedAt.ToUnixTimeSeconds() >= _lastAttempt.WithLabels(cluster).Value)
+            {
+                // A set newer than this agent's last attempt: a run elsewhere (another agent) succeeded
+                // since, so this agent's failures are no longer "in a row".
+                _consecutiveFailures.WithLabels(cluster).Set(0);
+            }
+
             _lastAttempt.WithLabels(cluster).Set(Math.Max(_lastAttempt.WithLabels(cluster).Value, newest.StartedAt.ToUnixTimeSeconds()));
         }
     }
@@ -109,6 +129,8 @@ internal sealed class AgentMetrics
         _sets.WithLabels(cluster).Set(remaining);
         _damaged.WithLabels(cluster).Set(damaged);
     }
+
+    public void RecordSchedulerInstances(int alive) => _schedulerInstances.Set(alive);
 
     public void RecordVerified(string cluster, DateTimeOffset time) => _lastVerifySuccess.WithLabels(cluster).Set(time.ToUnixTimeSeconds());
 

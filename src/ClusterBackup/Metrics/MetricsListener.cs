@@ -59,8 +59,8 @@ internal sealed partial class MetricsListener(MetricsOptions options, AgentMetri
                     await metrics.WriteAsync(response.OutputStream, cancellationToken);
                     break;
                 case ("GET", "/healthz"):
-                    response.StatusCode = health.Ready ? 200 : 503;
-                    await response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(health.Ready ? "ok\n" : "not ready\n"), cancellationToken);
+                    response.StatusCode = health.Healthy ? 200 : 503;
+                    await response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(health.Describe() + "\n"), cancellationToken);
                     break;
                 default:
                     response.StatusCode = 404;

@@ -68,6 +68,21 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
         return new PrunePlan(cluster, now, sets, uploads, note);
     }
 
+    /// <summary>
+    /// What a run that died left: every set without a manifest and every open upload of the cluster,
+    /// whatever their age. Only for a caller holding the cluster's run lock (no run is writing).
+    /// </summary>
+    public async Task<PrunePlan> PlanLeftoversAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
+    {
+        var plan = await PlanAsync(cluster with { IncompleteGrace = TimeSpan.Zero }, cancellationToken);
+        return plan with
+        {
+            Sets = plan.Sets.Where(s => s.Set.State == SetState.Incomplete)
+                .Select(s => s with { Keep = false, Reasons = ["incomplete: left by a run that did not finish"] })
+                .ToList(),
+        };
+    }
+
     public async Task<PruneResult> ApplyAsync(PrunePlan plan, CancellationToken cancellationToken = default)
     {
         var cluster = plan.Cluster.Name;

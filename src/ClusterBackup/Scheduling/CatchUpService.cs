@@ -13,23 +13,30 @@ namespace ClusterBackup.Scheduling;
 /// once at start-up too.
 /// </summary>
 internal sealed partial class CatchUpService(
-    IReadOnlyList<ClusterSettings> clusters, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health, ISchedulerFactory schedulers,
+    IReadOnlyList<ClusterSettings> clusters, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health, SchedulerStarter starter,
     TimeProvider time, IHostApplicationLifetime lifetime, ILogger<CatchUpService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         metrics.Initialize(clusters, time.GetUtcNow());
         lifetime.ApplicationStopping.Register(health.MarkStopping);
-        var scheduler = await schedulers.GetScheduler(stoppingToken);
+        // Metrics first: they are served even while a shared store keeps the scheduler from starting.
+        var newestSets = new Dictionary<string, DateTimeOffset?>(StringComparer.Ordinal);
         foreach (var cluster in clusters)
         {
-            var newest = await seeder.SeedAsync(cluster, stoppingToken);
-            var now = time.GetUtcNow();
-            var due = newest is null || (cluster.Schedule?.NextAfter(newest.StartedAt) is { } next && next <= now);
-            if (due)
+            newestSets[cluster.Name] = (await seeder.SeedAsync(cluster, stoppingToken))?.StartedAt;
+        }
+
+        var scheduler = await starter.Started.WaitAsync(stoppingToken);
+        await RemoveUnconfiguredAsync(scheduler, stoppingToken);
+        foreach (var cluster in clusters)
+        {
+            var newest = newestSets[cluster.Name];
+            if (cluster.MissedSchedule(newest, time.GetUtcNow()))
             {
-                LogCatchUp(cluster.Name, newest?.SetId ?? "none");
-                await scheduler.TriggerJob(ClusterBackupJob.KeyFor(cluster.Name), stoppingToken);
+                // Agents sharing a store may all see the miss: the firing checks again under the run lock.
+                LogCatchUp(cluster.Name, newest is { } started ? started.ToString("u", System.Globalization.CultureInfo.InvariantCulture) : "none");
+                await scheduler.TriggerJob(ClusterBackupJob.KeyFor(cluster.Name), new JobDataMap { [ClusterBackupJob.CatchUpKey] = "true" }, stoppingToken);
             }
 
             // Verification results are not stored: verify once at start-up so the gauge is not 0.
@@ -42,6 +49,31 @@ internal sealed partial class CatchUpService(
         health.MarkReady();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster} missed a scheduled backup (newest set: {SetId}): backing up now")]
-    private partial void LogCatchUp(string cluster, string setId);
+    /// <summary>
+    /// A shared store keeps the jobs of clusters since removed from the configuration: the declared
+    /// ones were just stored (replacing what was there), so whatever else is in the agent's groups goes.
+    /// </summary>
+    private async Task RemoveUnconfiguredAsync(IScheduler scheduler, CancellationToken cancellationToken)
+    {
+        var declared = clusters.Select(c => ClusterBackupJob.KeyFor(c.Name))
+            .Concat(clusters.Where(c => c.VerifySchedule is not null).Select(c => ClusterVerifyJob.KeyFor(c.Name)))
+            .ToHashSet();
+        foreach (var group in new[] { ClusterBackupJob.Group, ClusterVerifyJob.Group })
+        {
+            foreach (var job in await scheduler.GetJobKeys(GroupMatcher<JobKey>.GroupEquals(group), cancellationToken))
+            {
+                if (!declared.Contains(job))
+                {
+                    await scheduler.DeleteJob(job, cancellationToken);
+                    LogRemovedJob(job.ToString());
+                }
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Job} from the shared schedule: its cluster or schedule is no longer configured")]
+    private partial void LogRemovedJob(string job);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster} missed a scheduled backup (newest set started: {Started}): backing up now")]
+    private partial void LogCatchUp(string cluster, string started);
 }

@@ -8,14 +8,21 @@ namespace ClusterBackup.Scheduling;
 
 /// <summary>
 /// The scheduled backup of one cluster (its name in the job data). Skips when the cluster's previous
-/// run is still going; stops cleanly (nothing committed, uploads aborted) when the daemon stops.
+/// run is still going, here or anywhere else (the cluster's run lock); stops cleanly (nothing
+/// committed, uploads aborted) when the daemon stops. A firing recovered from an agent that died
+/// first removes the partial set that run left; a catch-up firing does nothing if another run caught up.
 /// </summary>
 internal sealed partial class ClusterBackupJob(
     BackupCycle cycle, RunGate gate, IReadOnlyList<ClusterSettings> clusters, IHostApplicationLifetime lifetime, ILogger<ClusterBackupJob> logger) : IJob
 {
     public const string ClusterKey = "cluster";
 
-    public static JobKey KeyFor(string cluster) => new(cluster, "cluster-backup");
+    /// <summary>Job data of a catch-up firing (<see cref="CatchUpService"/>).</summary>
+    public const string CatchUpKey = "catchUp";
+
+    public const string Group = "cluster-backup";
+
+    public static JobKey KeyFor(string cluster) => new(cluster, Group);
 
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {
@@ -31,8 +38,15 @@ internal sealed partial class ClusterBackupJob(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
         try
         {
-            var outcome = await cycle.RunAsync(cluster, stop.Token);
-            if (outcome.Manifest is { } manifest)
+            var trigger = context.Recovering ? CycleTrigger.Recovery
+                : context.MergedJobDataMap.ContainsKey(CatchUpKey) ? CycleTrigger.CatchUp
+                : CycleTrigger.Schedule;
+            var outcome = await cycle.RunAsync(cluster, trigger, context.ScheduledFireTimeUtc, stop.Token);
+            if (outcome.Skipped is { } why)
+            {
+                LogSkippedBecause(name, why);
+            }
+            else if (outcome.Manifest is { } manifest)
             {
                 LogDone(name, manifest.SetId, outcome.Pruned?.RemovedSets ?? 0);
             }
@@ -45,6 +59,9 @@ internal sealed partial class ClusterBackupJob(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping the scheduled backup of {Cluster}: its previous run is still going")]
     private partial void LogSkipped(string cluster);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Skipping the scheduled backup of {Cluster}: {Reason}")]
+    private partial void LogSkippedBecause(string cluster, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Scheduled backup of {Cluster} committed set {SetId}; retention removed {Removed} sets")]
     private partial void LogDone(string cluster, string setId, int removed);

@@ -18,7 +18,9 @@ internal sealed partial class ClusterVerifyJob(
     SetVerifier verifier, BackupCatalog catalog, AgentMetrics metrics, RunGate gate, VerifyOptions options, EncryptionSettings encryption, SigningSettings signing,
     TimeProvider time, IHostApplicationLifetime lifetime, ILogger<ClusterVerifyJob> logger) : IJob
 {
-    public static JobKey KeyFor(string cluster) => new(cluster, "cluster-verify");
+    public const string Group = "cluster-verify";
+
+    public static JobKey KeyFor(string cluster) => new(cluster, Group);
 
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {

@@ -26,55 +26,102 @@ internal static class Daemon
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
-        builder.Logging.ClearProviders().AddSerilog(CreateLogger(configuration), dispose: true);
+        var health = new AgentHealth();
+        builder.Logging.ClearProviders().AddSerilog(CreateLogger(configuration, health), dispose: true);
         builder.Services.AddAgent(settings);
         builder.Services.AddSingleton<RunGate>();
-        builder.Services.AddSingleton<AgentHealth>();
+        builder.Services.AddSingleton(health);
         builder.Services.AddQuartz(quartz =>
         {
-            quartz.UseDefaultThreadPool(pool => pool.MaxConcurrency = Math.Max(4, settings.Clusters.Count * 2));
+            quartz.UseDefaultThreadPool(pool => pool.MaxConcurrency = settings.Scheduler.MaxConcurrentRuns);
+            if (settings.Scheduler.Clustered)
+            {
+                UseSharedStore(quartz, settings.Scheduler);
+            }
+
             foreach (var cluster in settings.Clusters)
             {
-                var key = ClusterBackupJob.KeyFor(cluster.Name);
-                quartz.AddJob<ClusterBackupJob>(job => job.WithIdentity(key).UsingJobData(ClusterBackupJob.ClusterKey, cluster.Name).StoreDurably());
-                quartz.AddTrigger(trigger => trigger
-                    .ForJob(key)
-                    .WithIdentity($"{cluster.Name}-schedule", "cluster-backup")
-                    .WithSchedule(CronScheduleBuilder.Create(cluster.Schedule!.Expression)
-                        .InTimeZone(cluster.TimeZone)
-                        .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)));
+                AddJob<ClusterBackupJob>(quartz, ClusterBackupJob.KeyFor(cluster.Name), cluster, cluster.Schedule!, "schedule", settings.Scheduler.Clustered);
                 if (cluster.VerifySchedule is { } verify)
                 {
-                    var verifyKey = ClusterVerifyJob.KeyFor(cluster.Name);
-                    quartz.AddJob<ClusterVerifyJob>(job => job.WithIdentity(verifyKey).UsingJobData(ClusterBackupJob.ClusterKey, cluster.Name).StoreDurably());
-                    quartz.AddTrigger(trigger => trigger
-                        .ForJob(verifyKey)
-                        .WithIdentity($"{cluster.Name}-verify", "cluster-backup")
-                        .WithSchedule(CronScheduleBuilder.Create(verify.Expression)
-                            .InTimeZone(cluster.TimeZone)
-                            .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)));
+                    AddJob<ClusterVerifyJob>(quartz, ClusterVerifyJob.KeyFor(cluster.Name), cluster, verify, "verify", recover: false);
                 }
             }
         });
-        builder.Services.AddQuartzHostedService(options => options.WaitForJobsToComplete = true);
+        builder.Services.AddSingleton<SchedulerStarter>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<SchedulerStarter>());
         builder.Services.AddHostedService<CatchUpService>();
+        builder.Services.AddHostedService<SchedulerMonitor>();
         builder.Services.AddHostedService<MetricsListener>();
 
         using var host = builder.Build();
         await host.RunAsync(cancellationToken);
     }
 
+    /// <summary>How often each agent records in the shared store that it is alive.</summary>
+    public static readonly TimeSpan CheckinInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long past a missed check-in the others wait before taking over its runs.</summary>
+    public static readonly TimeSpan CheckinMisfireThreshold = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Quartz's clustered ADO.NET store on PostgreSQL: every agent with the same database shares one
+    /// schedule, each firing runs on one agent, and the runs of an agent that stops checking in are
+    /// recovered by another. The tables are created at start when missing (agents racing to create
+    /// them are safe: the loser finds the winner's).
+    /// </summary>
+    private static void UseSharedStore(IQuartzBuilder quartz, SchedulerOptions options)
+    {
+        quartz.ConfigureScheduler(scheduler =>
+        {
+            scheduler.InstanceName = "cluster-backup";
+            scheduler.InstanceId = options.Instance;
+        });
+        quartz.UsePersistentStore(store =>
+        {
+            store.UsePostgres(Npgsql.NpgsqlFactory.Instance, SchedulerDatabase.ConnectionStringFor(options));
+            store.UseClustering(clustering =>
+            {
+                clustering.CheckinInterval = CheckinInterval;
+                clustering.CheckinMisfireThreshold = CheckinMisfireThreshold;
+            });
+            store.ProvisionSchema();
+        });
+    }
+
+    /// <summary>One job per cluster and kind, its cron trigger, never two firings of it at once anywhere.</summary>
+    private static void AddJob<TJob>(IQuartzBuilder quartz, JobKey key, ClusterSettings cluster, CronSchedule schedule, string suffix, bool recover)
+        where TJob : IJob
+    {
+        quartz.AddJob<TJob>(job => job
+            .WithIdentity(key)
+            .UsingJobData(ClusterBackupJob.ClusterKey, cluster.Name)
+            .StoreDurably()
+            .DisallowConcurrentExecution()
+            .RequestRecovery(recover));
+        quartz.AddTrigger(trigger => trigger
+            .ForJob(key)
+            .WithIdentity($"{cluster.Name}-{suffix}", ClusterBackupJob.Group)
+            .WithSchedule(CronScheduleBuilder.Create(schedule.Expression)
+                .InTimeZone(cluster.TimeZone)
+                .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing)));
+    }
+
     /// <summary>
     /// Levels from the <c>Serilog</c> section (MinimumLevel and its Override); the sink is set here:
-    /// readable text on a terminal, compact JSON otherwise (journald), on standard error.
+    /// readable text on a terminal, compact JSON otherwise (journald), on standard error. While the
+    /// shared store is unreachable Quartz's retries are not logged: the agent says so once.
     /// </summary>
-    private static Serilog.Core.Logger CreateLogger(IConfiguration configuration)
+    private static Serilog.Core.Logger CreateLogger(IConfiguration configuration, AgentHealth health)
     {
         var logger = new LoggerConfiguration()
             .MinimumLevel.Information()
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Quartz", LogEventLevel.Warning)
             .ReadFrom.Configuration(configuration)
+            .Filter.ByExcluding(e => health.StoreProblem is not null
+                && e.Properties.TryGetValue("SourceContext", out var source)
+                && source.ToString().StartsWith("\"Quartz", StringComparison.Ordinal))
             .Enrich.FromLogContext();
         return Console.IsErrorRedirected
             ? logger.WriteTo.Console(new RenderedCompactJsonFormatter(), standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger()

@@ -20,13 +20,13 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Everything the daemon logged so far (compact JSON: its output is not a terminal).</summary>
     public string Log => _process.ReadLog();
 
-    public static async Task<DaemonProcess> StartAsync(JsonObject config)
+    public static async Task<DaemonProcess> StartAsync(JsonObject config, string name = "cluster-backup-run")
     {
         var port = Tools.FreePort();
         config["ClusterBackup"]!["Metrics"] = new JsonObject { ["Listen"] = $"127.0.0.1:{port}" };
         var path = await CliRunner.WriteConfigAsync(config);
         var process = ExternalProcess.Start(
-            "cluster-backup-run", Path.Combine(AppContext.BaseDirectory, "cluster-backup"), ["run", "--config", path],
+            name, Path.Combine(AppContext.BaseDirectory, "cluster-backup"), ["run", "--config", path],
             Path.GetDirectoryName(path)!, S3Server.Credentials);
         return new DaemonProcess(process, port);
     }
@@ -65,6 +65,11 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan timeout) =>
         _process.WaitUntilAsync(condition, what, timeout);
+
+    /// <summary>SIGKILL: the agent dies where it stands, as on a power loss or an OOM kill.</summary>
+    public Task KillAsync() => _process.StopAsync();
+
+    public bool HasExited => _process.HasExited;
 
     /// <summary>Sends SIGTERM, as systemd stops the unit, and returns the exit code.</summary>
     public Task<int> TerminateAsync(TimeSpan timeout) => _process.TerminateAsync(timeout);
