@@ -10,14 +10,20 @@ using ClusterBackup.Rig;
 // serves it from a TLS etcd behind a real sshd, with s3rver and a directory as stores, and measures in
 // one run: etcdctl snapshot save alone, the agent in each mode and store, the manual procedure, a small
 // cluster's backup, and list of 1,000 sets (SIZE-MB 0: only those). Prints tables: wall time, ratio, peak RSS, CPU.
-if (args.Length != 3 || !File.Exists(args[0]) || !int.TryParse(args[1], CultureInfo.InvariantCulture, out var sizeMb))
+// usage: Bench PATH-TO-cluster-backup fleet CLUSTERS
+// Many one-node clusters on the rig's two nodes: one `backup` of them all (one at a time, then
+// Scheduler:MaxConcurrentRuns at once), and two agents sharing a PostgreSQL scheduler that find them
+// all due at once; wall time and each process's peak RSS.
+var fleet = args.Length == 3 && args[1] == "fleet" && int.TryParse(args[2], CultureInfo.InvariantCulture, out var fleetSize) ? fleetSize : 0;
+var sizeMb = 0;
+if (!(args.Length == 3 && File.Exists(args[0]) && (fleet > 0 || int.TryParse(args[1], CultureInfo.InvariantCulture, out sizeMb))))
 {
-    Console.Error.WriteLine("usage: Bench PATH-TO-cluster-backup SIZE-MB CACHE-DIR");
+    Console.Error.WriteLine("usage: Bench PATH-TO-cluster-backup SIZE-MB CACHE-DIR | Bench PATH-TO-cluster-backup fleet CLUSTERS");
     return 2;
 }
 
 var binary = Path.GetFullPath(args[0]);
-var cache = Path.Combine(Path.GetFullPath(args[2]), $"k8s-like-{sizeMb}mb.db");
+var cache = Path.Combine(Path.GetFullPath(fleet > 0 ? Path.GetTempPath() : args[2]), $"k8s-like-{sizeMb}mb.db");
 var root = Path.Combine(Path.GetTempPath(), "cluster-backup-bench");
 if (Directory.Exists(root))
 {
@@ -36,6 +42,12 @@ if (sizeMb > 0 && File.Exists(cache))
 
 Console.WriteLine("Starting etcd (TLS), sshd, moto_server and s3rver on loopback ...");
 await using var rig = await LocalRig.StartAsync(root);
+if (fleet > 0)
+{
+    await FleetAsync(fleet);
+    return 0;
+}
+
 if (sizeMb > 0)
 {
     await LargeAsync();
@@ -148,6 +160,82 @@ async Task SmallAsync()
     Console.WriteLine("|---|---|");
     Console.WriteLine($"| `backup` (process start included) | {smallRuns.Min():0.00} s |");
     Console.WriteLine($"| `list` of 1,000 sets | {listRuns.Min():0.00} s |");
+}
+
+// Many small clusters: the CLI one at a time and in parallel, then two agents on a shared scheduler.
+async Task FleetAsync(int count)
+{
+    await using var postgres = await PostgresServer.StartAsync(root);
+    var config = rig.Config("moto", "fleet-000", "tunnel", rig.Node1);
+    var template = config["ClusterBackup"]!["Clusters"]![0]!;
+    var clusters = new JsonArray();
+    for (var i = 0; i < count; i++)
+    {
+        var cluster = template.DeepClone();
+        cluster["Name"] = $"fleet-{i:000}";
+        cluster["Schedule"] = "0 0 0 1 1 ? 2099"; // due now (never backed up), then not again
+        cluster["ControlPlanes"] = new JsonArray(LocalRig.ControlPlane(i % 2 == 0 ? rig.Node1 : rig.Node2));
+        clusters.Add(cluster);
+    }
+
+    config["ClusterBackup"]!["Clusters"] = clusters;
+    var rows = new List<string>();
+    foreach (var (what, concurrent, prefix) in new[] { ("one at a time (MaxConcurrentRuns 1)", 1, "serial"), ("Scheduler:MaxConcurrentRuns 4 (default)", 4, "parallel") })
+    {
+        config["ClusterBackup"]!["Storage"]!["Prefix"] = prefix;
+        config["ClusterBackup"]!["Scheduler"] = new JsonObject { ["MaxConcurrentRuns"] = concurrent };
+        var path = await WriteConfigAsync(config, $"fleet-{prefix}");
+        Console.WriteLine($"`backup` of {count} clusters, {what} ...");
+        var run = await TimeAsync(binary, ["backup", "--config", path], S3Server.Credentials.ToDictionary());
+        rows.Add($"| one `backup` of {count} one-node clusters, {what} | {run.Seconds:0.0} s | {run.RssKb / 1024} MiB |");
+    }
+
+    config["ClusterBackup"]!["Storage"]!["Prefix"] = "agents";
+    var agents = new List<(string Name, ExternalProcess Process, string Config)>();
+    var started = Stopwatch.StartNew();
+    foreach (var name in new[] { "agent-1", "agent-2" })
+    {
+        config["ClusterBackup"]!["Scheduler"] = new JsonObject { ["Store"] = "postgres", ["ConnectionString"] = postgres.ConnectionString, ["InstanceName"] = name };
+        config["ClusterBackup"]!["Metrics"] = new JsonObject { ["Listen"] = $"127.0.0.1:{Tools.FreePort()}" };
+        var path = await WriteConfigAsync(config, $"fleet-{name}");
+        agents.Add((name, ExternalProcess.Start(name, binary, ["run", "--config", path], root, S3Server.Credentials), path));
+    }
+
+    Console.WriteLine($"Two agents on one PostgreSQL scheduler, {count} clusters due at once ...");
+    while (true)
+    {
+        var keys = await rig.Moto.ObjectKeysAsync(LocalRig.Bucket, "agents/");
+        var done = keys.Count(k => k.EndsWith("/manifest.json", StringComparison.Ordinal));
+        if (done >= count)
+        {
+            break;
+        }
+
+        if (started.Elapsed > TimeSpan.FromMinutes(20) || agents.Any(a => a.Process.HasExited))
+        {
+            throw new InvalidOperationException($"only {done} of {count} clusters backed up\n{string.Join('\n', agents.Select(a => a.Process.Tail()))}");
+        }
+
+        await Task.Delay(500);
+    }
+
+    var wall = started.Elapsed.TotalSeconds;
+    var peaks = new List<string>();
+    foreach (var (name, process, path) in agents)
+    {
+        var pid = (await Tools.CheckAsync("pgrep", "-f", $"run --config {path}")).Trim().Split('\n')[0];
+        var hwm = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        var log = process.ReadLog();
+        var ran = log.Split("committed set").Length - 1;
+        peaks.Add($"{name}: {ran} runs, peak RSS {long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024} MiB");
+        await process.TerminateAsync(TimeSpan.FromSeconds(90));
+    }
+
+    rows.Add($"| two agents (MaxConcurrentRuns 4 each), {count} clusters due at once, start to the last set | {wall:0.0} s | {string.Join("; ", peaks)} |");
+    Console.WriteLine();
+    Console.WriteLine("| what | wall | peak RSS |");
+    Console.WriteLine("|---|---|---|");
+    rows.ForEach(Console.WriteLine);
 }
 
 async Task<string> Etcdctl(params string[] arguments) =>

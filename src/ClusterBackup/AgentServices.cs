@@ -28,6 +28,7 @@ internal static class AgentServices
         services.AddSingleton(settings.Encryption);
         services.AddSingleton(settings.Signing);
         services.AddSingleton(settings.Verify);
+        services.AddSingleton(settings.Certificates);
         services.AddSingleton(settings.Clusters);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ITransferProgress>(NoTransferProgress.Instance);

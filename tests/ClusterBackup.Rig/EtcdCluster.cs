@@ -82,7 +82,7 @@ public sealed class EtcdCluster : IAsyncDisposable
             ["Etcd"] = new JsonObject { ["ClientPort"] = m.ClientPort },
             ["Paths"] = new JsonObject
             {
-                ["Pki"] = m.Node.PkiDirectory, ["Manifests"] = m.Node.ManifestsDirectory, ["EtcdData"] = m.DataDirectory, ["Staging"] = m.StagingDirectory,
+                ["Pki"] = m.Node.PkiDirectory, ["Manifests"] = m.Node.ManifestsDirectory, ["Kubeconfigs"] = m.Node.KubeconfigDirectory, ["EtcdData"] = m.DataDirectory, ["Staging"] = m.StagingDirectory,
             },
         }).ToArray());
         return config;

@@ -177,7 +177,7 @@ public sealed class LocalRig : IAsyncDisposable
         ["Name"] = node.Name,
         ["Address"] = "127.0.0.1",
         ["Ssh"] = new JsonObject { ["Port"] = node.Port },
-        ["Paths"] = new JsonObject { ["Pki"] = node.PkiDirectory, ["Manifests"] = node.ManifestsDirectory },
+        ["Paths"] = new JsonObject { ["Pki"] = node.PkiDirectory, ["Manifests"] = node.ManifestsDirectory, ["Kubeconfigs"] = node.KubeconfigDirectory },
     };
 
     private static JsonObject S3Storage(S3Server server) => new()

@@ -27,6 +27,9 @@ public sealed class SshNode : IAsyncDisposable
 
     public string ManifestsDirectory => Path.Combine(Root, "manifests");
 
+    /// <summary>As /etc/kubernetes: the kubeconfigs at its top (pki/ and manifests/ are below it).</summary>
+    public string KubeconfigDirectory => Root;
+
     /// <summary>"ssh-ed25519 AAAA…", as in the host's .pub file.</summary>
     public string HostPublicKey { get; }
 
@@ -45,6 +48,7 @@ public sealed class SshNode : IAsyncDisposable
         }
 
         await pki.CopyToAsync(Path.Combine(root, "pki"));
+        await pki.WriteKubeconfigsAsync(root, name);
         var manifests = Path.Combine(root, "manifests");
         Directory.CreateDirectory(manifests);
         await File.WriteAllTextAsync(Path.Combine(manifests, "etcd.yaml"), $"# static pod of {name}\nkind: Pod\nmetadata:\n  name: etcd-{name}\n");

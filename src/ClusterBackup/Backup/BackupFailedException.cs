@@ -25,6 +25,7 @@ internal enum BackupStep
     EtcdSnapshot,
     PkiArchive,
     ManifestsArchive,
+    KubeconfigsArchive,
     Storage,
 
     /// <summary>A failure the agent did not foresee (a bug): the message says "unexpected".</summary>
@@ -42,6 +43,7 @@ internal static class BackupSteps
         BackupStep.EtcdSnapshot => NodeStep.EtcdSnapshot.Describe(),
         BackupStep.PkiArchive => NodeStep.PkiArchive.Describe(),
         BackupStep.ManifestsArchive => NodeStep.ManifestsArchive.Describe(),
+        BackupStep.KubeconfigsArchive => NodeStep.KubeconfigsArchive.Describe(),
         BackupStep.Storage => "storage",
         BackupStep.Backup => "backup",
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
@@ -54,6 +56,7 @@ internal static class BackupSteps
         NodeStep.EtcdSnapshot => BackupStep.EtcdSnapshot,
         NodeStep.PkiArchive => BackupStep.PkiArchive,
         NodeStep.ManifestsArchive => BackupStep.ManifestsArchive,
+        NodeStep.KubeconfigsArchive => BackupStep.KubeconfigsArchive,
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Reflection;
 using ClusterBackup.Catalog;
+using ClusterBackup.Certificates;
 using ClusterBackup.Configuration;
 using ClusterBackup.Pipeline;
 using ClusterBackup.Sources;
@@ -27,6 +28,7 @@ internal sealed partial class BackupRun(
     EncryptionSettings encryption,
     SigningSettings signing,
     CompressionOptions compression,
+    CertificatesOptions certificatesOptions,
     ITransferProgress progress,
     TimeProvider time,
     ILogger<BackupRun> logger)
@@ -71,7 +73,8 @@ internal sealed partial class BackupRun(
                 var artifacts = new List<ArtifactRecord>();
                 var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, written, cancellationToken);
                 artifacts.Add(snapshot);
-                var unreachable = await ArchiveNodesAsync(cluster, id, sessions, artifacts, written, cancellationToken);
+                var certificates = new List<CertificateRecord>();
+                var unreachable = await ArchiveNodesAsync(cluster, id, sessions, artifacts, certificates, written, cancellationToken);
 
                 manifest = new SetManifest
                 {
@@ -83,6 +86,7 @@ internal sealed partial class BackupRun(
                     Etcd = etcd,
                     Artifacts = artifacts,
                     UnreachableNodes = unreachable,
+                    Certificates = CertificateExpiry.Sorted(certificates),
                     SignedBy = signing.Key?.Public.Fingerprint,
                 };
                 await EnsureIntactAsync(cluster, id, written, cancellationToken);
@@ -115,6 +119,11 @@ internal sealed partial class BackupRun(
 
         await RemoveMarkerAsync(cluster.Name, id, reservation.MarkerKey);
         LogCommitted(cluster.Name, id.ToString(), manifest.StoredBytes, stopwatch.Elapsed.TotalSeconds);
+        var now = time.GetUtcNow();
+        foreach (var certificate in manifest.Certificates.Where(c => CertificateExpiry.NeedsAttention(c, now, certificatesOptions.WarnDays)))
+        {
+            LogCertificateExpiring(cluster.Name, certificate.Node, certificate.Name, certificate.NotAfter, CertificateExpiry.Residual(certificate.NotAfter, now));
+        }
         return manifest;
     }
 
@@ -186,8 +195,10 @@ internal sealed partial class BackupRun(
     }
 
     private async Task<List<string>> ArchiveNodesAsync(
-        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<string> written, CancellationToken cancellationToken)
+        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<CertificateRecord> certificates, List<string> written,
+        CancellationToken cancellationToken)
     {
+        var problems = new List<string>();
         var unreachable = new List<string>();
         foreach (var node in cluster.ControlPlanes)
         {
@@ -204,15 +215,42 @@ internal sealed partial class BackupRun(
                 continue;
             }
 
-            await using (var pki = NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken))
+            // Certificates are read as the archives stream by (no second read, nothing on disk).
+            await using (var pki = new TarEntryObserver(
+                NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken),
+                CertificateReader.IsPkiCertificate,
+                (file, content) => certificates.AddRange(CertificateReader.FromPem(node.Name, file, content, problems))))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
+            }
+
+            var kubeconfigFiles = new List<string>();
+            await using (var kubeconfigs = new TarEntryObserver(
+                NodeArchiveSource.OpenKubeconfigs(session, node.Paths.Kubeconfigs, cancellationToken),
+                CertificateReader.IsKubeconfig,
+                (file, content) =>
+                {
+                    kubeconfigFiles.Add(file);
+                    certificates.AddRange(CertificateReader.FromKubeconfig(node.Name, file, content, problems));
+                }))
+            {
+                var artifact = await StoreAsync(cluster.Name, id, _names.Kubeconfigs(node.Name), ArtifactKinds.Kubeconfigs, node.Name, kubeconfigs, written, cancellationToken);
+                artifacts.Add(artifact with { Files = kubeconfigFiles });
+                if (kubeconfigFiles.Count == 0)
+                {
+                    LogNoKubeconfigs(cluster.Name, node.Name, node.Paths.Kubeconfigs);
+                }
             }
 
             await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, NodeStep.ManifestsArchive, cancellationToken))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, written, cancellationToken));
             }
+        }
+
+        foreach (var problem in problems)
+        {
+            LogCertificateUnreadable(cluster.Name, problem);
         }
 
         return unreachable;
@@ -269,6 +307,15 @@ internal sealed partial class BackupRun(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Encryption is disabled: the backup of {Cluster} is stored unencrypted, with the cluster's CA private keys and every Secret readable by anyone who can read the storage")]
     private partial void LogUnencrypted(string cluster);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Certificate {Certificate} of {Cluster} on {Node} expires {NotAfter:u} ({Left} left): renew it (kubeadm certs renew), then back up again")]
+    private partial void LogCertificateExpiring(string cluster, string node, string certificate, DateTimeOffset notAfter, string left);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: a certificate was not read for its expiry: {Problem}")]
+    private partial void LogCertificateUnreadable(string cluster, string problem);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster}: node {Node} has no kubeconfigs (*.conf) in {Directory}: recorded as such")]
+    private partial void LogNoKubeconfigs(string cluster, string node, string directory);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backing up {Cluster} as set {SetId}")]
     private partial void LogStarting(string cluster, string setId);

@@ -278,4 +278,6 @@ internal sealed record ArtifactNames(bool Encrypted)
     public string Pki(string node) => $"pki-{node}.tar{Suffix}";
 
     public string Manifests(string node) => $"manifests-{node}.tar{Suffix}";
+
+    public string Kubeconfigs(string node) => $"kubeconfigs-{node}.tar{Suffix}";
 }

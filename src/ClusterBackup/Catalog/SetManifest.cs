@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ClusterBackup.Certificates;
 
 namespace ClusterBackup.Catalog;
 
@@ -36,6 +37,9 @@ internal sealed record SetManifest
 
     /// <summary>Control planes whose PKI and manifests could not be archived because they were unreachable.</summary>
     public IReadOnlyList<string> UnreachableNodes { get; init; } = [];
+
+    /// <summary>Every certificate of the PKI and kubeconfig archives, read as they streamed (empty in sets of older versions).</summary>
+    public IReadOnlyList<CertificateRecord> Certificates { get; init; } = [];
 
     public long StoredBytes => Artifacts.Sum(a => a.StoredSize);
 
@@ -89,6 +93,9 @@ internal sealed record ArtifactRecord
 
     /// <summary>null when artifacts are stored unencrypted.</summary>
     public EncryptionRecord? Encryption { get; init; }
+
+    /// <summary>For a kubeconfigs archive, the files in it (empty: the node has none); null for other kinds.</summary>
+    public IReadOnlyList<string>? Files { get; init; }
 }
 
 internal sealed record EncryptionRecord(string Format, IReadOnlyList<string> Recipients)
@@ -102,6 +109,7 @@ internal static class ArtifactKinds
     public const string EtcdSnapshot = "etcd-snapshot";
     public const string Pki = "pki";
     public const string Manifests = "manifests";
+    public const string Kubeconfigs = "kubeconfigs";
 }
 
 [JsonSourceGenerationOptions(

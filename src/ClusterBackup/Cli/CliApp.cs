@@ -20,6 +20,7 @@ internal static class CliApp
             RunCommand.Create(host),
             BackupCommand.Create(host),
             ListCommand.Create(host),
+            CertsCommand.Create(host),
             VerifyCommand.Create(host),
             DownloadCommand.Create(host),
             RestoreCommand.Create(host),

@@ -15,7 +15,8 @@ internal static class ListCommand
         var cluster = new Option<string?>("--cluster") { Description = "Only this cluster's sets", HelpName = "NAME" };
         var json = new Option<bool>("--json") { Description = "One JSON document: every set with its manifest" };
         var command = new Command("list", """
-            List the complete backup sets in storage (those with a manifest.json), oldest first.
+            List the complete backup sets in storage (those with a manifest.json), oldest first, each
+            with the certificate of its PKI or kubeconfigs that expires first (see 'certs').
             Incomplete sets (a run that failed or is still running) are never listed. A set whose
             manifest.json cannot be read is listed as DAMAGED (in the table, and on standard error
             with --json): it is not a backup to restore, and retention counts it for nothing.
@@ -65,9 +66,9 @@ internal static class ListCommand
             return "no complete backup sets";
         }
 
-        string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES"];
+        string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES", "SOONEST CERTIFICATE"];
         var rows = sets.Select(entry => entry.Set.Manifest is not { } manifest
-            ? [entry.Cluster, entry.Set.Id.ToString(), Formatting.Age(now - entry.Set.Id.StartedAt), Formatting.Bytes(entry.Set.StoredBytes), "DAMAGED: manifest.json cannot be read", string.Empty, string.Empty]
+            ? [entry.Cluster, entry.Set.Id.ToString(), Formatting.Age(now - entry.Set.Id.StartedAt), Formatting.Bytes(entry.Set.StoredBytes), "DAMAGED: manifest.json cannot be read", string.Empty, string.Empty, string.Empty]
             : Row(new CatalogSet(entry.Set.Id, manifest), now)).ToList();
         var widths = header.Select((h, i) => rows.Max(r => r[i].Length) is var w && w > h.Length ? w : h.Length).ToArray();
         return string.Join('\n', new[] { header }.Concat(rows)
@@ -85,6 +86,9 @@ internal static class ListCommand
             s.Manifest.Etcd.KeyCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
             string.Join(",", s.Manifest.Artifacts.Where(a => a.Kind == ArtifactKinds.Pki).Select(a => a.Node))
                 + (s.Manifest.UnreachableNodes.Count > 0 ? $" (missing: {string.Join(",", s.Manifest.UnreachableNodes)})" : string.Empty),
+            s.Manifest.Certificates.MinBy(c => c.NotAfter) is { } soonest
+                ? $"{soonest.NotAfter:yyyy-MM-dd} {soonest.Name}@{soonest.Node} ({Certificates.CertificateExpiry.Residual(soonest.NotAfter, now)})"
+                : "-",
         };
 }
 

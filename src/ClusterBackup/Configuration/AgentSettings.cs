@@ -13,6 +13,7 @@ internal sealed record AgentSettings(
     SigningSettings Signing,
     VerifyOptions Verify,
     SchedulerOptions Scheduler,
+    CertificatesOptions Certificates,
     IReadOnlyList<ClusterSettings> Clusters)
 {
     public ClusterSettings? FindCluster(string name) =>

@@ -19,6 +19,8 @@ internal sealed record ClusterBackupOptions
 
     public SchedulerOptions Scheduler { get; init; } = new();
 
+    public CertificatesOptions Certificates { get; init; } = new();
+
     /// <summary>Keys every cluster inherits; a cluster, then a control plane, may override them.</summary>
     public ClusterOptions Defaults { get; init; } = new();
 
@@ -34,6 +36,13 @@ internal sealed record VerifyOptions
 
     /// <summary>Whether scheduled verification restores into a throwaway etcd (needs Encryption:IdentityFile).</summary>
     public bool Deep { get; init; }
+}
+
+/// <summary>When a certificate in the PKI or the kubeconfigs needs attention.</summary>
+internal sealed record CertificatesOptions
+{
+    /// <summary>Days before expiry from which backup warns, certs exits 1, and the alert fires.</summary>
+    public int WarnDays { get; init; } = 30;
 }
 
 /// <summary>Where the daemon's schedule lives: this agent alone, or a PostgreSQL database agents share.</summary>
@@ -267,6 +276,9 @@ internal sealed record PathOptions
     public string Pki { get; init; } = "/etc/kubernetes/pki";
 
     public string Manifests { get; init; } = "/etc/kubernetes/manifests";
+
+    /// <summary>Where the kubeconfigs are: its top-level <c>*.conf</c> files are backed up.</summary>
+    public string Kubeconfigs { get; init; } = "/etc/kubernetes";
 
     public string EtcdData { get; init; } = "/var/lib/etcd";
 

@@ -103,6 +103,7 @@ internal static class ConfigurationLoader
             signing,
             options.Verify,
             options.Scheduler,
+            options.Certificates,
             clusters.Select(ToSettings).ToList());
     }
 

@@ -68,6 +68,11 @@ internal static partial class SettingsValidator
             yield return $"{root}:Compression:Threads: {options.Compression.Threads} is outside 0..64 (0: one per core)";
         }
 
+        if (options.Certificates.WarnDays is < 1 or > 3650)
+        {
+            yield return $"{root}:Certificates:WarnDays: {options.Certificates.WarnDays} is outside 1..3650";
+        }
+
         foreach (var problem in ValidateScheduler(options.Scheduler, $"{root}:Scheduler"))
         {
             yield return problem;
@@ -298,7 +303,7 @@ internal static partial class SettingsValidator
 
         foreach (var (key, value) in new[]
                  {
-                     ("Pki", cp.Paths.Pki), ("Manifests", cp.Paths.Manifests),
+                     ("Pki", cp.Paths.Pki), ("Manifests", cp.Paths.Manifests), ("Kubeconfigs", cp.Paths.Kubeconfigs),
                      ("EtcdData", cp.Paths.EtcdData), ("Staging", cp.Paths.Staging),
                  })
         {

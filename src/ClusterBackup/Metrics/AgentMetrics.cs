@@ -25,6 +25,10 @@ internal sealed class AgentMetrics
     private readonly Gauge _verifyInterval;
 
     private readonly Gauge _schedulerInstances;
+    private readonly Gauge _certificateExpiry;
+
+    /// <summary>The certificate series each cluster shows: those of its newest set only (bounded cardinality).</summary>
+    private readonly Dictionary<string, HashSet<(string Node, string Certificate)>> _certificates = new(StringComparer.Ordinal);
 
     /// <param name="instance">The agent's name when agents share a scheduler store: a label of build_info only.</param>
     public AgentMetrics(CollectorRegistry registry, string version, string? instance = null)
@@ -57,6 +61,10 @@ internal sealed class AgentMetrics
             factory.CreateGauge("cluster_backup_build_info", "The agent's version and name in the shared scheduler store.", "version", "instance").WithLabels(version, instance).Set(1);
         }
 
+        _certificateExpiry = factory.CreateGauge(
+            "cluster_backup_certificate_expiry_timestamp_seconds",
+            "notAfter of each certificate in the newest set's PKI and kubeconfigs (Unix seconds).",
+            "cluster", "node", "certificate");
         _schedulerInstances = factory.CreateGauge("cluster_backup_scheduler_instances", "Agents alive in the scheduler store (1 with the memory store); 0 while the store cannot be read.");
         _schedulerInstances.Set(instance is null ? 1 : 0); // a shared store's count comes once it is read
     }
@@ -145,9 +153,36 @@ internal sealed class AgentMetrics
         {
             _lastSize.WithLabels(cluster, SizeLabel(artifact)).Set(artifact.StoredSize);
         }
+
+        ShowCertificates(cluster, manifest);
     }
 
-    /// <summary>etcd-snapshot, pki-NODE, manifests-NODE: one series per artifact of a set.</summary>
+    /// <summary>Replaces the cluster's certificate series by those of this set (a renewed or removed one does not linger).</summary>
+    private void ShowCertificates(string cluster, SetManifest manifest)
+    {
+        lock (_certificates)
+        {
+            var now = manifest.Certificates
+                .GroupBy(c => (c.Node, c.Name))
+                .ToDictionary(g => g.Key, g => g.Min(c => c.NotAfter)); // a chain in one file: its soonest
+            if (_certificates.TryGetValue(cluster, out var shown))
+            {
+                foreach (var gone in shown.Where(s => !now.ContainsKey(s)))
+                {
+                    _certificateExpiry.RemoveLabelled(cluster, gone.Node, gone.Certificate);
+                }
+            }
+
+            foreach (var ((node, certificate), notAfter) in now)
+            {
+                _certificateExpiry.WithLabels(cluster, node, certificate).Set(notAfter.ToUnixTimeSeconds());
+            }
+
+            _certificates[cluster] = now.Keys.ToHashSet();
+        }
+    }
+
+    /// <summary>etcd-snapshot, pki-NODE, manifests-NODE, kubeconfigs-NODE: one series per artifact of a set.</summary>
     public static string SizeLabel(ArtifactRecord artifact) =>
         artifact.Kind == ArtifactKinds.EtcdSnapshot ? ArtifactKinds.EtcdSnapshot : $"{artifact.Kind}-{artifact.Node}";
 }

@@ -59,6 +59,9 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
                     case ArtifactKinds.Pki:
                         files[new RestoreFile(RestoreFileKind.Pki, file.Artifact.Node)] = file.Path;
                         break;
+                    case ArtifactKinds.Kubeconfigs:
+                        files[new RestoreFile(RestoreFileKind.Kubeconfigs, file.Artifact.Node)] = file.Path;
+                        break;
                 }
             }
 

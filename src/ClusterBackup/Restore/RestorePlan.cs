@@ -39,6 +39,9 @@ internal enum RestoreStepKind
     UploadPki,
     CopyPkiAside,
     RestorePki,
+    UploadKubeconfigs,
+    CopyKubeconfigsAside,
+    RestoreKubeconfigs,
     StopStaticPods,
     StageBackedUpEtcdYaml,
     WaitForEtcdToStop,
@@ -61,6 +64,9 @@ internal static class RestoreSteps
         RestoreStepKind.UploadPki => "upload pki",
         RestoreStepKind.CopyPkiAside => "copy the pki aside",
         RestoreStepKind.RestorePki => "restore pki",
+        RestoreStepKind.UploadKubeconfigs => "upload kubeconfigs",
+        RestoreStepKind.CopyKubeconfigsAside => "copy the kubeconfigs aside",
+        RestoreStepKind.RestoreKubeconfigs => "restore kubeconfigs",
         RestoreStepKind.StopStaticPods => "stop static pods",
         RestoreStepKind.StageBackedUpEtcdYaml => "stage the backed-up etcd.yaml",
         RestoreStepKind.WaitForEtcdToStop => "wait for etcd to stop",
@@ -74,11 +80,12 @@ internal static class RestoreSteps
     };
 }
 
-/// <summary>A local file a step uploads: the set's snapshot, a node's PKI archive, or a node's backed-up etcd.yaml.</summary>
+/// <summary>A local file a step uploads: the set's snapshot, a node's PKI or kubeconfigs archive, or a node's backed-up etcd.yaml.</summary>
 internal enum RestoreFileKind
 {
     Snapshot,
     Pki,
+    Kubeconfigs,
     EtcdYaml,
 }
 

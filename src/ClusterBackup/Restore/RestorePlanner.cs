@@ -45,7 +45,11 @@ internal static class RestorePlanner
         var steps = new List<RestoreStep>();
         foreach (var (node, found) in members)
         {
-            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki));
+            // Sets of earlier versions have no kubeconfigs archive; a node that had none has nothing to put back.
+            var kubeconfigs = options.Pki
+                ? assessment.Set.Manifest.Artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.Kubeconfigs && a.Node == node.Name)?.Files is { Count: > 0 } files ? files : null
+                : null;
+            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki, kubeconfigs));
         }
 
         foreach (var (node, _) in members)
@@ -55,7 +59,7 @@ internal static class RestorePlanner
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.StartStaticPods, RestorePhase.Start,
                 new RemoteCommand(NodeCommands.MoveStaticPodManifests(paths.Staging, paths.Manifests))) { LeftInPlace = left });
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.RemoveStagedFiles, RestorePhase.Start,
-                new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive))) { LeftInPlace = left });
+                new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive, paths.KubeconfigsArchive))) { LeftInPlace = left });
         }
 
         foreach (var (node, _) in members)
@@ -122,7 +126,7 @@ internal static class RestorePlanner
             "with the full --initial-cluster, because a restore starts a new cluster that members with other data cannot join", null);
     }
 
-    private static IEnumerable<RestoreStep> Prepare(MemberPaths paths, MemberAssessment found, bool pki)
+    private static IEnumerable<RestoreStep> Prepare(MemberPaths paths, MemberAssessment found, bool pki, IReadOnlyList<string>? kubeconfigs)
     {
         var node = paths.Node;
         var name = node.Name;
@@ -136,6 +140,17 @@ internal static class RestorePlanner
             yield return Step(RestoreStepKind.CopyPkiAside, NodeCommands.CopyAsideIfPresent(paths.Pki, paths.PkiAside),
                 new RestoreUndo(NodeCommands.PutBack(paths.Pki, paths.PkiAside), UndoWhen.Completed));
             yield return Step(RestoreStepKind.RestorePki, NodeCommands.Untar(paths.PkiArchive, paths.Pki));
+        }
+
+        if (kubeconfigs is not null)
+        {
+            // Only the files the archive holds are copied aside and replaced: the rest of the directory stays.
+            yield return new RestoreStep(name, RestoreStepKind.UploadKubeconfigs, RestorePhase.Prepare,
+                new Upload(new RestoreFile(RestoreFileKind.Kubeconfigs, name), paths.KubeconfigsArchive),
+                new RestoreUndo(NodeCommands.RemoveFiles(paths.KubeconfigsArchive), UndoWhen.Attempted));
+            yield return Step(RestoreStepKind.CopyKubeconfigsAside, NodeCommands.CopyFilesAside(paths.Kubeconfigs, kubeconfigs, paths.KubeconfigsAside),
+                new RestoreUndo(NodeCommands.PutFilesBack(paths.Kubeconfigs, kubeconfigs, paths.KubeconfigsAside), UndoWhen.Completed));
+            yield return Step(RestoreStepKind.RestoreKubeconfigs, NodeCommands.Untar(paths.KubeconfigsArchive, paths.Kubeconfigs));
         }
 
         // Undone after (so before) the manifests go back: a node that had no etcd.yaml gets none.
@@ -198,5 +213,11 @@ internal static class RestorePlanner
         public string Snapshot => $"{Staging}/snapshot-{SetId}.db";
 
         public string PkiArchive => $"{Staging}/pki-{SetId}.tar";
+
+        public string Kubeconfigs => Node.Paths.Kubeconfigs.TrimEnd('/') is { Length: > 0 } dir ? dir : "/";
+
+        public string KubeconfigsAside => $"{Staging}/kubeconfigs.before-restore-{Stamp}";
+
+        public string KubeconfigsArchive => $"{Staging}/kubeconfigs-{SetId}.tar";
     }
 }

@@ -58,6 +58,9 @@ internal static class Daemon
         await host.RunAsync(cancellationToken);
     }
 
+    /// <summary>How long an idle agent waits before it looks for due firings in the shared store again.</summary>
+    public static readonly TimeSpan IdleWaitTime = TimeSpan.FromSeconds(2);
+
     /// <summary>How often each agent records in the shared store that it is alive.</summary>
     public static readonly TimeSpan CheckinInterval = TimeSpan.FromSeconds(5);
 
@@ -76,6 +79,10 @@ internal static class Daemon
         {
             scheduler.InstanceName = "cluster-backup";
             scheduler.InstanceId = options.Instance;
+            // Firings another agent adds (a catch-up, a recovery) are seen within IdleWaitTime;
+            // a free agent takes up to a run slot's worth of due firings at once.
+            scheduler.IdleWaitTime = IdleWaitTime;
+            scheduler.MaxBatchSize = options.MaxConcurrentRuns;
         });
         quartz.UsePersistentStore(store =>
         {

@@ -11,4 +11,8 @@ internal static class NodeArchiveSource
     /// </summary>
     public static Stream Open(NodeSession session, string directory, NodeStep step, CancellationToken cancellationToken = default) =>
         session.OpenOutput(NodeCommands.TarDirectory(directory), step, cancellationToken);
+
+    /// <summary>The top-level <c>*.conf</c> files of the kubeconfig directory; an empty archive when it has none.</summary>
+    public static Stream OpenKubeconfigs(NodeSession session, string directory, CancellationToken cancellationToken = default) =>
+        session.OpenOutput(NodeCommands.TarTopLevelFiles(directory, "*.conf"), NodeStep.KubeconfigsArchive, cancellationToken);
 }

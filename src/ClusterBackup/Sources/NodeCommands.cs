@@ -57,6 +57,18 @@ internal static class NodeCommands
         return $"test -d {dir} || {{ printf '%s: no such directory\\n' {dir} >&2; exit 2; }}; tar -cf - -C {dir} .";
     }
 
+    /// <summary>
+    /// <c>tar -cf -</c> of the regular files matching <paramref name="pattern"/> at the top of a
+    /// directory (not below it), keeping modes and owners; an empty archive when there are none or
+    /// the directory does not exist (a node without kubeconfigs is recorded as such, not an error).
+    /// </summary>
+    public static string TarTopLevelFiles(string directory, string pattern)
+    {
+        var dir = Q(directory);
+        return $"if [ -d {dir} ]; then cd {dir} && find . -maxdepth 1 -type f -name {Q(pattern)} -print0 | sort -z | tar -cf - --null --no-recursion -T -; " +
+               "else tar -cf - --null -T /dev/null; fi";
+    }
+
     /// <summary>Extracts an archive into a directory, keeping modes and owners.</summary>
     public static string Untar(string archive, string directory) => $"mkdir -p {Q(directory)} && tar -xpf {Q(archive)} -C {Q(directory)}";
 
@@ -81,6 +93,14 @@ internal static class NodeCommands
 
     /// <summary>Copies a directory aside, keeping modes and owners, if it exists.</summary>
     public static string CopyAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then cp -a {Q(path)} {Q(aside)}; fi";
+
+    /// <summary>Copies the named files of a directory that exist into a new directory aside, keeping modes and owners.</summary>
+    public static string CopyFilesAside(string directory, IEnumerable<string> files, string aside) =>
+        $"mkdir -p {Q(aside)} && for f in {string.Join(' ', files.Select(Q))}; do if [ -e {Q(directory)}/\"$f\" ]; then cp -a {Q(directory)}/\"$f\" {Q(aside)}/ || exit 1; fi; done";
+
+    /// <summary>Puts the named files copied aside back; those that were not there before are removed.</summary>
+    public static string PutFilesBack(string directory, IEnumerable<string> files, string aside) =>
+        $"for f in {string.Join(' ', files.Select(Q))}; do if [ -e {Q(aside)}/\"$f\" ]; then mv -f {Q(aside)}/\"$f\" {Q(directory)}/\"$f\" || exit 1; else rm -f {Q(directory)}/\"$f\"; fi; done; rmdir {Q(aside)} 2>/dev/null; true";
 
     /// <summary>Puts a directory moved aside back in place of whatever is there now.</summary>
     public static string PutBack(string path, string aside) =>

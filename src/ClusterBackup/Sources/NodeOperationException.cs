@@ -18,6 +18,7 @@ internal enum NodeStep
     EtcdSnapshot,
     PkiArchive,
     ManifestsArchive,
+    KubeconfigsArchive,
 }
 
 internal static class NodeSteps
@@ -29,6 +30,7 @@ internal static class NodeSteps
         NodeStep.EtcdSnapshot => "etcd snapshot",
         NodeStep.PkiArchive => "pki archive",
         NodeStep.ManifestsArchive => "manifests archive",
+        NodeStep.KubeconfigsArchive => "kubeconfigs archive",
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 }

@@ -143,6 +143,46 @@ public sealed class RestorePlannerTests
     }
 
     [Fact]
+    public void Pki_puts_back_the_kubeconfigs_the_set_holds_copying_aside_only_those_files()
+    {
+        var assessment = Assess(Member(1, 1, false));
+        RestoreAssessment With(IReadOnlyList<string> files) => assessment with
+        {
+            Set = assessment.Set with
+            {
+                Manifest = assessment.Set.Manifest with
+                {
+                    Artifacts = [.. assessment.Set.Manifest.Artifacts, new ArtifactRecord
+                    {
+                        Name = "kubeconfigs-cp1.tar.zst.age", Kind = ArtifactKinds.Kubeconfigs, Node = "cp1", Files = files,
+                        PlainSize = 1, PlainSha256 = "0", StoredSize = 1, StoredSha256 = "0", Compression = "zstd",
+                    }],
+                },
+            },
+        };
+
+        var plan = Plan(With(["admin.conf", "scheduler.conf"]), pki: true);
+
+        Assert.Equal(["staging", "upload snapshot", "upload pki", "copy the pki aside", "restore pki", "upload kubeconfigs", "copy the kubeconfigs aside", "restore kubeconfigs", "stop static pods"],
+            Kinds(plan, "cp1").Take(9));
+        Assert.Equal(new Upload(new RestoreFile(RestoreFileKind.Kubeconfigs, "cp1"), "/backup/kubeconfigs-20261126T221408Z.tar"),
+            plan.Steps.Single(s => s.Kind == RestoreStepKind.UploadKubeconfigs).Action);
+        Assert.Equal(
+            "mkdir -p /backup/kubeconfigs.before-restore-20261127T010203Z && for f in admin.conf scheduler.conf; do if [ -e /etc/kubernetes/\"$f\" ]; " +
+            "then cp -a /etc/kubernetes/\"$f\" /backup/kubeconfigs.before-restore-20261127T010203Z/ || exit 1; fi; done",
+            Command(plan, "cp1", RestoreStepKind.CopyKubeconfigsAside));
+        Assert.Equal(UndoWhen.Completed, plan.Steps.Single(s => s.Kind == RestoreStepKind.CopyKubeconfigsAside).Undo!.When);
+        Assert.Equal("mkdir -p /etc/kubernetes && tar -xpf /backup/kubeconfigs-20261126T221408Z.tar -C /etc/kubernetes",
+            Command(plan, "cp1", RestoreStepKind.RestoreKubeconfigs));
+        Assert.Contains("/backup/kubeconfigs-20261126T221408Z.tar", Command(plan, "cp1", RestoreStepKind.RemoveStagedFiles), StringComparison.Ordinal);
+
+        // A node that had none, a set of an earlier version, or no --pki: nothing to put back.
+        Assert.DoesNotContain("upload kubeconfigs", Kinds(Plan(With([]), pki: true), "cp1"));
+        Assert.DoesNotContain("upload kubeconfigs", Kinds(Plan(assessment, pki: true), "cp1"));
+        Assert.DoesNotContain("upload kubeconfigs", Kinds(Plan(With(["admin.conf"]), pki: false), "cp1"));
+    }
+
+    [Fact]
     public void Pki_is_refused_before_anything_changes_when_the_set_lacks_a_nodes_archive()
     {
         var assessment = Assess(Member(1, 1, false));

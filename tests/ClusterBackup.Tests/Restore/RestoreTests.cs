@@ -61,7 +61,22 @@ public sealed class RestoreTests(RigFixture fixture)
         await cluster.Members[0].CorruptAsync();
         var caKey = Path.Combine(cluster.Members[0].Node.PkiDirectory, "ca.key");
         File.Delete(caKey);
+        // The kubeconfigs too: one rewritten with a wider mode, one lost.
+        var kubeconfigs = cluster.Members[0].Node.KubeconfigDirectory;
+        var admin = Path.Combine(kubeconfigs, "admin.conf");
+        var scheduler = Path.Combine(kubeconfigs, "scheduler.conf");
+        var (adminBytes, schedulerBytes) = (await File.ReadAllBytesAsync(admin), await File.ReadAllBytesAsync(scheduler));
+        await File.WriteAllTextAsync(admin, "not a kubeconfig\n");
+        File.SetUnixFileMode(admin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        File.Delete(scheduler);
         var before = Snapshot(cluster.Members[0]);
+
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        dry.AssertOutput("[rs-cp1] upload kubeconfigs: upload over SFTP to");
+        dry.AssertOutput("[rs-cp1] copy the kubeconfigs aside:");
+        dry.AssertOutput("[rs-cp1] restore kubeconfigs:");
+        dry.AssertOutput("for f in admin.conf controller-manager.conf kubelet.conf scheduler.conf super-admin.conf");
 
         var unconfirmed = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--identity", _rig.AgeIdentityFile);
         Assert.Equal(1, unconfirmed.ExitCode);
@@ -72,6 +87,12 @@ public sealed class RestoreTests(RigFixture fixture)
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(caKey));
+        Assert.Equal(adminBytes, await File.ReadAllBytesAsync(admin));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(admin));
+        Assert.Equal(schedulerBytes, await File.ReadAllBytesAsync(scheduler));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(scheduler));
+        var aside = Assert.Single(Directory.GetDirectories(cluster.Members[0].StagingDirectory, "kubeconfigs.before-restore-*"));
+        Assert.Equal("not a kubeconfig\n", await File.ReadAllTextAsync(Path.Combine(aside, "admin.conf")));
         Assert.Empty(Directory.GetFiles(cluster.Members[0].StagingDirectory));
         result.AssertOutput("plan: not HA: restoring the only member, rs-cp1");
         result.AssertOutput("cluster rs restored");

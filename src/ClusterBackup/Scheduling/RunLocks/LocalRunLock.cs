@@ -11,48 +11,49 @@ namespace ClusterBackup.Scheduling.RunLocks;
 /// </summary>
 internal sealed class LocalRunLock(IBackupStore store, BackupCatalog catalog) : IClusterRunLock
 {
-    /// <summary>Where lock files go: systemd's StateDirectory for the unit, the package's state directory for the CLI, else a private temp dir.</summary>
-    public static IEnumerable<string> Directories()
+    /// <summary>
+    /// Where lock files go: systemd's StateDirectory for the unit; the package's state directory
+    /// for a command on the same host; else (no package installed) a directory in the temp dir.
+    /// </summary>
+    public static string Directory()
     {
         if (Environment.GetEnvironmentVariable("STATE_DIRECTORY") is { Length: > 0 } state)
         {
-            yield return Path.Combine(state.Split(':')[0], "locks");
+            return Path.Combine(state.Split(':')[0], "locks");
         }
 
-        yield return "/var/lib/cluster-backup/locks";
-        yield return Path.Combine(Path.GetTempPath(), $"cluster-backup-locks-{Environment.UserName}");
+        return System.IO.Directory.Exists("/var/lib/cluster-backup")
+            ? "/var/lib/cluster-backup/locks"
+            : Path.Combine(Path.GetTempPath(), "cluster-backup-locks");
     }
 
     public Task<RunLockResult> TryAcquireAsync(string cluster, CancellationToken cancellationToken)
     {
-        var name = RunLockKey.FileName(store.Describe(catalog.ClusterPrefix(cluster)));
-        var problems = new List<string>();
-        foreach (var directory in Directories())
+        var directory = Directory();
+        var path = Path.Combine(directory, RunLockKey.FileName(store.Describe(catalog.ClusterPrefix(cluster))));
+        try
         {
-            if (!Directory.Exists(Path.GetDirectoryName(directory)) && directory.StartsWith("/var/lib/", StringComparison.Ordinal))
+            System.IO.Directory.CreateDirectory(directory, ReadableByAll | UnixFileMode.UserWrite);
+            var created = !File.Exists(path);
+            // FileShare.None is an exclusive flock(2) on Linux: refused while another process holds it.
+            // The daemon's user only reads a lock file root created, and flock needs no more.
+            var file = new FileStream(path, FileMode.OpenOrCreate, created ? FileAccess.ReadWrite : FileAccess.Read, FileShare.None);
+            if (created)
             {
-                continue; // the package is not installed here
+                File.SetUnixFileMode(file.SafeFileHandle, ReadableByAll | UnixFileMode.UserWrite);
             }
 
-            var path = Path.Combine(directory, name);
-            try
-            {
-                Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                    | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-                // FileShare.None is an exclusive flock(2) on Linux: refused while another process holds it.
-                var file = new FileStream(path, FileMode.OpenOrCreate, File.Exists(path) ? FileAccess.Read : FileAccess.ReadWrite, FileShare.None);
-                return Task.FromResult<RunLockResult>(new RunLockHeld(file));
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                return Task.FromResult<RunLockResult>(new RunLockBusy($"another process on this host (the daemon or a 'backup' command; lock {path})"));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                problems.Add($"{path}: {ex.Message}");
-            }
+            return Task.FromResult<RunLockResult>(new RunLockHeld(file));
         }
-
-        throw new RunLockUnavailableException($"cannot create the run lock of cluster {cluster}: {string.Join("; ", problems)}");
+        catch (IOException) when (File.Exists(path))
+        {
+            return Task.FromResult<RunLockResult>(new RunLockBusy($"another process on this host (the daemon or a 'backup' command; lock {path})"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new RunLockUnavailableException($"cannot open the run lock of cluster {cluster} ({path}): {ex.Message}", ex);
+        }
     }
+
+    private const UnixFileMode ReadableByAll = UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 }

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using ClusterBackup.Catalog;
+using ClusterBackup.Certificates;
+using ClusterBackup.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterBackup.Cli;
+
+/// <summary><c>cluster-backup certs [--cluster NAME] [--json]</c>: certificate expiry from the newest set, with no SSH.</summary>
+internal static class CertsCommand
+{
+    public static Command Create(CliHost host)
+    {
+        var cluster = new Option<string?>("--cluster") { Description = "Only this cluster", HelpName = "NAME" };
+        var json = new Option<bool>("--json") { Description = "One JSON array: every certificate with its cluster, set and status" };
+        var command = new Command("certs", """
+            Show when each certificate of the control planes expires, as kubeadm certs check-expiration
+            does, from the newest complete set's manifest: every *.crt of each node's PKI and the
+            embedded certificates of its kubeconfigs, read while they were backed up. It contacts no
+            node. Soonest first.
+            Exit status: 0 if none expires within Certificates:WarnDays (default 30), 1 if one does or
+            has expired, or a cluster has no set that records its certificates; 78 on a configuration error.
+
+            Example: cluster-backup certs --cluster prod-admin
+            """)
+        {
+            cluster,
+            json,
+        };
+        command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
+        {
+            var settings = services.GetRequiredService<AgentSettings>();
+            var catalog = services.GetRequiredService<BackupCatalog>();
+            var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
+            var warnDays = settings.Certificates.WarnDays;
+            var name = parse.GetValue(cluster);
+            var rows = new List<CertificateRow>();
+            var missing = 0;
+            foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
+            {
+                var newest = (await catalog.ScanAsync(selected.Name, ct)).LastOrDefault(s => s.Complete)?.Manifest;
+                if (newest is null || newest.Certificates.Count == 0)
+                {
+                    missing++;
+                    await host.Error.WriteLineAsync(newest is null
+                        ? $"error: cluster {selected.Name}: no complete backup set: run 'cluster-backup backup --cluster {selected.Name}'"
+                        : $"error: cluster {selected.Name}: set {newest.SetId} records no certificates (taken by agent {newest.AgentVersion}); the next backup records them");
+                    continue;
+                }
+
+                rows.AddRange(CertificateExpiry.Sorted(newest.Certificates).Select(c => CertificateRow.Of(selected.Name, newest.SetId, c, now, warnDays)));
+            }
+
+            rows = rows.OrderBy(r => r.NotAfter).ThenBy(r => r.Cluster, StringComparer.Ordinal).ToList();
+            if (parse.GetValue(json))
+            {
+                await host.Out.WriteLineAsync(JsonSerializer.Serialize(rows, CertsJsonContext.Default.ListCertificateRow));
+            }
+            else if (rows.Count > 0)
+            {
+                await host.Out.WriteLineAsync(Table(rows));
+            }
+
+            var attention = rows.Count(r => r.Status != CertificateRow.Ok);
+            if (attention > 0)
+            {
+                await host.Error.WriteLineAsync($"warning: {attention} certificate(s) expire within {warnDays} days (Certificates:WarnDays) or have expired: renew them (kubeadm certs renew), then back up again");
+            }
+
+            return attention + missing == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static string Table(IReadOnlyList<CertificateRow> rows)
+    {
+        string[] header = ["CLUSTER", "CERTIFICATE", "NODE", "EXPIRES", "RESIDUAL", "CA", "STATUS"];
+        var cells = rows.Select(r => new[]
+        {
+            r.Cluster, r.Certificate, r.Node, r.NotAfter.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), r.Residual, r.IsCa ? "yes" : "no", r.Status,
+        }).ToList();
+        var widths = header.Select((h, i) => Math.Max(h.Length, cells.Max(c => c[i].Length))).ToArray();
+        return string.Join('\n', new[] { header }.Concat(cells).Select(c => string.Join("  ", c.Select((cell, i) => cell.PadRight(widths[i]))).TrimEnd()));
+    }
+}
+
+/// <summary>One line of <c>certs</c>: a certificate of the newest set, and what it needs.</summary>
+internal sealed record CertificateRow(
+    string Cluster, string SetId, string Node, string Certificate, string File, string? Field, string Subject, string Issuer, string Serial,
+    DateTimeOffset NotAfter, bool IsCa, string Residual, string Status)
+{
+    public const string Ok = "ok";
+    public const string Expiring = "EXPIRING";
+    public const string Expired = "EXPIRED";
+
+    public static CertificateRow Of(string cluster, string setId, CertificateRecord c, DateTimeOffset now, int warnDays) => new(
+        cluster, setId, c.Node, c.Name, c.File, c.Field, c.Subject, c.Issuer, c.Serial, c.NotAfter, c.IsCa,
+        CertificateExpiry.Residual(c.NotAfter, now),
+        c.NotAfter <= now ? Expired : CertificateExpiry.NeedsAttention(c, now, warnDays) ? Expiring : Ok);
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(List<CertificateRow>))]
+internal sealed partial class CertsJsonContext : JsonSerializerContext;
