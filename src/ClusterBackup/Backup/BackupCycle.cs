@@ -82,7 +82,16 @@ internal sealed partial class BackupCycle(
             // A firing can come late (queued behind a run, recovered from an agent that stopped or was
             // cut off from the shared store, several agents catching up at once): a set that started
             // since it was due already did its work.
-            var newest = (await catalog.ScanAsync(cluster.Name, cancellationToken)).LastOrDefault(s => s.Complete)?.Manifest;
+            SetManifest? newest;
+            try
+            {
+                newest = (await catalog.ScanAsync(cluster.Name, cancellationToken)).LastOrDefault(s => s.Complete)?.Manifest;
+            }
+            catch (StorageException)
+            {
+                newest = null; // storage is down: the backup itself fails, and is counted, saying so
+            }
+
             if (trigger is CycleTrigger.CatchUp && !cluster.MissedSchedule(newest?.StartedAt, time.GetUtcNow()))
             {
                 return CycleOutcome.Skip($"caught up already by another run (newest set {newest!.SetId})");

@@ -96,7 +96,11 @@ internal static class Daemon
         });
     }
 
-    /// <summary>One job per cluster and kind, its cron trigger, never two firings of it at once anywhere.</summary>
+    /// <summary>
+    /// One job per cluster and kind, and its cron trigger. A firing that finds its cluster busy (the
+    /// run gate here, the run lock anywhere) is skipped, not queued, so concurrent execution is not
+    /// disallowed in Quartz: that would hold the firing back and run it late.
+    /// </summary>
     private static void AddJob<TJob>(IQuartzBuilder quartz, JobKey key, ClusterSettings cluster, CronSchedule schedule, string suffix, bool recover)
         where TJob : IJob
     {
@@ -104,7 +108,6 @@ internal static class Daemon
             .WithIdentity(key)
             .UsingJobData(ClusterBackupJob.ClusterKey, cluster.Name)
             .StoreDurably()
-            .DisallowConcurrentExecution()
             .RequestRecovery(recover));
         quartz.AddTrigger(trigger => trigger
             .ForJob(key)

@@ -31,13 +31,14 @@ public sealed class DownloadTests(RigFixture fixture) : IDisposable
         var result = await CliRunner.RunAsync(config, "download", "--cluster", "download-ok", "--to", target, "--identity", _rig.AgeIdentityFile);
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        result.AssertOutput($"downloaded set {setId} of download-ok: 3 files checked against the manifest");
-        string[] expected = ["etcd-snapshot.db", "manifest.json", "manifests-cp1.tar", "pki-cp1.tar"];
+        result.AssertOutput($"downloaded set {setId} of download-ok: 4 files checked against the manifest");
+        string[] expected = ["etcd-snapshot.db", "kubeconfigs-cp1.tar", "manifest.json", "manifests-cp1.tar", "pki-cp1.tar"];
         Assert.Equal(expected, Directory.GetFiles(target).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.All(Directory.GetFiles(target), f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
         var status = await Tools.RunAsync("etcdctl", ["snapshot", "status", Path.Combine(target, "etcd-snapshot.db"), "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
         Assert.True(status.ExitCode == 0, status.ToString());
         Assert.Contains("./ca.key", await Tools.CheckAsync("tar", "-tf", Path.Combine(target, "pki-cp1.tar")), StringComparison.Ordinal);
+        Assert.Contains("./admin.conf", await Tools.CheckAsync("tar", "-tf", Path.Combine(target, "kubeconfigs-cp1.tar")), StringComparison.Ordinal);
     }
 
     [Fact]

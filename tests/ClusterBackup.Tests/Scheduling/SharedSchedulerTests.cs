@@ -139,6 +139,7 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
         await shared.Postgres.StopAsync();
         var stopped = DateTimeOffset.UtcNow;
         DaemonProcess? three = null;
+        var restarting = DateTimeOffset.MaxValue;
         try
         {
             // An agent started while the database is down serves its metrics and waits for it.
@@ -161,6 +162,7 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
         }
         finally
         {
+            restarting = DateTimeOffset.UtcNow;
             await shared.Postgres.StartAsync();
         }
 
@@ -177,7 +179,7 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
         var sets = await CompleteSetsAsync(cluster);
         AssertOncePerFiring(cluster, sets.Where(s => s >= started.AddSeconds(20)).ToList());
         // At most a run that was under way when the database stopped commits during the outage.
-        Assert.True(sets.Count(s => s > stopped.AddSeconds(5) && s < back) == 0, string.Join(", ", sets));
+        Assert.True(sets.Count(s => s > stopped.AddSeconds(5) && s < restarting.AddSeconds(-1)) == 0, string.Join(", ", sets));
         foreach (var agent in new[] { one, two })
         {
             Assert.Equal(1, Occurrences(agent.Log, "store is unreachable"));
@@ -188,6 +190,30 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
 
         Assert.Equal(1, Occurrences(three.Log, "cannot be reached at start-up"));
         Assert.Equal(0, await three.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
+    public async Task Jobs_are_reconciled_with_the_configuration_at_start_clusters_removed_and_rescheduled()
+    {
+        var (database, connection) = await shared.NewDatabaseAsync();
+        var config = SharedConfig(connection, Never, "kept", "removed");
+        config["ClusterBackup"]!["Clusters"]![1]!["VerifySchedule"] = Never;
+        await using (var first = await StartAgentAsync(config, "agent-1"))
+        {
+            await first.WaitUntilAsync(async () => await first.HealthAsync() == 200, "agent-1 ready", TimeSpan.FromSeconds(60));
+            Assert.Equal("kept,removed,removed", await shared.Postgres.SqlAsync("SELECT string_agg(job_name, ',' ORDER BY job_name) FROM qrtz_job_details", database));
+            Assert.Equal(0, await first.TerminateAsync(TimeSpan.FromSeconds(60)));
+        }
+
+        var changed = SharedConfig(connection, "0 15 3 * * ?", "kept");
+        await using var second = await StartAgentAsync(changed, "agent-1");
+        await second.WaitUntilAsync(async () => await second.HealthAsync() == 200, "agent-1 ready again", TimeSpan.FromSeconds(60));
+        await second.WaitUntilAsync(
+            async () => await shared.Postgres.SqlAsync("SELECT string_agg(job_name, ',' ORDER BY job_name) FROM qrtz_job_details", database) == "kept",
+            "the removed cluster's jobs deleted", TimeSpan.FromSeconds(30));
+        Assert.Equal("0 15 3 * * ?", await shared.Postgres.SqlAsync("SELECT cron_expression FROM qrtz_cron_triggers", database));
+        Assert.Contains("cluster-verify.removed", second.Log, StringComparison.Ordinal);
+        Assert.Equal(0, await second.TerminateAsync(TimeSpan.FromSeconds(60)));
     }
 
     [Fact]

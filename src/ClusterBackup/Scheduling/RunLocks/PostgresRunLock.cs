@@ -45,7 +45,7 @@ internal sealed class PostgresRunLock(SchedulerDatabase database, IBackupStore s
                 ? $"{reader.GetString(0)} (from {reader.GetString(1)})"
                 : "another agent");
         }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             throw new RunLockUnavailableException($"cannot take the run lock of cluster {cluster} in PostgreSQL ({database.Describe()}): {ex.Message}", ex);
         }
