@@ -93,6 +93,9 @@ internal static class Daemon
                 clustering.CheckinMisfireThreshold = CheckinMisfireThreshold;
             });
             store.ProvisionSchema();
+            // A catch-up firing that waited past the misfire threshold for a free run slot (a fleet
+            // all due at once) fires at the handler's next pass: make that seconds, not a minute.
+            store.ConfigureStore(ado => ado.MisfireHandlerFrequency = TimeSpan.FromSeconds(5));
         });
     }
 
