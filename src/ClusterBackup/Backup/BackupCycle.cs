@@ -45,6 +45,9 @@ internal sealed partial class BackupCycle(
     /// once and returned; a cluster another run holds is skipped, not counted. Throws only
     /// <see cref="OperationCanceledException"/> when cancelled (nothing is committed then).
     /// </summary>
+    /// <summary>How long a recovered firing waits for a run that holds its cluster.</summary>
+    public static readonly TimeSpan RecoveryWait = TimeSpan.FromHours(1);
+
     /// <summary>A set that started this long before a firing was due still counts as that firing's.</summary>
     public static readonly TimeSpan LateTolerance = TimeSpan.FromSeconds(1);
 
@@ -56,6 +59,14 @@ internal sealed partial class BackupCycle(
         try
         {
             taken = await runLock.TryAcquireAsync(cluster.Name, cancellationToken);
+            // A recovery must not be skipped: it is what removes the dead run's partial set. It waits
+            // for a run that took the cluster meanwhile (a catch-up), then finds that run's set.
+            var waited = Stopwatch.StartNew();
+            while (trigger == CycleTrigger.Recovery && taken is RunLockBusy && waited.Elapsed < RecoveryWait)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(2), time, cancellationToken);
+                taken = await runLock.TryAcquireAsync(cluster.Name, cancellationToken);
+            }
         }
         catch (RunLockUnavailableException ex)
         {
@@ -85,7 +96,7 @@ internal sealed partial class BackupCycle(
             SetManifest? newest;
             try
             {
-                newest = (await catalog.ScanAsync(cluster.Name, cancellationToken)).LastOrDefault(s => s.Complete)?.Manifest;
+                newest = await catalog.NewestManifestAsync(cluster.Name, cancellationToken);
             }
             catch (StorageException)
             {

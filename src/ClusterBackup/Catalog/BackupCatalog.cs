@@ -110,6 +110,34 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     }
 
     /// <summary>
+    /// The newest readable manifest of the cluster, from one listing and as few manifest reads as it
+    /// takes (a damaged newest one is passed over): for decisions that need only the newest set.
+    /// </summary>
+    public async Task<SetManifest?> NewestManifestAsync(string cluster, CancellationToken cancellationToken = default)
+    {
+        var prefix = ClusterPrefix(cluster);
+        var complete = new SortedSet<SetId>();
+        await foreach (var item in store.ListAsync(prefix, cancellationToken))
+        {
+            var rest = item.Key[prefix.Length..].Split('/');
+            if (rest is [var set, SetManifest.FileName] && SetId.TryParse(set, out var id))
+            {
+                complete.Add(id);
+            }
+        }
+
+        foreach (var id in complete.Reverse())
+        {
+            if ((await ReadManifestAsync(cluster, id, cancellationToken)).Manifest is { } manifest)
+            {
+                return manifest;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
     /// A complete set by id, or the newest complete one with <c>latest</c>; throws
     /// <see cref="SetNotFoundException"/>, naming a damaged set as such.
     /// </summary>

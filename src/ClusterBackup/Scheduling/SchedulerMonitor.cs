@@ -7,10 +7,10 @@ using Quartz;
 namespace ClusterBackup.Scheduling;
 
 /// <summary>
-/// Keeps what the daemon reports true wherever the runs happen: every cluster's gauges are
-/// refreshed from storage each minute (another agent may have backed it up), and, with a shared
-/// store, the number of agents alive in it is counted and an unreachable store is reported on
-/// /healthz and logged once per outage.
+/// With a shared store, keeps what the daemon reports true wherever the runs happen: every
+/// cluster's gauges are refreshed from storage each minute (another agent may have backed it up),
+/// the agents alive in the store are counted, and an unreachable store is reported on /healthz and
+/// logged once per outage. With the memory store it does nothing: this agent's runs set the gauges.
 /// </summary>
 internal sealed partial class SchedulerMonitor(
     IReadOnlyList<ClusterSettings> clusters, SchedulerOptions options, MetricsSeeder seeder, AgentMetrics metrics, AgentHealth health,
@@ -21,15 +21,16 @@ internal sealed partial class SchedulerMonitor(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!options.Clustered)
+        {
+            return;
+        }
+
         var scheduler = await starter.Started.WaitAsync(stoppingToken);
         var nextRefresh = time.GetUtcNow() + RefreshPeriod;
         while (!stoppingToken.IsCancellationRequested)
         {
-            if (options.Clustered)
-            {
-                await CountInstancesAsync(scheduler, stoppingToken);
-            }
-
+            await CountInstancesAsync(scheduler, stoppingToken);
             if (time.GetUtcNow() >= nextRefresh)
             {
                 foreach (var cluster in clusters)
