@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using ClusterBackup.Streams;
 
 namespace ClusterBackup.Certificates;
 
@@ -9,7 +10,7 @@ namespace ClusterBackup.Certificates;
 /// without a file on disk. ustar, GNU long names and pax paths are understood; a file larger than
 /// <see cref="MaxCapturedBytes"/> is passed through uncaptured.
 /// </summary>
-internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, Action<string, byte[]> found) : Stream
+internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, Action<string, byte[]> found) : ObservedReadStream(inner)
 {
     public const int MaxCapturedBytes = 1 << 20;
     private const int Block = 512;
@@ -24,36 +25,7 @@ internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, 
     private string? _longName;    // from a GNU 'L' entry or a pax 'path', for the next entry
     private MemoryStream? _meta;  // the content of an 'L' or 'x' entry
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var read = inner.Read(buffer);
-        Observe(buffer[..read]);
-        return read;
-    }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var read = await inner.ReadAsync(buffer, cancellationToken);
-        Observe(buffer.Span[..read]);
-        return read;
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    private void Observe(ReadOnlySpan<byte> data)
+    protected override void Observe(ReadOnlySpan<byte> data)
     {
         while (!data.IsEmpty)
         {
@@ -190,26 +162,4 @@ internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, 
 
     /// <summary>"./etcd/ca.crt" → "etcd/ca.crt".</summary>
     private static string Normalize(string name) => name.StartsWith("./", StringComparison.Ordinal) ? name[2..] : name;
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            inner.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override ValueTask DisposeAsync() => inner.DisposeAsync();
 }

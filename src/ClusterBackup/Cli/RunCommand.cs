@@ -16,7 +16,10 @@ internal static class RunCommand
             after each backup, serve Prometheus metrics and /healthz on Metrics:Listen. At start-up,
             metrics are seeded from storage and a cluster that missed a scheduled backup is backed up
             at once. Never two runs of one cluster at once: a trigger that finds its cluster busy is
-            skipped. SIGTERM stops taking work, cancels runs in flight (their uploads are aborted,
+            skipped. Up to Scheduler:MaxConcurrentRuns clusters run at once. With Scheduler:Store
+            "postgres", several agents share one schedule: each firing runs on one agent, and another
+            agent takes over the runs of one that stops checking in (README: "Running several agents").
+            SIGTERM stops taking work, cancels runs in flight (their uploads are aborted,
             nothing is committed) and exits 0. Logs: text on a terminal, compact JSON otherwise.
             Exit status: 0 after a clean stop, 78 on a configuration error (systemd does not restart).
 

@@ -8,7 +8,7 @@ namespace ClusterBackup.Sources.Etcd;
 /// 32 bytes must be the SHA-256 of everything before them. A mismatch fails the final read, so
 /// a consumer that commits only after a clean end never stores a damaged snapshot.
 /// </summary>
-internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnlyStream
+internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ObservedReadStream(inner)
 {
     public const int TrailerSize = 32;
     private const int BoltPageAlignment = 512;
@@ -19,23 +19,7 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnly
     private long _total;
     private bool _verified;
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var read = inner.Read(buffer);
-        Observe(buffer[..read]);
-        return read;
-    }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var read = await inner.ReadAsync(buffer, cancellationToken);
-        Observe(buffer.Span[..read]);
-        return read;
-    }
-
-    private void Observe(ReadOnlySpan<byte> data)
+    protected override void Observe(ReadOnlySpan<byte> data)
     {
         if (data.IsEmpty)
         {
@@ -93,7 +77,6 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ReadOnly
         if (disposing)
         {
             _hash.Dispose();
-            inner.Dispose();
         }
 
         base.Dispose(disposing);
