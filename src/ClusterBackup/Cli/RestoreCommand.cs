@@ -15,14 +15,14 @@ internal static class RestoreCommand
         var cluster = new Option<string>("--cluster") { Description = "The cluster to restore", HelpName = "NAME", Required = true };
         var set = new Option<string>("--set") { Description = "The set id, or 'latest'", HelpName = "ID", DefaultValueFactory = _ => BackupCatalog.LatestSelector };
         var members = new Option<string[]>("--member") { Description = "Restore only this member (repeatable; with quorum, needs --force)", HelpName = "NAME" };
-        var pki = new Option<bool>("--pki") { Description = "Also restore each node's PKI archive into Paths:Pki, keeping modes" };
+        var pki = new Option<bool>("--pki") { Description = "Also restore each node's PKI archive into Paths:Pki and its kubeconfigs into Paths:Kubeconfigs, keeping modes" };
         var force = new Option<bool>("--force") { Description = "Restore the --member(s) named although quorum holds" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Assess and print the plan and the exact commands; change nothing" };
         var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation" };
         var identity = IdentityOption.Create();
         var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("restore", """
-            Restore etcd (and with --pki the PKI) of a cluster's control planes from a set, over SSH,
+            Restore etcd (and with --pki the PKI and kubeconfigs) of a cluster's control planes from a set, over SSH,
             following the manual runbook. First the set's signature is checked (as by verify; refused
             sets are never read). Then every member's health is probed and a plan printed:
               not HA: the member is restored;
@@ -36,7 +36,8 @@ internal static class RestoreCommand
             (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls from the
             node's etcd.yaml (or the backed-up one), and member/ is checked. Only when every member is
             prepared are the manifests moved back; then health, member list and revision are reported.
-            With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP.
+            With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
+            kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
             A failing step undoes every step done so far, in reverse, on every member touched, and
             names node and step. --dry-run prints the plan's steps, exactly as they would run.
             Without --yes it asks first, and refuses when standard input is not a terminal.
