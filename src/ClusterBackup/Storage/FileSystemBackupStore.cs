@@ -92,6 +92,19 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
         }
     }
 
+    /// <summary>A listed file, or null when another process removed it between the listing and its stat (a reservation marker).</summary>
+    private static StoredObject? Stat(string key, FileInfo file)
+    {
+        try
+        {
+            return new StoredObject(key, file.Length, file.LastWriteTimeUtc);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The committed files under a directory, read at once; none if another process removed it meanwhile.</summary>
     private List<StoredObject> Snapshot(string start, string prefix)
     {
@@ -101,7 +114,8 @@ internal sealed partial class FileSystemBackupStore(string root) : IBackupStore,
                 .Select(f => (Key: Path.GetRelativePath(root, f.FullName).Replace(Path.DirectorySeparatorChar, '/'), File: f))
                 .Where(f => f.Key.StartsWith(prefix, StringComparison.Ordinal) && !f.File.Name.EndsWith(PartialSuffix, StringComparison.Ordinal))
                 .OrderBy(f => f.Key, StringComparer.Ordinal)
-                .Select(f => new StoredObject(f.Key, f.File.Length, f.File.LastWriteTimeUtc))
+                .Select(f => Stat(f.Key, f.File))
+                .OfType<StoredObject>()
                 .ToList();
         }
         catch (DirectoryNotFoundException)
