@@ -48,6 +48,12 @@ if (fleet > 0)
     return 0;
 }
 
+if (Environment.GetEnvironmentVariable("BENCH_HOLD") == "1")
+{
+    await HoldAsync();
+    return 0;
+}
+
 if (sizeMb > 0)
 {
     await LargeAsync();
@@ -107,6 +113,20 @@ async Task LargeAsync()
     {
         Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
     }
+}
+
+// BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling).
+async Task HoldAsync()
+{
+    foreach (var (storage, mode) in new[] { ("s3rver", "tunnel"), (Path.Combine(root, "store"), "tunnel"), ("s3rver", "exec") })
+    {
+        var name = $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}";
+        Console.WriteLine($"{name}: {await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), name)}");
+    }
+
+    Console.WriteLine($"S3 credentials: {string.Join(' ', S3Server.Credentials.Select(c => $"{c.Key}={c.Value}"))}");
+    Console.WriteLine("holding; close stdin to stop");
+    await Console.In.ReadToEndAsync();
 }
 
 // A small cluster: a one-member control plane with a few MB, backed up three times; list of 1,000 sets.

@@ -102,7 +102,12 @@ internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog ca
         output.Flush(flushToDisk: true);
     }
 
-    private async Task ExtractAsync(CatalogSet set, ArtifactRecord artifact, Stream output, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
+    /// <summary>
+    /// Streams one artifact, decrypted and decompressed, into <paramref name="output"/> as it downloads;
+    /// throws <see cref="DownloadFailedException"/> at the end when it does not match the manifest, so
+    /// the consumer must not use what it received until this returns.
+    /// </summary>
+    public async Task ExtractAsync(CatalogSet set, ArtifactRecord artifact, Stream output, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
     {
         var key = catalog.ArtifactKey(set.Manifest.Cluster, set.Id, artifact.Name);
         var where = $"set {set.Id} of cluster {set.Manifest.Cluster}: artifact {artifact.Name}";
@@ -138,7 +143,8 @@ internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog ca
         identities is not null && artifact.Encryption is not null
         && identities.Any(i => artifact.Encryption.Recipients.Contains(i.Recipient.ToString(), StringComparer.Ordinal));
 
-    private static void RequireIdentities(SetManifest manifest, IReadOnlyList<AgeIdentity>? identities)
+    /// <summary>Refuses, before anything is fetched, an encrypted set without identities.</summary>
+    public static void RequireIdentities(SetManifest manifest, IReadOnlyList<AgeIdentity>? identities)
     {
         var encrypted = manifest.Artifacts.FirstOrDefault(a => a.Encryption is not null);
         if (encrypted is not null && (identities is null || identities.Count == 0))

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using ClusterBackup.Encryption;
+using ClusterBackup.Streams;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
 
@@ -49,7 +50,9 @@ internal static class ArtifactPipeline
         {
             using var stored = new HashingStream(destination);
             using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
-            HashingStream plain;
+            // A source that hashes what it yields (an etcd snapshot, for its trailer) is not hashed twice.
+            var digesting = source as IDigestingSource;
+            HashingStream? plain;
             await using (var compressor = new CompressionStream((Stream?)age ?? stored, compression.Level, BufferSize, leaveOpen: true))
             {
                 if (compression.Workers > 0)
@@ -59,10 +62,11 @@ internal static class ArtifactPipeline
                     compressor.SetParameter(ZSTD_cParameter.ZSTD_c_jobSize, JobSize);
                 }
 
-                plain = new HashingStream(new ProgressStream(compressor, progress, artifact));
+                var sink = new ProgressStream(compressor, progress, artifact);
+                plain = digesting is null ? new HashingStream(sink) : null;
                 await using (var input = pipe.Reader.AsStream())
                 {
-                    await input.CopyToAsync(plain, BufferSize, stop.Token);
+                    await input.CopyToAsync((Stream?)plain ?? sink, BufferSize, stop.Token);
                 }
 
                 progress.Complete(artifact);
@@ -77,7 +81,8 @@ internal static class ArtifactPipeline
             {
                 await stored.FlushAsync(stop.Token);
                 await reading;
-                return new ArtifactDigest(plain.Count, plain.Sha256Hex(), stored.Count, stored.Sha256Hex());
+                var (plainCount, plainSha256) = plain is null ? digesting!.Digest : (plain.Count, plain.Sha256Hex());
+                return new ArtifactDigest(plainCount, plainSha256, stored.Count, stored.Sha256Hex());
             }
         }
         catch

@@ -6,6 +6,7 @@ using ClusterBackup.Configuration;
 using ClusterBackup.Encryption;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
+using ClusterBackup.Streams;
 
 namespace ClusterBackup.Restore;
 
@@ -44,32 +45,35 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
             throw new InvalidOperationException("a refused plan is not executed");
         }
 
+        SetDownloader.RequireIdentities(plan.Set.Manifest, identities);
         var work = Directory.CreateTempSubdirectory("cluster-backup-restore-").FullName;
         try
         {
-            var downloaded = await downloader.DownloadAsync(plan.Set, work, identities, cancellationToken);
-            var files = new Dictionary<RestoreFile, string>();
-            foreach (var file in downloaded)
+            // The small archives are fetched and checked whole before any node is touched; the
+            // snapshot streams from storage into its first upload (see SnapshotContent).
+            var files = new Dictionary<RestoreFile, RestoreContent>();
+            foreach (var artifact in plan.Set.Manifest.Artifacts)
             {
-                switch (file.Artifact.Kind)
+                var file = artifact.Kind switch
                 {
-                    case ArtifactKinds.EtcdSnapshot:
-                        files[new RestoreFile(RestoreFileKind.Snapshot)] = file.Path;
-                        break;
-                    case ArtifactKinds.Pki:
-                        files[new RestoreFile(RestoreFileKind.Pki, file.Artifact.Node)] = file.Path;
-                        break;
-                    case ArtifactKinds.Kubeconfigs:
-                        files[new RestoreFile(RestoreFileKind.Kubeconfigs, file.Artifact.Node)] = file.Path;
-                        break;
+                    ArtifactKinds.EtcdSnapshot => new RestoreFile(RestoreFileKind.Snapshot),
+                    ArtifactKinds.Pki => new RestoreFile(RestoreFileKind.Pki, artifact.Node),
+                    ArtifactKinds.Kubeconfigs => new RestoreFile(RestoreFileKind.Kubeconfigs, artifact.Node),
+                    _ => null,
+                };
+                if (file is null || !plan.Steps.Any(s => s.Action is Upload upload && upload.File == file))
+                {
+                    continue;
                 }
+
+                files[file] = file.Kind == RestoreFileKind.Snapshot
+                    ? SnapshotContent(plan, artifact, identities, work)
+                    : RestoreContent.FromBytes(SetDownloader.PlainName(artifact), await downloader.ReadAsync(plan.Set, artifact, identities, cancellationToken));
             }
 
             foreach (var member in plan.Assessment.Members.Where(m => m.BackedUpEtcdYaml is not null))
             {
-                var path = Path.Combine(work, $"etcd-{member.Name}.yaml");
-                await File.WriteAllTextAsync(path, member.BackedUpEtcdYaml, cancellationToken);
-                files[new RestoreFile(RestoreFileKind.EtcdYaml, member.Name)] = path;
+                files[new RestoreFile(RestoreFileKind.EtcdYaml, member.Name)] = RestoreContent.FromBytes($"etcd-{member.Name}.yaml", Encoding.UTF8.GetBytes(member.BackedUpEtcdYaml!));
             }
 
             return await executor.ExecuteAsync(plan, ConnectAsync, files, cancellationToken);
@@ -84,6 +88,49 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
     }
 
     public void Dispose() => _sessions.Dispose();
+
+    /// <summary>
+    /// The snapshot, streamed from storage into the first member's upload as it is decrypted,
+    /// decompressed and checked (a mismatch fails that upload, which is then undone). With more
+    /// members, the first stream also writes a private local copy that the later uploads read, so
+    /// the set is downloaded once.
+    /// </summary>
+    private RestoreContent SnapshotContent(RestorePlan plan, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities, string work)
+    {
+        var uploads = plan.Steps.Count(s => s.Action is Upload { File.Kind: RestoreFileKind.Snapshot });
+        var copy = Path.Combine(work, SetDownloader.PlainName(artifact));
+        var copied = false;
+        return new RestoreContent($"{SetDownloader.PlainName(artifact)} of set {plan.Set.Id}", async (destination, cancellationToken) =>
+        {
+            if (copied)
+            {
+                await using var file = File.OpenRead(copy);
+                await file.CopyToAsync(destination, cancellationToken);
+                return;
+            }
+
+            if (uploads <= 1)
+            {
+                await downloader.ExtractAsync(plan.Set, artifact, destination, identities, cancellationToken);
+                return;
+            }
+
+            await using (var file = new FileStream(copy, new FileStreamOptions
+            {
+                Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            }))
+            {
+                var both = new WriteOnlyStream(async (data, ct) =>
+                {
+                    await destination.WriteAsync(data, ct);
+                    await file.WriteAsync(data, ct);
+                });
+                await downloader.ExtractAsync(plan.Set, artifact, both, identities, cancellationToken);
+            }
+
+            copied = true;
+        });
+    }
 
     private async Task<MemberAssessment> AssessAsync(ControlPlaneSettings node, CatalogSet set, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
     {

@@ -9,7 +9,8 @@ internal interface IRestoreNode
 {
     Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken);
 
-    Task UploadAsync(string localFile, string remotePath, CancellationToken cancellationToken);
+    /// <summary>Writes <paramref name="content"/> to <paramref name="remotePath"/> as it streams; a failure of the content fails the upload.</summary>
+    Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken);
 }
 
 internal sealed record RestoreCommandResult(int ExitStatus, string Output, string ErrorSummary)
@@ -33,7 +34,7 @@ internal sealed class RestoreStepFailedException(string node, RestoreStepKind st
 internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
 {
     public async Task<RestoreReport> ExecuteAsync(
-        RestorePlan plan, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, string> files, CancellationToken cancellationToken)
+        RestorePlan plan, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
     {
         var attempted = new List<(RestoreStep Step, bool Completed)>();
         foreach (var step in plan.Steps)
@@ -83,7 +84,7 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
         }
     }
 
-    private static async Task RunAsync(IRestoreNode node, RestoreStep step, IReadOnlyDictionary<RestoreFile, string> files, CancellationToken cancellationToken)
+    private static async Task RunAsync(IRestoreNode node, RestoreStep step, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
     {
         switch (step.Action)
         {
@@ -96,14 +97,14 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
 
                 break;
             case Upload upload:
-                if (!files.TryGetValue(upload.File, out var local))
+                if (!files.TryGetValue(upload.File, out var content))
                 {
                     throw new InvalidOperationException($"the plan uploads {upload.File}, which was not provided");
                 }
 
                 try
                 {
-                    await node.UploadAsync(local, upload.RemotePath, cancellationToken);
+                    await node.UploadAsync(content, upload.RemotePath, cancellationToken);
                 }
                 catch (IOException ex)
                 {

@@ -97,7 +97,7 @@ internal abstract record RestoreAction;
 /// <summary>A shell command, built by <see cref="Sources.NodeCommands"/>; run through sudo when the node is so configured.</summary>
 internal sealed record RemoteCommand(string Command) : RestoreAction;
 
-/// <summary>A file sent over SFTP, ending at <see cref="RemotePath"/> with mode 0600.</summary>
+/// <summary>A file sent over SFTP as it streams (<see cref="RestoreContent"/>), ending at <see cref="RemotePath"/> with mode 0600.</summary>
 internal sealed record Upload(RestoreFile File, string RemotePath) : RestoreAction;
 
 /// <summary>When an undo runs: after its step completed, or as soon as its step was tried (the undo is safe on a partial step).</summary>

@@ -1,3 +1,6 @@
+using System.IO.Pipelines;
+using System.Runtime.ExceptionServices;
+using ClusterBackup.Catalog;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
 
@@ -12,12 +15,12 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         return new RestoreCommandResult(result.ExitStatus, result.Output, result.ErrorSummary);
     }
 
-    public async Task UploadAsync(string localFile, string remotePath, CancellationToken cancellationToken)
+    public async Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)
     {
         var ssh = session.Node.Ssh;
         if (!ssh.Sudo)
         {
-            await SftpUploadAsync(localFile, remotePath, cancellationToken);
+            await SftpUploadAsync(content, remotePath, cancellationToken);
             return;
         }
 
@@ -33,7 +36,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         try
         {
             var uploaded = $"{directory}/upload";
-            await SftpUploadAsync(localFile, uploaded, cancellationToken);
+            await SftpUploadAsync(content, uploaded, cancellationToken);
             var moved = await session.RunAsync(NodeCommands.InstallAsRoot(uploaded, remotePath), cancellationToken);
             if (!moved.Succeeded)
             {
@@ -46,22 +49,79 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         }
     }
 
-    private async Task SftpUploadAsync(string localFile, string remotePath, CancellationToken cancellationToken)
+    /// <summary>
+    /// The content is written into a bounded pipe while SFTP sends what is in it: the upload runs at
+    /// the speed of the slower side, with a few MiB in memory. A failure of either side stops the other;
+    /// the content's own failure (a damaged set) is the one reported.
+    /// </summary>
+    private async Task SftpUploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)
     {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: Window, resumeWriterThreshold: Window / 2, useSynchronizationContext: false));
+        var writing = Task.Run(async () =>
+        {
+            try
+            {
+                await using (var input = pipe.Writer.AsStream(leaveOpen: true))
+                {
+                    await content.WriteToAsync(input, stop.Token);
+                }
+
+                await pipe.Writer.CompleteAsync();
+            }
+            catch (Exception ex)
+            {
+                await pipe.Writer.CompleteAsync(ex);
+                throw;
+            }
+        }, CancellationToken.None);
+
+        Exception? uploadFailure = null;
         try
         {
-            using var sftp = await session.OpenSftpAsync(cancellationToken);
-            await using var file = File.OpenRead(localFile);
-            await sftp.UploadFileAsync(file, remotePath, cancellationToken);
+            using var sftp = await session.OpenSftpAsync(stop.Token);
+            await using (var output = pipe.Reader.AsStream())
+            {
+                await sftp.UploadFileAsync(output, remotePath, stop.Token);
+            }
+
             sftp.ChangePermissions(remotePath, 600); // SSH.NET reads the digits as octal: the snapshot holds every Secret
         }
-        catch (Renci.SshNet.Common.SshException ex)
+        catch (Exception ex)
         {
-            throw new IOException($"cannot upload {remotePath}: {ex.Message}", ex);
+            uploadFailure = ex;
+            await stop.CancelAsync();
+            await pipe.Reader.CompleteAsync();
         }
-        catch (IOException ex)
+
+        try
         {
-            throw new IOException($"cannot upload {remotePath}: {ex.Message}", ex);
+            await writing;
+        }
+        catch (DownloadFailedException ex)
+        {
+            throw new IOException(ex.Message, ex);
+        }
+        catch (Exception) when (uploadFailure is not null)
+        {
+            // stopped because the upload failed: that failure is reported below
+        }
+
+        switch (uploadFailure)
+        {
+            case null:
+                return;
+            case OperationCanceledException when cancellationToken.IsCancellationRequested:
+                ExceptionDispatchInfo.Throw(uploadFailure);
+                return;
+            case Renci.SshNet.Common.SshException or IOException or OperationCanceledException:
+                throw new IOException($"cannot upload {remotePath}: {uploadFailure.Message}", uploadFailure);
+            default:
+                ExceptionDispatchInfo.Throw(uploadFailure);
+                return;
         }
     }
+
+    /// <summary>How far the content may run ahead of the SFTP upload.</summary>
+    private const int Window = 4 * 1024 * 1024;
 }

@@ -17,12 +17,12 @@ public sealed class RestoreExecutorTests
         new RestoreRequest([], false, Pki: true),
         Assessments.Stamp);
 
-    private static readonly Dictionary<RestoreFile, string> Files = new()
+    private static readonly Dictionary<RestoreFile, RestoreContent> Files = new()
     {
-        [new RestoreFile(RestoreFileKind.Snapshot)] = "/work/etcd-snapshot.db",
-        [new RestoreFile(RestoreFileKind.Pki, "cp1")] = "/work/pki-cp1.tar",
-        [new RestoreFile(RestoreFileKind.Pki, "cp2")] = "/work/pki-cp2.tar",
-        [new RestoreFile(RestoreFileKind.EtcdYaml, "cp2")] = "/work/etcd-cp2.yaml",
+        [new RestoreFile(RestoreFileKind.Snapshot)] = RestoreContent.FromBytes("etcd-snapshot.db", [1]),
+        [new RestoreFile(RestoreFileKind.Pki, "cp1")] = RestoreContent.FromBytes("pki-cp1.tar", [2]),
+        [new RestoreFile(RestoreFileKind.Pki, "cp2")] = RestoreContent.FromBytes("pki-cp2.tar", [3]),
+        [new RestoreFile(RestoreFileKind.EtcdYaml, "cp2")] = RestoreContent.FromBytes("etcd-cp2.yaml", [4]),
     };
 
     public static TheoryData<int> EveryStep => new(Enumerable.Range(0, TwoMembers.Steps.Count));
@@ -48,9 +48,9 @@ public sealed class RestoreExecutorTests
                     : new RestoreCommandResult(0, $"output of {command}", string.Empty));
             }
 
-            public Task UploadAsync(string localFile, string remotePath, CancellationToken cancellationToken)
+            public Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)
             {
-                nodes.Log.Add($"{name}: upload {localFile} {remotePath}");
+                nodes.Log.Add($"{name}: upload {content.Description} {remotePath}");
                 return name == nodes.FailNode && remotePath == nodes.FailOn ? throw new IOException($"cannot upload {remotePath}: disk full") : Task.CompletedTask;
             }
         }
@@ -66,7 +66,7 @@ public sealed class RestoreExecutorTests
     private static string Logged(RestoreStep step) => step.Action switch
     {
         RemoteCommand command => $"{step.Node}: {command.Command}",
-        Upload upload => $"{step.Node}: upload {Files[upload.File]} {upload.RemotePath}",
+        Upload upload => $"{step.Node}: upload {Files[upload.File].Description} {upload.RemotePath}",
         _ => throw new InvalidOperationException(),
     };
 

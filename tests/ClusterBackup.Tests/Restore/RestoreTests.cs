@@ -223,4 +223,41 @@ public sealed class RestoreTests(RigFixture fixture)
             Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(cluster.Members[i].Node.PkiDirectory)!, "pki.before-restore-*"));
         }
     }
+
+    [Fact]
+    public async Task A_damaged_snapshot_object_fails_its_streamed_upload_which_is_undone_and_the_member_is_left_as_it_was()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rd", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rd");
+        var listed = await CliRunner.RunAsync(config, "list", "--json");
+        var setId = JsonSerializer.Deserialize<JsonElement>(listed.Output)[0].GetProperty("setId").GetString()!;
+        var key = $"s3://{LocalRig.Bucket}/backups/rd/{setId}/etcd.db.zst.age";
+        var work = Directory.CreateTempSubdirectory("cluster-backup-damage-").FullName;
+        var (good, bad) = (Path.Combine(work, "good"), Path.Combine(work, "bad"));
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", key, good)).ExitCode);
+        var bytes = await File.ReadAllBytesAsync(good);
+        bytes[bytes.Length * 3 / 4] ^= 0x10; // well into the stream: part of it has reached the node
+        await File.WriteAllBytesAsync(bad, bytes);
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", bad, key)).ExitCode);
+        await cluster.Members[0].CorruptAsync();
+        var before = Snapshot(cluster.Members[0]);
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: node rd-cp1: upload snapshot:");
+        result.AssertError($"set {setId} of cluster rd: artifact etcd.db.zst.age:");
+        result.AssertError("the stored object is damaged or was replaced; use another set");
+        result.AssertError("rolled back: rd-cp1");
+        Assert.Equal(before.Where(p => !p.Contains("staging", StringComparison.Ordinal)), Snapshot(cluster.Members[0]).Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+        Assert.Empty(Directory.GetFiles(cluster.Members[0].StagingDirectory));
+
+        // The object mended, the same restore goes through.
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", good, key)).ExitCode);
+        var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        await cluster.WaitHealthyAsync();
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rd")).OrderBy(k => k.Key));
+        Directory.Delete(work, recursive: true);
+    }
 }

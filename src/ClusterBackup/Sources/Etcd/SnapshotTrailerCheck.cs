@@ -6,9 +6,10 @@ namespace ClusterBackup.Sources.Etcd;
 /// <summary>
 /// Passes a snapshot stream through unchanged and, at its end, checks etcd's trailer: the last
 /// 32 bytes must be the SHA-256 of everything before them. A mismatch fails the final read, so
-/// a consumer that commits only after a clean end never stores a damaged snapshot.
+/// a consumer that commits only after a clean end never stores a damaged snapshot. The same hash,
+/// with the trailer added, is the SHA-256 of the whole stream (<see cref="IDigestingSource"/>).
 /// </summary>
-internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ObservedReadStream(inner)
+internal sealed class SnapshotTrailerCheck(Stream inner, string node) : ObservedReadStream(inner), IDigestingSource
 {
     public const int TrailerSize = 32;
     private const int BoltPageAlignment = 512;
@@ -18,6 +19,10 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Observed
     private int _tailLength;
     private long _total;
     private bool _verified;
+    private string? _wholeSha256;
+
+    public (long Count, string Sha256Hex) Digest =>
+        (_total, _wholeSha256 ?? throw new InvalidOperationException("the snapshot has not ended yet"));
 
     protected override void Observe(ReadOnlySpan<byte> data)
     {
@@ -64,12 +69,15 @@ internal sealed class SnapshotTrailerCheck(Stream inner, string node) : Observed
         }
 
         Span<byte> digest = stackalloc byte[TrailerSize];
-        _hash.GetHashAndReset(digest);
+        _hash.GetCurrentHash(digest);
         if (!digest.SequenceEqual(_tail))
         {
             throw new NodeOperationException(node, NodeStep.EtcdSnapshot,
                 "the snapshot's SHA-256 does not match etcd's trailer: the data was damaged in transit");
         }
+
+        _hash.AppendData(_tail);
+        _wholeSha256 = Convert.ToHexStringLower(_hash.GetHashAndReset());
     }
 
     protected override void Dispose(bool disposing)
