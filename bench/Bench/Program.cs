@@ -83,6 +83,7 @@ async Task LargeAsync()
     File.Delete(Path.Combine(root, "direct.db"));
     rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
 
+    // Each agent row is the best of two runs (the machine is shared and noisy); the ratio is to the best direct save.
     foreach (var (what, storage, mode) in new[]
              {
                  ("`backup`, tunnel mode → S3 (s3rver)", "s3rver", "tunnel"),
@@ -91,9 +92,16 @@ async Task LargeAsync()
              })
     {
         var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
-        var run = await TimeAsync(binary, ["backup", "--config", config]);
-        rows.Add((what, run.Seconds, run.RssKb, run.Cpu));
+        var runs = new[] { await TimeAsync(binary, ["backup", "--config", config]), await TimeAsync(binary, ["backup", "--config", config]) };
+        var again = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+            $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
+        File.Delete(Path.Combine(root, "direct.db"));
+        direct = again.Seconds < direct.Seconds ? again : direct;
+        var best = runs.MinBy(r => r.Seconds);
+        rows.Add((what, best.Seconds, runs.Max(r => r.RssKb), best.Cpu));
     }
+
+    rows[0] = (rows[0].What, direct.Seconds, direct.RssKb, direct.Cpu);
 
     // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
     var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
@@ -107,12 +115,73 @@ async Task LargeAsync()
         $"rm -f {remote} {root}/manual.db.gz"]);
     rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb, manual.Cpu));
 
+    rows.AddRange(await RestoreAsync());
+
     Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS | CPU (user + sys) |");
     Console.WriteLine("|---|---|---|---|---|");
     foreach (var (what, seconds, rss, cpu) in rows)
     {
         Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
     }
+}
+
+// Recovery time: the newest set restored onto a one-member control plane by `restore --yes`, then the same
+// steps by hand (aws s3 cp, age -d | zstd -d, scp, etcd stopped, etcdctl snapshot restore, data dir swapped,
+// etcd started, healthy). Each starts from a crash-looping member; each must bring back every key.
+async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreAsync()
+{
+    var keys = await KeyCountAsync(rig.Etcd.Endpoint);
+    await using var target = await EtcdCluster.StartAsync(rig, "restore", 1);
+    var member = target.Members[0];
+    var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
+    var config = await WriteConfigAsync(target.Config("bench").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "restore");
+    var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", config])).Output);
+    var setId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
+    var result = new List<(string, double, long, double)>();
+
+    Console.WriteLine($"Restoring set {setId} ({keys} keys) with `restore --yes` ...");
+    await member.CorruptAsync();
+    var agent = await TimeAsync(binary, ["restore", "--cluster", "bench", "--yes", "--identity", rig.AgeIdentityFile, "--config", config], S3Server.Credentials.ToDictionary());
+    await target.WaitHealthyAsync();
+    Check(await KeyCountAsync(member.Endpoint), "restore --yes");
+    result.Add(($"`restore --yes` of that set onto a one-member control plane, healthy ({keys:N0} keys)", agent.Seconds, agent.RssKb, agent.Cpu));
+
+    Console.WriteLine("The same by hand ...");
+    await member.CorruptAsync();
+    var work = Directory.CreateDirectory(Path.Combine(root, "manual-restore")).FullName;
+    var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+    var node = $"{Environment.UserName}@127.0.0.1";
+    var staging = member.StagingDirectory;
+    var manifests = member.Node.ManifestsDirectory;
+    var restoreFlags = $"--name {member.Name} --initial-cluster {member.Name}=https://127.0.0.1:{member.PeerPort} --initial-advertise-peer-urls https://127.0.0.1:{member.PeerPort}";
+    var manual = await TimeAsync("bash", ["-c",
+        $"set -e; aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet s3://{LocalRig.Bucket}/backups/bench/{setId}/etcd.db.zst.age {work}/etcd.db.zst.age; " +
+        $"age -d -i {rig.AgeIdentityFile} {work}/etcd.db.zst.age | zstd -d -q -o {work}/snapshot.db; " +
+        $"scp -q {ssh} -P {member.Node.Port} {work}/snapshot.db {node}:{staging}/snapshot.db; " +
+        $"ssh {ssh} -p {member.Node.Port} {node} 'set -e; mv {manifests}/etcd.yaml {staging}/etcd.yaml; " +
+        $"while (exec 3<>/dev/tcp/127.0.0.1/{member.ClientPort}) 2>/dev/null; do sleep 0.2; done; " +
+        $"ETCDCTL_API=3 etcdctl snapshot restore {staging}/snapshot.db {restoreFlags} --data-dir {staging}/restored >/dev/null 2>&1; " +
+        $"mv {member.DataDirectory} {member.DataDirectory}.by-hand; mv {staging}/restored {member.DataDirectory}; mv {staging}/etcd.yaml {manifests}/etcd.yaml; rm -f {staging}/snapshot.db'; " +
+        $"until ETCDCTL_API=3 etcdctl --endpoints={member.Endpoint} --cacert={rig.Pki.EtcdCa} --cert={rig.Pki.HealthcheckCert} --key={rig.Pki.HealthcheckKey} endpoint health >/dev/null 2>&1; do sleep 0.3; done; " +
+        $"rm -rf {work}"], S3Server.Credentials.ToDictionary());
+    Check(await KeyCountAsync(member.Endpoint), "by hand");
+    result.Add(("the same by hand (aws s3 cp, age -d | zstd -d, scp, etcdctl snapshot restore, data dir swapped, healthy)", manual.Seconds, manual.RssKb, manual.Cpu));
+    return result;
+
+    void Check(long count, string how)
+    {
+        if (count != keys)
+        {
+            throw new InvalidOperationException($"after the restore {how}, the member has {count} keys, not {keys}");
+        }
+    }
+}
+
+async Task<long> KeyCountAsync(string endpoint)
+{
+    var output = await Tools.CheckAsync("etcdctl", [$"--endpoints={endpoint}", $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+        $"--key={rig.Pki.HealthcheckKey}", "--command-timeout=60s", "get", string.Empty, "--prefix", "--keys-only", "--limit=1", "-w", "json"], etcdctlEnv);
+    return JsonSerializer.Deserialize<JsonElement>(output).TryGetProperty("count", out var count) ? count.GetInt64() : 0;
 }
 
 // BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling).

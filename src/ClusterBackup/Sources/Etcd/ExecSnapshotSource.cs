@@ -107,7 +107,9 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     private static async Task<Stream> OpenGrowingAsync(
         SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
     {
-        string[] candidates = [$"{directory}/snapshot.db", $"{directory}/snapshot.db.part"];
+        // The .part first: if it is gone, etcdctl has renamed it, so the final name exists (the other
+        // order can miss both names when the rename falls between the two attempts).
+        string[] candidates = [$"{directory}/snapshot.db.part", $"{directory}/snapshot.db"];
         while (true)
         {
             if (await TryOpenAsync(sftp, candidates, cancellationToken) is { } file)
@@ -128,7 +130,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     /// <summary>The file again at a position: a fresh handle reads ahead as far as the file has grown.</summary>
     private static async Task<Stream> ReopenAsync(SftpClient sftp, string[] candidates, long position, CancellationToken cancellationToken)
     {
-        var file = await TryOpenAsync(sftp, candidates, cancellationToken) ?? throw new IOException($"{candidates[0]} is gone");
+        var file = await TryOpenAsync(sftp, candidates, cancellationToken) ?? throw new IOException($"{candidates[^1]} is gone");
         file.Seek(position, SeekOrigin.Begin);
         return file;
     }
@@ -226,7 +228,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
                         throw await failure();
                     }
 
-                    throw;
+                    file = await reopen(_position, cancellationToken); // saved: the file has its final name now
                 }
 
                 read = await file.ReadAsync(buffer, cancellationToken);
