@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using System.Runtime.ExceptionServices;
-using ClusterBackup.Catalog;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
 
@@ -94,17 +93,26 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
             await pipe.Reader.CompleteAsync();
         }
 
+        Exception? contentFailure = null;
         try
         {
             await writing;
         }
-        catch (DownloadFailedException ex)
+        catch (Exception ex)
         {
-            throw new IOException(ex.Message, ex);
+            contentFailure = ex;
         }
-        catch (Exception) when (uploadFailure is not null)
+
+        // The content failed on its own (a damaged set, storage gone): that is the cause, and the
+        // upload only broke off because of it (the pipe hands the content's exception to the reader).
+        if (contentFailure is not null && (uploadFailure is null || uploadFailure == contentFailure || uploadFailure.InnerException == contentFailure))
         {
-            // stopped because the upload failed: that failure is reported below
+            if (contentFailure is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                ExceptionDispatchInfo.Throw(contentFailure);
+            }
+
+            throw new IOException(contentFailure.Message, contentFailure);
         }
 
         switch (uploadFailure)
