@@ -145,7 +145,7 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
         }
 
         var probe = await session.RunAsync(
-            NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health"),
+            NodeCommands.IfListening(node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health")),
             cancellationToken);
         var member = new MemberAssessment(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary);
 

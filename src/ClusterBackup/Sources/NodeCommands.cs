@@ -77,12 +77,20 @@ internal static class NodeCommands
         $"for f in etcd.yaml kube-apiserver.yaml; do if [ -e {Q(from)}/$f ]; then mv {Q(from)}/$f {Q(to)}/$f || exit 1; fi; done";
 
     /// <summary>Polls /proc/net/tcp{,6} until nothing listens on the port: no etcdctl needed to know etcd stopped.</summary>
-    public static string WaitUntilNotListening(int port)
-    {
-        var hex = port.ToString("X4", CultureInfo.InvariantCulture);
-        return $"i=0; while grep -Eq ':{hex} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do i=$((i+1)); " +
-               $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port.ToString(CultureInfo.InvariantCulture)} after 60s' >&2; exit 1; fi; sleep 0.5; done";
-    }
+    public static string WaitUntilNotListening(int port) =>
+        $"i=0; while {Listening(port)}; do i=$((i+1)); " +
+        $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port.ToString(CultureInfo.InvariantCulture)} after 60s' >&2; exit 1; fi; sleep 0.5; done";
+
+    /// <summary>
+    /// Runs <paramref name="command"/> only when something listens on the port; otherwise fails at
+    /// once saying so (etcdctl against a dead member would first wait out its dial timeout).
+    /// </summary>
+    public static string IfListening(int port, string command) =>
+        $"if {Listening(port)}; then {command}; else echo 'nothing listens on 127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}' >&2; exit 1; fi";
+
+    /// <summary>True (exit 0) while a socket listens on the port, read from /proc/net/tcp{,6}.</summary>
+    private static string Listening(int port) =>
+        $"grep -Eq ':{port.ToString("X4", CultureInfo.InvariantCulture)} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null";
 
     /// <summary>Retries a check every 2 seconds for 2 minutes.</summary>
     public static string WaitUntil(string check, string failure) =>

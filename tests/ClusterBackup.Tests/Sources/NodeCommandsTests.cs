@@ -43,7 +43,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.ReadFile(Awkward), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
-            NodeCommands.WaitUntilNotListening(2379), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
+            NodeCommands.WaitUntilNotListening(2379), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node),
         ];
@@ -53,6 +53,22 @@ public sealed class NodeCommandsTests : IDisposable
             var check = await Tools.RunAsync("sh", ["-n", "-c", command]);
             Assert.True(check.ExitCode == 0, $"{command}\n{check}");
         }
+    }
+
+    [Fact]
+    public async Task A_command_behind_IfListening_runs_only_while_the_port_listens()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var up = await Tools.RunAsync("sh", ["-c", NodeCommands.IfListening(port, "echo ran")]);
+        listener.Stop();
+        var down = await Tools.RunAsync("sh", ["-c", NodeCommands.IfListening(port, "echo ran")]);
+
+        Assert.True(up.ExitCode == 0 && up.Output.Trim() == "ran", up.ToString());
+        Assert.Equal(1, down.ExitCode);
+        Assert.Empty(down.Output);
+        Assert.Equal($"nothing listens on 127.0.0.1:{port}", down.Error.Trim());
     }
 
     [Fact]
