@@ -125,7 +125,7 @@ internal static class NodeCommands
     /// The exec-mode snapshot, guarded on the node. First it removes what earlier runs left (an agent
     /// killed, a node rebooted): dirs whose guard has died. Then it prints a private dir and runs
     /// <c>etcdctl snapshot save</c> into it (which writes a .part file and renames it, so it needs a
-    /// real file, never stdout; the agent may read the .part while it grows); it prints
+    /// real file, never stdout); it prints
     /// <see cref="SnapshotSaved"/> when the file is complete and stays, writing a byte a second, until the agent removes it.
     /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
     /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.

@@ -62,9 +62,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
             Stream file;
             try
             {
-                file = node.Ssh.Sudo
-                    ? await OpenSavedAsync(sftp, directory, saved, node, guard, cancellationToken)
-                    : await OpenGrowingAsync(sftp, directory, saved, node, guard, cancellationToken);
+                file = await OpenSavedAsync(sftp, directory, saved, node, guard, cancellationToken);
             }
             catch
             {
@@ -87,7 +85,11 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
     }
 
-    /// <summary>With sudo, etcdctl's file is root's (0600) until the guard hands it over: read it once saved.</summary>
+    /// <summary>
+    /// The file is read once the guard says it is saved. Reading it while etcdctl still wrote it saved
+    /// a few seconds, but SSH.NET's read-ahead can stall for good on a file that grew after its handle
+    /// was opened (seen in the benchmark); and with sudo the file is root's (0600) until the guard hands it over.
+    /// </summary>
     private static async Task<Stream> OpenSavedAsync(
         SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
     {
@@ -97,60 +99,6 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         }
 
         return await sftp.OpenAsync($"{directory}/snapshot.db", FileMode.Open, FileAccess.Read, cancellationToken);
-    }
-
-    /// <summary>
-    /// As root, the file is read while etcdctl still writes it: the .part file as soon as it exists
-    /// (the open handle follows it through etcdctl's rename), to its end once the guard says it is
-    /// saved. The snapshot then arrives at the source's own speed instead of after it.
-    /// </summary>
-    private static async Task<Stream> OpenGrowingAsync(
-        SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
-    {
-        // The .part first: if it is gone, etcdctl has renamed it, so the final name exists (the other
-        // order can miss both names when the rename falls between the two attempts).
-        string[] candidates = [$"{directory}/snapshot.db.part", $"{directory}/snapshot.db"];
-        while (true)
-        {
-            if (await TryOpenAsync(sftp, candidates, cancellationToken) is { } file)
-            {
-                return new GrowingFile(file, (position, ct) => ReopenAsync(sftp, candidates, position, ct), saved, () => FailedAsync(node, guard, CancellationToken.None));
-            }
-
-            if (saved.IsCompleted && await saved != NodeCommands.SnapshotSaved)
-            {
-                throw await FailedAsync(node, guard, cancellationToken);
-            }
-
-            await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-    }
-
-    /// <summary>The file again at a position: a fresh handle reads ahead as far as the file has grown.</summary>
-    private static async Task<Stream> ReopenAsync(SftpClient sftp, string[] candidates, long position, CancellationToken cancellationToken)
-    {
-        var file = await TryOpenAsync(sftp, candidates, cancellationToken) ?? throw new IOException($"{candidates[^1]} is gone");
-        file.Seek(position, SeekOrigin.Begin);
-        return file;
-    }
-
-    /// <summary>The first of the names that opens (the file is renamed from .part when saved); null when none exists.</summary>
-    private static async Task<Stream?> TryOpenAsync(SftpClient sftp, string[] candidates, CancellationToken cancellationToken)
-    {
-        foreach (var path in candidates)
-        {
-            try
-            {
-                return await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, cancellationToken);
-            }
-            catch (SftpPathNotFoundException)
-            {
-                // not yet, or renamed meanwhile: the other name
-            }
-        }
-
-        return null;
     }
 
     private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
@@ -179,80 +127,6 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
             }
 
             return null;
-        }
-    }
-
-    /// <summary>
-    /// A file another process still appends to: at its end, waits for more until the writer is done,
-    /// then reads on through a fresh handle (SSH.NET's read-ahead stops at the size a handle saw).
-    /// </summary>
-    private sealed class GrowingFile(
-        Stream file, Func<long, CancellationToken, Task<Stream>> reopen, Task<string?> saved, Func<Task<NodeOperationException>> failure) : ReadOnlyStream
-    {
-        private long _position;
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            while (true)
-            {
-                var read = await file.ReadAsync(buffer, cancellationToken);
-                if (read > 0)
-                {
-                    _position += read;
-                    return read;
-                }
-
-                if (!saved.IsCompleted)
-                {
-                    await Task.WhenAny(saved, Task.Delay(20, cancellationToken));
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
-
-                var complete = saved.IsCompleted;
-                if (complete && await saved != NodeCommands.SnapshotSaved)
-                {
-                    throw await failure();
-                }
-
-                // More may be there now (all of it, once saved): read on from a fresh handle.
-                await file.DisposeAsync();
-                try
-                {
-                    file = await reopen(_position, cancellationToken);
-                }
-                catch (Exception ex) when (!complete && ex is IOException or SshException)
-                {
-                    // The guard removes its dir when etcdctl fails: that failure is the one to report.
-                    if (await saved.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken) != NodeCommands.SnapshotSaved)
-                    {
-                        throw await failure();
-                    }
-
-                    file = await reopen(_position, cancellationToken); // saved: the file has its final name now
-                }
-
-                read = await file.ReadAsync(buffer, cancellationToken);
-                if (read > 0)
-                {
-                    _position += read;
-                    return read;
-                }
-
-                if (complete)
-                {
-                    return 0; // saved, and nothing past this point: the end
-                }
-            }
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                file.Dispose();
-            }
-
-            base.Dispose(disposing);
         }
     }
 
