@@ -53,7 +53,9 @@ internal sealed partial class MetricsListener(MetricsOptions options, AgentMetri
                 }
                 catch (SocketException)
                 {
-                    connections.Release(); // a connection reset before it was accepted
+                    // A connection reset before it was accepted, or no file descriptor left: not a reason to stop serving.
+                    connections.Release();
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
                     continue;
                 }
 
