@@ -51,11 +51,16 @@ internal sealed partial class MetricsListener(MetricsOptions options, AgentMetri
                 {
                     client = await socket.AcceptAsync(stoppingToken);
                 }
-                catch (SocketException)
+                catch (SocketException ex)
                 {
-                    // A connection reset before it was accepted, or no file descriptor left: not a reason to stop serving.
+                    // A connection reset before it was accepted, or no file descriptor left (wait a little
+                    // then): not a reason to stop serving.
                     connections.Release();
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+                    if (ex.SocketErrorCode is not (SocketError.ConnectionAborted or SocketError.ConnectionReset))
+                    {
+                        await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
+                    }
+
                     continue;
                 }
 
