@@ -78,24 +78,15 @@ async Task LargeAsync()
     Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
 
     var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
-    var direct = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
-        $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
-    File.Delete(Path.Combine(root, "direct.db"));
+    var direct = await DirectSaveAsync();
     rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
 
     // Each agent row is the best of two runs (the machine is shared and noisy); the ratio is to the best direct save.
-    foreach (var (what, storage, mode) in new[]
-             {
-                 ("`backup`, tunnel mode → S3 (s3rver)", "s3rver", "tunnel"),
-                 ("`backup`, tunnel mode → filesystem", Path.Combine(root, "store"), "tunnel"),
-                 ("`backup`, exec mode → S3 (s3rver)", "s3rver", "exec"),
-             })
+    foreach (var (what, name, storage, mode) in AgentConfigurations())
     {
-        var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}");
+        var config = await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), name);
         var runs = new[] { await TimeAsync(binary, ["backup", "--config", config]), await TimeAsync(binary, ["backup", "--config", config]) };
-        var again = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
-            $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", Path.Combine(root, "direct.db")], etcdctlEnv);
-        File.Delete(Path.Combine(root, "direct.db"));
+        var again = await DirectSaveAsync();
         direct = again.Seconds < direct.Seconds ? again : direct;
         var best = runs.MinBy(r => r.Seconds);
         rows.Add((what, best.Seconds, runs.Max(r => r.RssKb), best.Cpu));
@@ -104,7 +95,7 @@ async Task LargeAsync()
     rows[0] = (rows[0].What, direct.Seconds, direct.RssKb, direct.Cpu);
 
     // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
-    var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+    var ssh = SshOptions();
     var remote = "/var/tmp/cluster-backup-bench-manual.db";
     var manual = await TimeAsync("bash", ["-c",
         $"set -e; ssh {ssh} -p {rig.Node1.Port} {Environment.UserName}@127.0.0.1 " +
@@ -133,8 +124,7 @@ async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreA
     var keys = await KeyCountAsync(rig.Etcd.Endpoint);
     await using var target = await EtcdCluster.StartAsync(rig, "restore", 1);
     var member = target.Members[0];
-    var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
-    var config = await WriteConfigAsync(target.Config("bench").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "restore");
+    var config = await WriteConfigAsync(OnS3rver(target.Config("bench")), "restore");
     var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", config])).Output);
     var setId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
     var result = new List<(string, double, long, double)>();
@@ -149,7 +139,7 @@ async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreA
     Console.WriteLine("The same by hand ...");
     await member.CorruptAsync();
     var work = Directory.CreateDirectory(Path.Combine(root, "manual-restore")).FullName;
-    var ssh = $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+    var ssh = SshOptions();
     var node = $"{Environment.UserName}@127.0.0.1";
     var staging = member.StagingDirectory;
     var manifests = member.Node.ManifestsDirectory;
@@ -187,9 +177,8 @@ async Task<long> KeyCountAsync(string endpoint)
 // BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling).
 async Task HoldAsync()
 {
-    foreach (var (storage, mode) in new[] { ("s3rver", "tunnel"), (Path.Combine(root, "store"), "tunnel"), ("s3rver", "exec") })
+    foreach (var (_, name, storage, mode) in AgentConfigurations())
     {
-        var name = $"{mode}-{(storage == "s3rver" ? "s3" : "fs")}";
         Console.WriteLine($"{name}: {await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), name)}");
     }
 
@@ -210,8 +199,7 @@ async Task SmallAsync()
             $"--key={rig.Pki.HealthcheckKey}", "put", $"/registry/configmaps/default/small-{i}"], etcdctlEnv, valueFile);
     }
 
-    var s3rverStorage = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone();
-    var smallConfig = await WriteConfigAsync(small.Config("small").Also(c => c["ClusterBackup"]!["Storage"] = s3rverStorage), "small");
+    var smallConfig = await WriteConfigAsync(OnS3rver(small.Config("small")), "small");
     var smallRuns = new List<double>();
     for (var i = 0; i < 3; i++)
     {
@@ -337,6 +325,30 @@ async Task<string> DownloadManifestAsync(string id)
     var result = await rig.S3rver.AwsAsync("s3", "cp", "--quiet", $"s3://{LocalRig.Bucket}/backups/small/{id}/manifest.json", path);
     return result.ExitCode == 0 ? path : throw new InvalidOperationException($"aws s3 cp failed: {result}");
 }
+
+// The agent's rows of the large database, and the configurations BENCH_HOLD writes: what, config name, storage, mode.
+IEnumerable<(string What, string Name, string Storage, string Mode)> AgentConfigurations() =>
+[
+    ("`backup`, tunnel mode → S3 (s3rver)", "tunnel-s3", "s3rver", "tunnel"),
+    ("`backup`, tunnel mode → filesystem", "tunnel-fs", Path.Combine(root, "store"), "tunnel"),
+    ("`backup`, exec mode → S3 (s3rver)", "exec-s3", "s3rver", "exec"),
+];
+
+// etcdctl snapshot save straight from etcd, the source's own speed; the file is removed.
+async Task<(double Seconds, long RssKb, double Cpu)> DirectSaveAsync()
+{
+    var saved = Path.Combine(root, "direct.db");
+    var run = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
+        $"--key={rig.Pki.HealthcheckKey}", "snapshot", "save", saved], etcdctlEnv);
+    File.Delete(saved);
+    return run;
+}
+
+string SshOptions() => $"-i {rig.ClientKey} -o UserKnownHostsFile={rig.KnownHosts} -o BatchMode=yes";
+
+// A cluster's configuration with the rig's s3rver as its store.
+JsonObject OnS3rver(JsonObject config) =>
+    config.Also(c => c["ClusterBackup"]!["Storage"] = rig.Config("s3rver")["ClusterBackup"]!["Storage"]!.DeepClone());
 
 async Task<string> WriteConfigAsync(JsonObject config, string name)
 {

@@ -141,10 +141,10 @@ internal sealed partial class MetricsListener(MetricsOptions options, AgentMetri
             }
 
             filled += read;
-            if (buffer.AsSpan(0, filled).IndexOf("\r\n\r\n"u8) >= 0 || buffer.AsSpan(0, filled).IndexOf("\n\n"u8) >= 0)
+            var head = buffer.AsSpan(0, filled);
+            if (head.IndexOf("\r\n\r\n"u8) >= 0 || head.IndexOf("\n\n"u8) >= 0)
             {
-                var end = buffer.AsSpan(0, filled).IndexOf((byte)'\n');
-                return Encoding.ASCII.GetString(buffer, 0, end).TrimEnd('\r');
+                return Encoding.ASCII.GetString(head[..head.IndexOf((byte)'\n')]).TrimEnd('\r');
             }
         }
 
