@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 
@@ -9,6 +10,13 @@ namespace ClusterBackup.Configuration;
 /// </summary>
 internal static class ConfigurationLoader
 {
+    /// <summary>
+    /// Why binding and the key check may reflect over the option types in a trimmed build: they are
+    /// this assembly's, and the published binary trims only the framework and libraries that
+    /// declare themselves trimmable (TrimMode partial), never this assembly.
+    /// </summary>
+    internal const string OptionTypesNotTrimmed = "The option types are this assembly's, which the partial trim keeps whole.";
+
     public const string DefaultPath = "/etc/cluster-backup/appsettings.json";
 
     public static IConfigurationRoot Read(string path)
@@ -56,6 +64,7 @@ internal static class ConfigurationLoader
 
     public static AgentSettings Load(string path, ConfigurationUse use = ConfigurationUse.Commands) => Resolve(Read(path), Path.GetFullPath(path), use);
 
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = OptionTypesNotTrimmed)]
     public static AgentSettings Resolve(IConfiguration configuration, string configPath, ConfigurationUse use = ConfigurationUse.Commands)
     {
         var root = configuration.GetSection(ClusterBackupOptions.SectionName);
@@ -182,6 +191,7 @@ internal static class ConfigurationLoader
         return merged;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = OptionTypesNotTrimmed)]
     private static T Bind<T>(IReadOnlyDictionary<string, string?> values)
         where T : new()
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
@@ -28,6 +29,7 @@ internal static class ConfigurationSchema
         }
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = ConfigurationLoader.OptionTypesNotTrimmed)]
     private static string? CheckLeaf(string[] segments, Type type, string value)
     {
         for (var i = 0; i < segments.Length; i++)
@@ -105,6 +107,7 @@ internal static class ConfigurationSchema
         return false;
     }
 
+    [UnconditionalSuppressMessage("Trimming", "IL2070", Justification = ConfigurationLoader.OptionTypesNotTrimmed)]
     private static IEnumerable<string> KnownKeys(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanWrite)

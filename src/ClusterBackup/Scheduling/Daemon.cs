@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using ClusterBackup.Configuration;
 using ClusterBackup.Metrics;
@@ -27,7 +28,7 @@ internal static class Daemon
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         var health = new AgentHealth();
-        builder.Logging.ClearProviders().AddSerilog(CreateLogger(configuration, health), dispose: true);
+        builder.Logging.ClearProviders().AddSerilog(CreateLogger(configuration, settings.ConfigPath, health), dispose: true);
         builder.Services.AddAgent(settings);
         builder.Services.AddSingleton<RunGate>();
         builder.Services.AddSingleton(health);
@@ -104,7 +105,7 @@ internal static class Daemon
     /// run gate here, the run lock anywhere) is skipped, not queued, so concurrent execution is not
     /// disallowed in Quartz: that would hold the firing back and run it late.
     /// </summary>
-    private static void AddJob<TJob>(IQuartzBuilder quartz, JobKey key, ClusterSettings cluster, CronSchedule schedule, string suffix, bool recover)
+    private static void AddJob<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors | DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.Interfaces)] TJob>(IQuartzBuilder quartz, JobKey key, ClusterSettings cluster, CronSchedule schedule, string suffix, bool recover)
         where TJob : IJob
     {
         quartz.AddJob<TJob>(job => job
@@ -125,13 +126,9 @@ internal static class Daemon
     /// readable text on a terminal, compact JSON otherwise (journald), on standard error. While the
     /// shared store is unreachable Quartz's retries are not logged: the agent says so once.
     /// </summary>
-    private static Serilog.Core.Logger CreateLogger(IConfiguration configuration, AgentHealth health)
+    private static Serilog.Core.Logger CreateLogger(IConfiguration configuration, string configPath, AgentHealth health)
     {
-        var logger = new LoggerConfiguration()
-            .MinimumLevel.Information()
-            .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
-            .MinimumLevel.Override("Quartz", LogEventLevel.Warning)
-            .ReadFrom.Configuration(configuration)
+        var logger = MinimumLevels(new LoggerConfiguration(), configuration.GetSection("Serilog:MinimumLevel"), configPath)
             .Filter.ByExcluding(e => health.StoreProblem is not null
                 && e.Properties.TryGetValue("SourceContext", out var source)
                 && source.ToString().StartsWith("\"Quartz", StringComparison.Ordinal))
@@ -142,5 +139,53 @@ internal static class Daemon
                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}",
                 formatProvider: CultureInfo.InvariantCulture,
                 standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
+    }
+
+    /// <summary>
+    /// <c>Serilog:MinimumLevel</c>: one level (<c>"Debug"</c>), or a section with <c>Default</c> and
+    /// an <c>Override</c> map of source prefixes to levels; Microsoft and Quartz are at Warning unless
+    /// overridden. Read here, not by Serilog's configuration reader, which finds its targets by
+    /// reflection and does not survive the published binary's trimming.
+    /// </summary>
+    private static LoggerConfiguration MinimumLevels(LoggerConfiguration logger, IConfigurationSection section, string configPath)
+    {
+        var problems = new List<string>();
+        LogEventLevel? Level(IConfigurationSection key)
+        {
+            if (key.Value is null)
+            {
+                return null;
+            }
+
+            if (Enum.TryParse<LogEventLevel>(key.Value, ignoreCase: true, out var level) && Enum.IsDefined(level) && !int.TryParse(key.Value, out _))
+            {
+                return level;
+            }
+
+            problems.Add($"{key.Path}: {Redaction.Quote(key.Value)} is not a level ({string.Join(", ", Enum.GetNames<LogEventLevel>())})");
+            return null;
+        }
+
+        logger.MinimumLevel.Is(Level(section) ?? Level(section.GetSection("Default")) ?? LogEventLevel.Information);
+        var overrides = new Dictionary<string, LogEventLevel>(StringComparer.Ordinal) { ["Microsoft"] = LogEventLevel.Warning, ["Quartz"] = LogEventLevel.Warning };
+        foreach (var source in section.GetSection("Override").GetChildren())
+        {
+            if (Level(source) is { } level)
+            {
+                overrides[source.Key] = level;
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ConfigurationException(configPath, problems);
+        }
+
+        foreach (var (source, level) in overrides)
+        {
+            logger.MinimumLevel.Override(source, level);
+        }
+
+        return logger;
     }
 }
