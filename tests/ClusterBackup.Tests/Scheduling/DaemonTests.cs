@@ -133,6 +133,33 @@ public sealed class DaemonTests(RigFixture fixture)
     }
 
     /// <summary>How many log events of this name (compact JSON, one a line) name the cluster.</summary>
+    [Fact]
+    public async Task Log_levels_come_from_the_Serilog_section_and_a_level_it_does_not_know_stops_start_up_with_78()
+    {
+        const string cluster = "daemon-levels";
+        var config = Config(cluster, "0 0 1 1 *");
+        config["Serilog"] = new JsonObject
+        {
+            ["MinimumLevel"] = new JsonObject
+            {
+                ["Default"] = "Warning",
+                ["Override"] = new JsonObject { ["ClusterBackup.Metrics.MetricsListener"] = "information" },
+            },
+        };
+        await using (var daemon = await DaemonProcess.StartAsync(config))
+        {
+            await daemon.WaitUntilAsync(async () => await daemon.HealthAsync() == 200, "healthy", TimeSpan.FromSeconds(30));
+            Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(70)));
+            Assert.Contains("\"Name\":\"LogListening\"", daemon.Log, StringComparison.Ordinal); // its override
+            Assert.Equal(0, Events(daemon.Log, "LogSeeded", cluster)); // Information, below the default
+        }
+
+        config["Serilog"]!["MinimumLevel"]!["Override"]!["Quartz"] = "Loud";
+        await using var refused = await DaemonProcess.StartAsync(config);
+        Assert.Equal(78, await refused.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("Serilog:MinimumLevel:Override:Quartz: 'Loud' is not a level", refused.Log, StringComparison.Ordinal);
+    }
+
     private static int Events(string log, string eventName, string cluster) =>
         log.Split('\n').Count(line => line.Contains($"\"Name\":\"{eventName}\"", StringComparison.Ordinal)
                                        && line.Contains($"\"Cluster\":\"{cluster}\"", StringComparison.Ordinal));

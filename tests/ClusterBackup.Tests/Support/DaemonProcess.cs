@@ -74,6 +74,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Sends SIGTERM, as systemd stops the unit, and returns the exit code.</summary>
     public Task<int> TerminateAsync(TimeSpan timeout) => _process.TerminateAsync(timeout);
 
+    /// <summary>Waits for the daemon to exit by itself (a refused configuration) and returns the exit code.</summary>
+    public Task<int> WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync(timeout);
+
     public async ValueTask DisposeAsync()
     {
         await _process.DisposeAsync();
