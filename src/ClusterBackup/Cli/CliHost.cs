@@ -41,14 +41,8 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
         Recursive = true,
     };
 
-    public AgentSettings LoadSettings(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands) => LoadConfiguration(parse, use).Settings;
-
-    public (IConfiguration Configuration, AgentSettings Settings) LoadConfiguration(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands)
-    {
-        var path = Path.GetFullPath(parse.GetValue(ConfigOption)!);
-        var configuration = ConfigurationLoader.Read(path);
-        return (configuration, ConfigurationLoader.Resolve(configuration, path, use));
-    }
+    public AgentSettings LoadSettings(ParseResult parse, ConfigurationUse use = ConfigurationUse.Commands) =>
+        ConfigurationLoader.Load(parse.GetValue(ConfigOption)!, use);
 
     public async Task<int> RunAsync(
         ParseResult parse, Func<IServiceProvider, CancellationToken, Task<int>> body, CancellationToken cancellationToken, ConfigurationUse use = ConfigurationUse.Commands)

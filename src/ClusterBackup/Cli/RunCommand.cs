@@ -29,9 +29,8 @@ internal static class RunCommand
         {
             try
             {
-                var (configuration, settings) = host.LoadConfiguration(parse, ConfigurationUse.Daemon);
-
-                await Daemon.RunAsync(configuration, settings, cancellationToken);
+                var settings = host.LoadSettings(parse, ConfigurationUse.Daemon);
+                await Daemon.RunAsync(settings, cancellationToken);
                 return ExitCodes.Ok;
             }
             catch (Exception ex)

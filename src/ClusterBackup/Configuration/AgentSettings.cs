@@ -14,6 +14,7 @@ internal sealed record AgentSettings(
     VerifyOptions Verify,
     SchedulerOptions Scheduler,
     CertificatesOptions Certificates,
+    LogLevels LogLevels,
     IReadOnlyList<ClusterSettings> Clusters)
 {
     public ClusterSettings? FindCluster(string name) =>

@@ -98,6 +98,7 @@ internal static class ConfigurationLoader
         };
 
         problems.AddRange(SettingsValidator.Validate(options, clusters, use, out var encryption, out var signing));
+        var logLevels = LogLevels.Read(configuration, problems);
         if (problems.Count > 0)
         {
             throw new ConfigurationException(configPath, problems);
@@ -113,6 +114,7 @@ internal static class ConfigurationLoader
             options.Verify,
             options.Scheduler,
             options.Certificates,
+            logLevels,
             clusters.Select(ToSettings).ToList());
     }
 

@@ -22,13 +22,13 @@ internal static class Daemon
     /// <summary>How long stopping may take: in-flight runs are cancelled and clean up within it.</summary>
     public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(60);
 
-    public static async Task RunAsync(IConfiguration configuration, AgentSettings settings, CancellationToken cancellationToken)
+    public static async Task RunAsync(AgentSettings settings, CancellationToken cancellationToken)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         var health = new AgentHealth();
-        builder.Logging.ClearProviders().AddSerilog(CreateLogger(configuration, settings.ConfigPath, health), dispose: true);
+        builder.Logging.ClearProviders().AddSerilog(CreateLogger(settings.LogLevels, health), dispose: true);
         builder.Services.AddAgent(settings);
         builder.Services.AddSingleton<RunGate>();
         builder.Services.AddSingleton(health);
@@ -122,13 +122,19 @@ internal static class Daemon
     }
 
     /// <summary>
-    /// Levels from the <c>Serilog</c> section (MinimumLevel and its Override); the sink is set here:
+    /// Levels from the configuration (<see cref="LogLevels"/>); the sink is set here:
     /// readable text on a terminal, compact JSON otherwise (journald), on standard error. While the
     /// shared store is unreachable Quartz's retries are not logged: the agent says so once.
     /// </summary>
-    private static Serilog.Core.Logger CreateLogger(IConfiguration configuration, string configPath, AgentHealth health)
+    private static Serilog.Core.Logger CreateLogger(LogLevels levels, AgentHealth health)
     {
-        var logger = MinimumLevels(new LoggerConfiguration(), configuration.GetSection("Serilog:MinimumLevel"), configPath)
+        var logger = new LoggerConfiguration().MinimumLevel.Is(levels.Default);
+        foreach (var (source, level) in levels.Overrides)
+        {
+            logger.MinimumLevel.Override(source, level);
+        }
+
+        logger = logger
             .Filter.ByExcluding(e => health.StoreProblem is not null
                 && e.Properties.TryGetValue("SourceContext", out var source)
                 && source.ToString().StartsWith("\"Quartz", StringComparison.Ordinal))
@@ -139,53 +145,5 @@ internal static class Daemon
                 outputTemplate: "[{Timestamp:HH:mm:ss} {Level:u3}] {Message:lj}{NewLine}{Exception}",
                 formatProvider: CultureInfo.InvariantCulture,
                 standardErrorFromLevel: LogEventLevel.Verbose).CreateLogger();
-    }
-
-    /// <summary>
-    /// <c>Serilog:MinimumLevel</c>: one level (<c>"Debug"</c>), or a section with <c>Default</c> and
-    /// an <c>Override</c> map of source prefixes to levels; Microsoft and Quartz are at Warning unless
-    /// overridden. Read here, not by Serilog's configuration reader, which finds its targets by
-    /// reflection and does not survive the published binary's trimming.
-    /// </summary>
-    private static LoggerConfiguration MinimumLevels(LoggerConfiguration logger, IConfigurationSection section, string configPath)
-    {
-        var problems = new List<string>();
-        LogEventLevel? Level(IConfigurationSection key)
-        {
-            if (key.Value is null)
-            {
-                return null;
-            }
-
-            if (Enum.TryParse<LogEventLevel>(key.Value, ignoreCase: true, out var level) && Enum.IsDefined(level) && !int.TryParse(key.Value, out _))
-            {
-                return level;
-            }
-
-            problems.Add($"{key.Path}: {Redaction.Quote(key.Value)} is not a level ({string.Join(", ", Enum.GetNames<LogEventLevel>())})");
-            return null;
-        }
-
-        logger.MinimumLevel.Is(Level(section) ?? Level(section.GetSection("Default")) ?? LogEventLevel.Information);
-        var overrides = new Dictionary<string, LogEventLevel>(StringComparer.Ordinal) { ["Microsoft"] = LogEventLevel.Warning, ["Quartz"] = LogEventLevel.Warning };
-        foreach (var source in section.GetSection("Override").GetChildren())
-        {
-            if (Level(source) is { } level)
-            {
-                overrides[source.Key] = level;
-            }
-        }
-
-        if (problems.Count > 0)
-        {
-            throw new ConfigurationException(configPath, problems);
-        }
-
-        foreach (var (source, level) in overrides)
-        {
-            logger.MinimumLevel.Override(source, level);
-        }
-
-        return logger;
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using ClusterBackup.Configuration;
 using ClusterBackup.Tests.Support;
+using Serilog.Events;
 
 namespace ClusterBackup.Tests.Configuration;
 
@@ -52,6 +53,30 @@ public sealed class ConfigurationLoaderTests : IDisposable
 
     private IReadOnlyList<string> Problems(JsonObject config) =>
         Assert.Throws<ConfigurationException>(() => Load(config)).Problems;
+
+    [Fact]
+    public void Log_levels_are_one_level_or_a_default_with_overrides_and_an_unknown_one_is_a_problem_naming_its_key()
+    {
+        var config = Valid();
+        Assert.Equal(LogEventLevel.Information, Load(config).LogLevels.Default);
+        Assert.Equal(LogEventLevel.Warning, Load(config).LogLevels.Overrides["Quartz"]);
+
+        config["Serilog"] = new JsonObject { ["MinimumLevel"] = "debug" };
+        Assert.Equal(LogEventLevel.Debug, Load(config).LogLevels.Default);
+
+        config["Serilog"] = JsonNode.Parse("""{ "MinimumLevel": { "Default": "Error", "Override": { "Quartz": "Information", "ClusterBackup.Scheduling": "Verbose" } } }""");
+        var levels = Load(config).LogLevels;
+        Assert.Equal(LogEventLevel.Error, levels.Default);
+        Assert.Equal(LogEventLevel.Information, levels.Overrides["Quartz"]);
+        Assert.Equal(LogEventLevel.Verbose, levels.Overrides["ClusterBackup.Scheduling"]);
+        Assert.Equal(LogEventLevel.Warning, levels.Overrides["Microsoft"]);
+
+        config["Serilog"] = JsonNode.Parse("""{ "MinimumLevel": { "Default": "3", "Override": { "Quartz": "Loud" } } }""");
+        Assert.Equal(
+            ["Serilog:MinimumLevel:Override:Quartz: 'Loud' is not a level (Verbose, Debug, Information, Warning, Error, Fatal)",
+             "Serilog:MinimumLevel:Default: '3' is not a level (Verbose, Debug, Information, Warning, Error, Fatal)"],
+            Problems(config));
+    }
 
     [Fact]
     public void One_validator_reports_every_problem_at_once_retention_encryption_and_what_run_needs_included()
