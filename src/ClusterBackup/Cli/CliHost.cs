@@ -5,7 +5,6 @@ using ClusterBackup.Restore;
 using ClusterBackup.Configuration;
 using ClusterBackup.Pipeline;
 using ClusterBackup.Storage;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serilog;
