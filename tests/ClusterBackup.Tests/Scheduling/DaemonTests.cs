@@ -132,7 +132,6 @@ public sealed class DaemonTests(RigFixture fixture)
         Assert.Empty(await _rig.Moto.OpenUploadKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"));
     }
 
-    /// <summary>How many log events of this name (compact JSON, one a line) name the cluster.</summary>
     [Fact]
     public async Task Log_levels_come_from_the_Serilog_section_and_a_level_it_does_not_know_stops_start_up_with_78()
     {
@@ -160,6 +159,7 @@ public sealed class DaemonTests(RigFixture fixture)
         Assert.Contains("Serilog:MinimumLevel:Override:Quartz: 'Loud' is not a level", refused.Log, StringComparison.Ordinal);
     }
 
+    /// <summary>How many log events of this name (compact JSON, one a line) name the cluster.</summary>
     private static int Events(string log, string eventName, string cluster) =>
         log.Split('\n').Count(line => line.Contains($"\"Name\":\"{eventName}\"", StringComparison.Ordinal)
                                        && line.Contains($"\"Cluster\":\"{cluster}\"", StringComparison.Ordinal));
