@@ -35,12 +35,13 @@ internal sealed record LogLevels(LogEventLevel Default, IReadOnlyDictionary<stri
             return null;
         }
 
-        if (!int.TryParse(key.Value, out _) && Enum.TryParse<LogEventLevel>(key.Value, ignoreCase: true, out var level) && Enum.IsDefined(level))
+        var names = Enum.GetNames<LogEventLevel>();
+        if (names.FirstOrDefault(name => name.Equals(key.Value, StringComparison.OrdinalIgnoreCase)) is { } known)
         {
-            return level;
+            return Enum.Parse<LogEventLevel>(known);
         }
 
-        problems.Add($"{key.Path}: {Redaction.Quote(key.Value)} is not a level ({string.Join(", ", Enum.GetNames<LogEventLevel>())})");
+        problems.Add($"{key.Path}: {Redaction.Quote(key.Value)} is not a level ({string.Join(", ", names)})");
         return null;
     }
 }
