@@ -12,6 +12,7 @@ using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Storage;
 using ClusterBackup.Verify;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace ClusterBackup;
 
@@ -33,6 +34,8 @@ internal static class AgentServices
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ITransferProgress>(NoTransferProgress.Instance);
         services.AddStorage(settings.Storage);
+        services.AddSingleton(provider => new ManifestCache(
+            ManifestCache.DefaultDirectory(Environment.GetEnvironmentVariable), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILogger<ManifestCache>>()));
         services.AddSingleton<BackupCatalog>();
         services.AddSingleton<SshNodeConnector>();
         services.AddSingleton<TunnelSnapshotSource>();

@@ -45,7 +45,7 @@ internal sealed record StoredSet(
 /// A set without a manifest is incomplete and never listed; one whose manifest cannot be read is
 /// damaged, and reported wherever sets are listed.
 /// </summary>
-internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ILogger<BackupCatalog> logger)
+internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ManifestCache cache, ILogger<BackupCatalog> logger)
 {
     public const string LatestSelector = "latest";
 
@@ -84,6 +84,8 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             }
         }
 
+        var manifestETags = objects.ToDictionary(
+            pair => pair.Key, pair => pair.Value.FirstOrDefault(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal))?.ETag);
         var sets = objects.Select(pair => new StoredSet(
                 pair.Key,
                 pair.Value.Any(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal)) ? SetState.Complete : SetState.Incomplete,
@@ -91,16 +93,34 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
                 pair.Value.Max(o => o.LastModified),
                 pair.Value.Select(o => o.Key).ToList()))
             .ToArray();
+        var cached = cache.Load(cluster);
+        var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
+        var (fromCache, fromStorage) = (0, 0);
         await Parallel.ForEachAsync(
             Enumerable.Range(0, sets.Length).Where(i => sets[i].Complete),
             new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
-                var (manifest, bytes, damage) = await ReadManifestAsync(cluster, sets[i].Id, ct);
-                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = bytes }
+                var md5 = ManifestCache.Md5OfETag(manifestETags[sets[i].Id]);
+                var hit = md5 is not null && cached.TryGetValue(md5, out var bytes) ? ParseManifest(cluster, sets[i].Id, bytes) : default;
+                Interlocked.Increment(ref hit.Manifest is null ? ref fromStorage : ref fromCache);
+
+                var (manifest, read, damage) = hit.Manifest is not null ? hit : await ReadManifestAsync(cluster, sets[i].Id, ct);
+                if (manifest is not null && md5 is not null && (hit.Manifest is not null || ManifestCache.Md5Hex(read) == md5))
+                {
+                    kept[md5] = read!;
+                }
+
+                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = read }
                     : damage is not null ? sets[i] with { State = SetState.Damaged, Damage = damage }
                     : sets[i] with { State = SetState.Incomplete }; // removed while listing
             });
+        if (kept.Count != cached.Count || kept.Keys.Any(md5 => !cached.ContainsKey(md5)))
+        {
+            cache.Save(cluster, kept);
+        }
+
+        LogScanned(cluster, sets.Length, fromCache, fromStorage);
         foreach (var damaged in sets.Where(s => s.State == SetState.Damaged))
         {
             LogDamagedManifest(DescribeManifest(cluster, damaged.Id), damaged.Damage!);
@@ -273,6 +293,12 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             return (null, null, null);
         }
 
+        return ParseManifest(cluster, id, bytes);
+    }
+
+    /// <summary>A manifest from its bytes, checked to name the set it was stored as; or why it cannot be read.</summary>
+    private static (SetManifest? Manifest, byte[]? Bytes, string? Damage) ParseManifest(string cluster, SetId id, byte[] bytes)
+    {
         try
         {
             var manifest = SetManifest.FromJson(bytes);
@@ -285,6 +311,9 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             return (null, null, $"not a valid manifest: {ex.Message}");
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage")]
+    private partial void LogScanned(string cluster, int sets, int cachedManifests, int readManifests);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Damaged set: its manifest {Location} cannot be read: {Reason}")]
     private partial void LogDamagedManifest(string location, string reason);

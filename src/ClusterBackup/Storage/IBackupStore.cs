@@ -43,7 +43,8 @@ internal interface IObjectUpload : IAsyncDisposable
     Task CommitAsync(CancellationToken cancellationToken = default);
 }
 
-internal sealed record StoredObject(string Key, long Size, DateTimeOffset LastModified);
+/// <summary>An object as listed; <paramref name="ETag"/> as S3 gives it (quoted), null for a directory.</summary>
+internal sealed record StoredObject(string Key, long Size, DateTimeOffset LastModified, string? ETag = null);
 
 /// <summary>The store cannot do what was asked; the message names the store and what to check.</summary>
 internal class StorageException(string message, Exception? inner = null) : Exception(message, inner);

@@ -89,7 +89,7 @@ internal sealed partial class S3BackupStore(IAmazonS3 client, StorageOptions opt
 
             foreach (var item in page.S3Objects ?? [])
             {
-                yield return new StoredObject(item.Key, item.Size ?? 0, item.LastModified ?? DateTimeOffset.MinValue.UtcDateTime);
+                yield return new StoredObject(item.Key, item.Size ?? 0, item.LastModified ?? DateTimeOffset.MinValue.UtcDateTime, item.ETag);
             }
 
             request.ContinuationToken = page.IsTruncated == true ? page.NextContinuationToken : null;

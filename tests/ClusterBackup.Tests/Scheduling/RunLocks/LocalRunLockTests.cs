@@ -46,7 +46,9 @@ public sealed class LocalRunLockTests : IDisposable
     private LocalRunLock Lock(string store)
     {
         var backups = new FileSystemBackupStore(Path.Combine(_root, store));
-        return new LocalRunLock(backups, new BackupCatalog(backups, new StorageOptions { Type = "filesystem", Path = Path.Combine(_root, store) }, NullLogger<BackupCatalog>.Instance));
+        return new LocalRunLock(backups, new BackupCatalog(
+            backups, new StorageOptions { Type = "filesystem", Path = Path.Combine(_root, store) },
+            new ManifestCache(null, TimeProvider.System, NullLogger<ManifestCache>.Instance), NullLogger<BackupCatalog>.Instance));
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

@@ -1,0 +1,115 @@
+using System.Text.Json;
+using ClusterBackup.Rig;
+using ClusterBackup.Tests.Support;
+
+namespace ClusterBackup.Tests.Catalog;
+
+/// <summary>
+/// Scans against moto_server and s3rver read each manifest from storage once; what they show is
+/// always what storage holds, whatever the cache holds. The aws CLI is the independent reader.
+/// </summary>
+[Collection(RigCollection.Name)]
+public sealed class ManifestCacheScanTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    public static TheoryData<string> Stores => ["moto", "s3rver"];
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_second_list_reads_no_manifest_from_storage_and_a_changed_or_tampered_one_is_read_again(string storage)
+    {
+        var cluster = $"manifest-cache-{storage}";
+        var s3 = storage == "moto" ? _rig.Moto : _rig.S3rver;
+        var config = _rig.Config(storage, cluster, "tunnel", _rig.Node1);
+        string[] sets = [await BackupAsync(config), await BackupAsync(config)];
+        var file = TestEnvironment.ManifestCache(cluster);
+        File.Delete(file); // the backups' retention scans filled it
+
+        var first = await ListAsync(config, cluster, "--verbose");
+        first.AssertError($"Scanned cluster {cluster}: 2 sets, 0 manifests from the local cache, 2 read from storage");
+        var etags = new Dictionary<string, string>();
+        foreach (var set in sets)
+        {
+            var (etag, bytes) = await StoredManifestAsync(s3, cluster, set);
+            etags[set] = etag;
+            Assert.True(Contains(await File.ReadAllBytesAsync(file), [.. Convert.FromHexString(etag), .. Length(bytes), .. bytes]), $"{file} lacks set {set}'s manifest");
+        }
+
+        var second = await ListAsync(config, cluster, "--verbose");
+        second.AssertError($"Scanned cluster {cluster}: 2 sets, 2 manifests from the local cache, 0 read from storage");
+        Assert.Equal(first.Output, second.Output);
+
+        // An entry that is not what its MD5 says is read again from storage, and replaced.
+        var json = await ListAsync(config, cluster, "--json");
+        var cached = await File.ReadAllBytesAsync(file);
+        var at = cached.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes($"\"setId\": \"{sets[0]}\""));
+        Assert.True(at > 0, $"{file} lacks set {sets[0]}");
+        cached[at + 10] = (byte)'1'; // another year, the same length
+        await File.WriteAllBytesAsync(file, cached);
+        var tampered = await ListAsync(config, cluster, "--json", "--verbose");
+        tampered.AssertError($"2 sets, 1 manifests from the local cache, 1 read from storage");
+        Assert.Equal(json.Output, tampered.Output);
+        (await ListAsync(config, cluster, "--verbose")).AssertError("2 sets, 2 manifests from the local cache, 0 read from storage");
+
+        // A manifest changed in storage is read as storage holds it (here damaged), never as cached.
+        var damaged = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "manifest.json");
+        await File.WriteAllTextAsync(damaged, "{\"cluster\":");
+        await CheckAwsAsync(s3, "s3", "cp", damaged, $"s3://{LocalRig.Bucket}/backups/{cluster}/{sets[0]}/manifest.json");
+        var changed = await ListAsync(config, cluster, "--verbose");
+        Assert.Matches($@"{cluster}\s+{sets[0]}\s+.*DAMAGED: manifest.json cannot be read", changed.Output);
+        changed.AssertError($"2 sets, 1 manifests from the local cache, 1 read from storage");
+        Assert.False(Contains(await File.ReadAllBytesAsync(file), Convert.FromHexString(etags[sets[0]])), "the replaced manifest's entry is kept");
+
+        // A cache that cannot be written costs the reads, nothing else.
+        File.Delete(file);
+        Directory.CreateDirectory(file);
+        try
+        {
+            var unwritable = await ListAsync(config, cluster, "--verbose");
+            Assert.Equal(changed.Output, unwritable.Output);
+            unwritable.AssertError($"2 sets, 0 manifests from the local cache, 2 read from storage");
+            unwritable.AssertError($"Manifest cache {file} not used");
+        }
+        finally
+        {
+            Directory.Delete(file);
+        }
+    }
+
+    private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+
+    private static byte[] Length(byte[] bytes) => [(byte)(bytes.Length >> 24), (byte)(bytes.Length >> 16), (byte)(bytes.Length >> 8), (byte)bytes.Length];
+
+    private static async Task<string> BackupAsync(System.Text.Json.Nodes.JsonObject config)
+    {
+        var backup = await CliRunner.RunAsync(config, "backup");
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        await Task.Delay(1100); // set ids are per second
+        return backup.Output.Split("committed set ")[1][..16];
+    }
+
+    private static async Task<CliResult> ListAsync(System.Text.Json.Nodes.JsonObject config, string cluster, params string[] options)
+    {
+        var list = await CliRunner.RunAsync(config, ["list", "--cluster", cluster, .. options]);
+        Assert.True(list.ExitCode == 0, list.ToString());
+        return list;
+    }
+
+    /// <summary>A stored manifest's ETag (as the MD5 the cache names it by) and bytes, as the aws CLI reads them.</summary>
+    private static async Task<(string ETag, byte[] Bytes)> StoredManifestAsync(S3Server s3, string cluster, string set)
+    {
+        var key = $"backups/{cluster}/{set}/manifest.json";
+        var head = JsonSerializer.Deserialize<JsonElement>(await CheckAwsAsync(s3, "s3api", "head-object", "--bucket", LocalRig.Bucket, "--key", key, "--output", "json"));
+        var file = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "manifest.json");
+        await CheckAwsAsync(s3, "s3", "cp", $"s3://{LocalRig.Bucket}/{key}", file);
+        return (head.GetProperty("ETag").GetString()!.Trim('"'), await File.ReadAllBytesAsync(file));
+    }
+
+    private static async Task<string> CheckAwsAsync(S3Server s3, params string[] arguments)
+    {
+        var result = await s3.AwsAsync(arguments);
+        Assert.True(result.ExitCode == 0, $"aws {string.Join(' ', arguments)}: {result}");
+        return result.Output;
+    }
+}
