@@ -65,7 +65,9 @@ internal static class RestorePlanner
         foreach (var (node, _) in members)
         {
             var paths = new MemberPaths(node, setId, stamp);
-            var health = NodeCommands.Etcdctl(node.Restore.Etcdctl, node, "--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health");
+            // Until etcd listens, each try fails at once instead of waiting out etcdctl's dial timeout.
+            var health = NodeCommands.IfListening(
+                node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Restore.Etcdctl, node, "--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"));
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.WaitForHealth, RestorePhase.Verify,
                 new RemoteCommand(NodeCommands.WaitUntil(health, "etcd is not healthy after 120s")))
             {

@@ -72,6 +72,33 @@ public sealed class NodeCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_wait_on_a_port_retries_until_something_listens_there_and_then_runs_its_check()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var marker = Path.Combine(_root, "checked");
+        var waiting = Tools.RunAsync("sh", ["-c", NodeCommands.WaitUntil(NodeCommands.IfListening(port, $"touch {marker}"), "never listened")]);
+        await Task.Delay(1200);
+        Assert.False(File.Exists(marker), "the check ran while nothing listened");
+        Assert.False(waiting.IsCompleted);
+
+        listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+        listener.Start();
+        try
+        {
+            var result = await waiting.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.True(File.Exists(marker));
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
+    [Fact]
     public async Task The_data_dir_moved_aside_is_put_back_exactly()
     {
         var data = Path.Combine(_root, Awkward);
