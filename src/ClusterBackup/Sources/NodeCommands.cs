@@ -93,12 +93,13 @@ internal static class NodeCommands
         $"grep -Eq ':{port.ToString("X4", CultureInfo.InvariantCulture)} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null";
 
     /// <summary>
-    /// Retries a check every half second for (at least) 2 minutes: a check that fails at once, as
-    /// one behind <see cref="IfListening"/> does, costs no more than the interval after it passes.
-    /// The check runs in a subshell, so that its own <c>exit</c> ends only that try.
+    /// Retries a check every half second until it passes or <paramref name="seconds"/> have gone
+    /// by, however long each try takes: a check that fails at once, as one behind
+    /// <see cref="IfListening"/> does, costs no more than the interval after it passes. The check
+    /// runs in a subshell, so that its own <c>exit</c> ends only that try.
     /// </summary>
-    public static string WaitUntil(string check, string failure) =>
-        $"i=0; until ({check}) >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge 240 ]; then echo {Q(failure)} >&2; exit 1; fi; sleep 0.5; done";
+    public static string WaitUntil(string check, string failure, int seconds = 120) =>
+        $"end=$(($(date +%s) + {seconds.ToString(CultureInfo.InvariantCulture)})); until ({check}) >/dev/null 2>&1; do if [ \"$(date +%s)\" -ge \"$end\" ]; then echo {Q(failure)} >&2; exit 1; fi; sleep 0.5; done";
 
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";

@@ -99,6 +99,15 @@ public sealed class NodeCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_wait_whose_check_never_passes_fails_with_its_message_once_its_time_is_up()
+    {
+        var result = await Tools.RunAsync("sh", ["-c", NodeCommands.WaitUntil("exit 1", Awkward, seconds: 2)]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(Awkward, result.Error.Trim());
+    }
+
+    [Fact]
     public async Task The_data_dir_moved_aside_is_put_back_exactly()
     {
         var data = Path.Combine(_root, Awkward);
