@@ -26,15 +26,13 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
     /// <summary>The stamp of the data dirs moved aside: the time of this restore.</summary>
     public string Stamp { get; } = time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>Assesses the cluster for a set whose signature was checked.</summary>
+    /// <summary>Starts the SSH sessions to the cluster's control planes while the caller reads storage.</summary>
+    public void ConnectAhead(ClusterSettings cluster, CancellationToken cancellationToken) => _sessions.ConnectAhead(cluster.ControlPlanes, cancellationToken);
+
+    /// <summary>Assesses the cluster for a set whose signature was checked: every member at once, each over its own session.</summary>
     public async Task<RestoreAssessment> AssessAsync(ClusterSettings cluster, CatalogSet set, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)
     {
-        var members = new List<MemberAssessment>();
-        foreach (var node in cluster.ControlPlanes)
-        {
-            members.Add(await AssessAsync(node, set, identities, cancellationToken));
-        }
-
+        var members = await Task.WhenAll(cluster.ControlPlanes.Select(node => AssessAsync(node, set, identities, cancellationToken)));
         return new RestoreAssessment(cluster, set, members);
     }
 

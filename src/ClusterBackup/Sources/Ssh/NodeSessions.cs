@@ -1,47 +1,60 @@
 using ClusterBackup.Configuration;
-using ClusterBackup.Sources;
-using ClusterBackup.Sources.Ssh;
 
 namespace ClusterBackup.Sources.Ssh;
 
-/// <summary>One SSH session per node for the whole run; a node that could not be reached is not retried.</summary>
+/// <summary>
+/// One SSH session per node for the whole run; a node that could not be reached is not retried.
+/// Connections may be started ahead (<see cref="ConnectAhead"/>) and are shared by concurrent callers.
+/// </summary>
 internal sealed class NodeSessions(SshNodeConnector connector) : IDisposable
 {
-    private readonly Dictionary<string, NodeSession> _open = [];
-    private readonly Dictionary<string, NodeOperationException> _failed = [];
+    private readonly Dictionary<string, Task<NodeSession>> _connections = [];
+    private bool _disposed;
 
-    public async Task<NodeSession> GetAsync(ControlPlaneSettings node, CancellationToken cancellationToken)
+    /// <summary>Starts connecting to the nodes, so that work done meanwhile (reading storage) overlaps the SSH handshakes.</summary>
+    public void ConnectAhead(IEnumerable<ControlPlaneSettings> nodes, CancellationToken cancellationToken)
     {
-        if (_open.TryGetValue(node.Name, out var session))
+        foreach (var node in nodes)
         {
-            return session;
+            // Observed by the GetAsync that needs it; a node never asked for fails silently.
+            _ = Connection(node, cancellationToken).ContinueWith(
+                static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         }
+    }
 
-        if (_failed.TryGetValue(node.Name, out var failure))
-        {
-            throw failure;
-        }
+    /// <summary>The node's session, connecting on first use; throws the node's connect failure, every time.</summary>
+    public Task<NodeSession> GetAsync(ControlPlaneSettings node, CancellationToken cancellationToken) =>
+        Connection(node, cancellationToken).WaitAsync(cancellationToken);
 
-        try
+    private Task<NodeSession> Connection(ControlPlaneSettings node, CancellationToken cancellationToken)
+    {
+        lock (_connections)
         {
-            session = await connector.ConnectAsync(node, cancellationToken);
-            _open[node.Name] = session;
-            return session;
-        }
-        catch (NodeOperationException ex)
-        {
-            _failed[node.Name] = ex;
-            throw;
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_connections.TryGetValue(node.Name, out var connection))
+            {
+                _connections[node.Name] = connection = connector.ConnectAsync(node, cancellationToken);
+            }
+
+            return connection;
         }
     }
 
     public void Dispose()
     {
-        foreach (var session in _open.Values)
+        List<Task<NodeSession>> connections;
+        lock (_connections)
         {
-            session.Dispose();
+            _disposed = true;
+            connections = [.. _connections.Values];
+            _connections.Clear();
         }
 
-        _open.Clear();
+        foreach (var connection in connections)
+        {
+            // A connection still being made is closed when it is made.
+            _ = connection.ContinueWith(
+                static t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
     }
 }
