@@ -70,6 +70,8 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     {
         var prefix = ClusterPrefix(cluster);
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
+        // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.
+        var manifestMd5s = new Dictionary<SetId, string?>();
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
             var rest = item.Key[prefix.Length..].Split('/');
@@ -81,19 +83,22 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
                 }
 
                 list.Add(item);
+                if (rest[1] == SetManifest.FileName)
+                {
+                    manifestMd5s[id] = ManifestCache.Md5OfETag(item.ETag);
+                }
             }
         }
 
-        var manifestETags = objects.ToDictionary(
-            pair => pair.Key, pair => pair.Value.FirstOrDefault(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal))?.ETag);
         var sets = objects.Select(pair => new StoredSet(
                 pair.Key,
-                pair.Value.Any(o => o.Key.EndsWith("/" + SetManifest.FileName, StringComparison.Ordinal)) ? SetState.Complete : SetState.Incomplete,
+                manifestMd5s.ContainsKey(pair.Key) ? SetState.Complete : SetState.Incomplete,
                 pair.Value.Sum(o => o.Size),
                 pair.Value.Max(o => o.LastModified),
                 pair.Value.Select(o => o.Key).ToList()))
             .ToArray();
-        var cached = cache.Load(cluster);
+        // Only a listing that names manifests by their MD5 can use the cache (not a directory store's).
+        var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? cache.Load(cluster) : new Dictionary<string, byte[]>();
         var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
         var (fromCache, fromStorage) = (0, 0);
         await Parallel.ForEachAsync(
@@ -101,7 +106,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
-                var md5 = ManifestCache.Md5OfETag(manifestETags[sets[i].Id]);
+                var md5 = manifestMd5s[sets[i].Id];
                 var hit = md5 is not null && cached.TryGetValue(md5, out var bytes) ? ParseManifest(cluster, sets[i].Id, bytes) : default;
                 Interlocked.Increment(ref hit.Manifest is null ? ref fromStorage : ref fromCache);
 

@@ -110,7 +110,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     /// </summary>
     public void Save(string cluster, IReadOnlyDictionary<string, byte[]> entries)
     {
-        if (directory is null || PathOf(cluster) is not { } path)
+        if (PathOf(cluster) is not { } path)
         {
             return;
         }
@@ -118,7 +118,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
         var temporary = $"{path}.{Guid.NewGuid():N}{TemporarySuffix}";
         try
         {
-            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             using (var stream = new FileStream(temporary, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 64 * 1024, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
