@@ -101,6 +101,18 @@ internal static class NodeCommands
     public static string WaitUntil(string check, string failure, int seconds = 120) =>
         $"end=$(($(date +%s) + {seconds.ToString(CultureInfo.InvariantCulture)})); until ({check}) >/dev/null 2>&1; do if [ \"$(date +%s)\" -ge \"$end\" ]; then echo {Q(failure)} >&2; exit 1; fi; sleep 0.5; done";
 
+    /// <summary>The shell <see cref="Ssh.NodeShell"/> keeps open: a POSIX sh reading commands on its standard input.</summary>
+    public const string Shell = "exec sh";
+
+    /// <summary>
+    /// One command as <see cref="Ssh.NodeShell"/> sends it: in a subshell (its <c>exit</c>, variables
+    /// and directory stay there), its standard input from /dev/null (it cannot read the commands that
+    /// follow), then the mark on both streams, on standard output with the command's exit status.
+    /// The command stands on lines of its own, so a comment in it ends with its line.
+    /// </summary>
+    public static string InShell(string command, string mark) =>
+        $"(\n{command}\n) </dev/null\nprintf '\\n%s %d\\n' {Q(mark)} \"$?\"\nprintf '\\n%s\\n' {Q(mark)} >&2\n";
+
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
 

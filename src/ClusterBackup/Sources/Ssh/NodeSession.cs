@@ -9,12 +9,30 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
 {
     public ControlPlaneSettings Node { get; } = node;
 
+    private readonly Lock _shellLock = new();
+    private NodeShell? _shell;
+
     /// <summary>Runs a command whose output is small (certificates, status JSON) and returns it whole.</summary>
     public async Task<CommandResult> RunAsync(string command, CancellationToken cancellationToken = default)
     {
         using var ssh = client.CreateCommand(Privileged(command));
         await ssh.ExecuteAsync(cancellationToken);
         return new CommandResult(ssh.ExitStatus ?? -1, ssh.Result, ssh.Error);
+    }
+
+    /// <summary>
+    /// As <see cref="RunAsync"/>, through the session's one <see cref="NodeShell"/>: for a series of
+    /// short commands, which then pay the login shell's start (and sudo's) once, not once each.
+    /// Commands given to it run one at a time.
+    /// </summary>
+    public Task<CommandResult> RunInShellAsync(string command, CancellationToken cancellationToken = default)
+    {
+        lock (_shellLock)
+        {
+            _shell ??= new NodeShell(client, Privileged(NodeCommands.Shell));
+        }
+
+        return _shell.RunAsync(command, cancellationToken);
     }
 
     /// <summary>
@@ -66,7 +84,11 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
     /// <summary>The command as run on the node: through <c>sudo -n</c> when configured.</summary>
     public string Privileged(string command) => NodeCommands.AsRunOn(Node, command);
 
-    public void Dispose() => client.Dispose();
+    public void Dispose()
+    {
+        _shell?.Dispose();
+        client.Dispose();
+    }
 }
 
 /// <summary>A command started with <see cref="NodeSession.Start"/>.</summary>

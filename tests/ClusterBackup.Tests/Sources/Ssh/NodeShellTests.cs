@@ -1,0 +1,117 @@
+using System.Text.Json.Nodes;
+using ClusterBackup.Configuration;
+using ClusterBackup.Rig;
+using ClusterBackup.Sources.Ssh;
+using ClusterBackup.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ClusterBackup.Tests.Sources.Ssh;
+
+/// <summary>
+/// <see cref="NodeShell"/> against the rig's real sshd: commands through the one shell give what
+/// an exec channel each gives, in one shell process, and a command that does not complete costs
+/// only that shell.
+/// </summary>
+[Collection(RigCollection.Name)]
+public sealed class NodeShellTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    private async Task<(ServiceProvider Services, NodeSession Session)> ConnectAsync(bool sudo = false)
+    {
+        var config = _rig.Config(Path.GetTempPath(), "shell", "tunnel", _rig.Node1);
+        if (sudo)
+        {
+            var ssh = config["ClusterBackup"]!["Defaults"]!["Ssh"]!;
+            ssh["User"] = LocalRig.SudoUser;
+            ssh["Sudo"] = true;
+        }
+
+        var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
+        var services = new ServiceCollection()
+            .AddSingleton(typeof(Microsoft.Extensions.Logging.ILogger<>), typeof(NullLogger<>))
+            .AddAgent(settings)
+            .BuildServiceProvider();
+        var session = await services.GetRequiredService<SshNodeConnector>().ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
+        return (services, session);
+    }
+
+    public static TheoryData<string> Commands =>
+    [
+        "echo hello",
+        "printf 'no newline at the end'",
+        "echo to-stderr >&2; echo to-stdout; exit 3",
+        "printf 'a\\nb\\n\\n'",
+        "true # a comment that must end with its line",
+        "exit 0",
+        "if [ -e /nonexistent ]; then echo there; else echo 'not there' >&2; exit 1; fi",
+        "printf '%s' 'cluster-backup-0 1'",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Commands))]
+    public async Task A_command_in_the_shell_gives_what_its_own_exec_channel_gives(string command)
+    {
+        var (services, session) = await ConnectAsync();
+        await using var _ = services;
+        using var __ = session;
+
+        var alone = await session.RunAsync(command);
+        var shelled = await session.RunInShellAsync(command);
+        var again = await session.RunInShellAsync(command);
+
+        Assert.Equal((alone.ExitStatus, alone.Output, alone.Error), (shelled.ExitStatus, shelled.Output, shelled.Error));
+        Assert.Equal((alone.ExitStatus, alone.Output, alone.Error), (again.ExitStatus, again.Output, again.Error));
+    }
+
+    [Fact]
+    public async Task Commands_share_one_shell_process_but_not_its_state()
+    {
+        var (services, session) = await ConnectAsync();
+        await using var _ = services;
+        using var __ = session;
+
+        var first = await session.RunInShellAsync("echo $$; x=set; cd /tmp");
+        var reading = await session.RunInShellAsync("cat"); // reads /dev/null, not the commands that follow
+        var second = await session.RunInShellAsync("echo $$; echo \"x=${x:-unset}\"; pwd");
+
+        Assert.True(first.Succeeded, first.Error);
+        Assert.Equal((0, string.Empty), (reading.ExitStatus, reading.Output));
+        var lines = second.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(first.Output.Trim(), lines[0]); // the same shell ran both
+        Assert.Equal("x=unset", lines[1]);
+        Assert.NotEqual("/tmp", lines[2]);
+    }
+
+    [Fact]
+    public async Task A_cancelled_command_ends_its_shell_and_the_next_command_gets_a_new_one()
+    {
+        var (services, session) = await ConnectAsync();
+        await using var _ = services;
+        using var __ = session;
+        var before = await session.RunInShellAsync("echo $$");
+
+        using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.RunInShellAsync("sleep 3; echo late", soon.Token));
+        var after = await session.RunInShellAsync("echo $$; echo next");
+
+        var lines = after.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEqual(before.Output.Trim(), lines[0]);
+        Assert.Equal("next", lines[1]); // nothing of the abandoned command's output
+    }
+
+    [Fact]
+    public async Task With_sudo_the_shell_runs_as_root()
+    {
+        var (services, session) = await ConnectAsync(sudo: true);
+        await using var _ = services;
+        using var __ = session;
+
+        var root = await session.RunInShellAsync("id -u");
+        var again = await session.RunInShellAsync("id -u; echo $$");
+
+        Assert.Equal("0", root.Output.Trim());
+        Assert.Equal("0", again.Output.Split('\n')[0]);
+    }
+}
