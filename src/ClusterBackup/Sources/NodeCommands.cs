@@ -105,13 +105,13 @@ internal static class NodeCommands
     public const string Shell = "exec sh";
 
     /// <summary>
-    /// One command as <see cref="Ssh.NodeShell"/> sends it: in a subshell (its <c>exit</c>, variables
-    /// and directory stay there), its standard input from /dev/null (it cannot read the commands that
-    /// follow), then the mark on both streams, on standard output with the command's exit status.
-    /// The command stands on lines of its own, so a comment in it ends with its line.
+    /// One command as <see cref="Ssh.NodeShell"/> sends it: run by <c>sh -c</c> (its <c>exit</c>,
+    /// variables and directory stay in that process, and its errors read as they would over an exec
+    /// channel of its own), its standard input from /dev/null (it cannot read the commands that
+    /// follow); then the mark on both streams, on standard output with the command's exit status.
     /// </summary>
     public static string InShell(string command, string mark) =>
-        $"(\n{command}\n) </dev/null\nprintf '\\n%s %d\\n' {Q(mark)} \"$?\"\nprintf '\\n%s\\n' {Q(mark)} >&2\n";
+        $"sh -c {Q(command)} </dev/null\nprintf '\\n%s %d\\n' {Q(mark)} \"$?\"\nprintf '\\n%s\\n' {Q(mark)} >&2\n";
 
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";

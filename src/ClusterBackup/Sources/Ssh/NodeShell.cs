@@ -6,7 +6,7 @@ using Renci.SshNet;
 namespace ClusterBackup.Sources.Ssh;
 
 /// <summary>
-/// One shell on a node that runs short commands one after another, each in its own subshell, over a
+/// One shell on a node that runs short commands one after another, each by its own <c>sh -c</c>, over a
 /// single exec channel. Every exec channel costs a start of the SSH user's login shell, which sources
 /// its rc files (bash does so for sshd's commands), and with <c>Ssh.Sudo</c> a sudo session: a
 /// restore's steps paid that once each. The shell starts on first use, and again after a command

@@ -72,9 +72,9 @@ public sealed class NodeShellTests(RigFixture fixture)
         await using var _ = services;
         using var __ = session;
 
-        var first = await session.RunInShellAsync("echo $$; x=set; cd /tmp");
+        var first = await session.RunInShellAsync("echo $PPID; x=set; cd /tmp");
         var reading = await session.RunInShellAsync("cat"); // reads /dev/null, not the commands that follow
-        var second = await session.RunInShellAsync("echo $$; echo \"x=${x:-unset}\"; pwd");
+        var second = await session.RunInShellAsync("echo $PPID; echo \"x=${x:-unset}\"; pwd");
 
         Assert.True(first.Succeeded, first.Error);
         Assert.Equal((0, string.Empty), (reading.ExitStatus, reading.Output));
@@ -90,11 +90,11 @@ public sealed class NodeShellTests(RigFixture fixture)
         var (services, session) = await ConnectAsync();
         await using var _ = services;
         using var __ = session;
-        var before = await session.RunInShellAsync("echo $$");
+        var before = await session.RunInShellAsync("echo $PPID");
 
         using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.RunInShellAsync("sleep 3; echo late", soon.Token));
-        var after = await session.RunInShellAsync("echo $$; echo next");
+        var after = await session.RunInShellAsync("echo $PPID; echo next");
 
         var lines = after.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEqual(before.Output.Trim(), lines[0]);
@@ -109,7 +109,7 @@ public sealed class NodeShellTests(RigFixture fixture)
         using var __ = session;
 
         var root = await session.RunInShellAsync("id -u");
-        var again = await session.RunInShellAsync("id -u; echo $$");
+        var again = await session.RunInShellAsync("id -u; echo $PPID");
 
         Assert.Equal("0", root.Output.Trim());
         Assert.Equal("0", again.Output.Split('\n')[0]);
