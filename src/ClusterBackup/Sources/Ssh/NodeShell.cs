@@ -121,8 +121,16 @@ internal sealed class NodeShell(SshClient client, string shellCommand) : IDispos
                 return (true, new CommandResult(code, text, errorText));
             }
 
-            await execution.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
-            return (false, new CommandResult(shell.ExitStatus ?? -1, text, errorText));
+            // The shell ended first. A lost connection fails as an exec channel's command would; otherwise
+            // the result is a failure, even if the shell exited 0 (an rc file's exit): the command never ran to its end.
+            await Task.WhenAny(execution, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+            if (execution.IsFaulted)
+            {
+                await execution;
+            }
+
+            var ended = errorText.Length > 0 ? errorText : "the node's shell ended before the command finished\n";
+            return (false, new CommandResult(shell.ExitStatus is { } exit and not 0 ? exit : -1, text, ended));
         }
 
         /// <summary>Standard output up to the mark, then the exit status on the rest of the mark's line.</summary>

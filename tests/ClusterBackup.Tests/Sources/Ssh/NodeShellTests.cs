@@ -5,6 +5,7 @@ using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Renci.SshNet;
 
 namespace ClusterBackup.Tests.Sources.Ssh;
 
@@ -99,6 +100,24 @@ public sealed class NodeShellTests(RigFixture fixture)
         var lines = after.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEqual(before.Output.Trim(), lines[0]);
         Assert.Equal("next", lines[1]); // nothing of the abandoned command's output
+    }
+
+    /// <summary>The shell as a login shell would start it, with what its rc files do first.</summary>
+    [Theory]
+    [InlineData("echo 'rc-file noise'; echo 'rc-file warning' >&2; exec sh", 0, "hi\n", "")]
+    [InlineData("echo 'sudo: a password is required' >&2; exit 1", 1, "", "sudo: a password is required")]
+    [InlineData("exit 0", -1, "", "the node's shell ended before the command finished")]
+    public async Task What_the_shell_does_before_it_reads_commands_is_dropped_and_a_shell_that_never_starts_fails_the_command(
+        string start, int status, string output, string error)
+    {
+        using var client = new SshClient("127.0.0.1", _rig.Node1.Port, Environment.UserName, new PrivateKeyFile(_rig.ClientKey));
+        await client.ConnectAsync(CancellationToken.None);
+        using var shell = new NodeShell(client, start);
+
+        var result = await shell.RunAsync("echo hi", CancellationToken.None);
+
+        Assert.Equal((status, output), (result.ExitStatus, result.Output));
+        Assert.Equal(error, result.ExitStatus == 0 ? result.Error : result.ErrorSummary);
     }
 
     [Fact]
