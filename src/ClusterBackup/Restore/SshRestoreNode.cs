@@ -5,7 +5,7 @@ using ClusterBackup.Sources.Ssh;
 
 namespace ClusterBackup.Restore;
 
-/// <summary>A node over its SSH session: commands through sudo when configured, uploads over SFTP.</summary>
+/// <summary>A node over its SSH session: commands through the session's one shell (under sudo when configured), uploads over SFTP.</summary>
 internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
 {
     public async Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken)
