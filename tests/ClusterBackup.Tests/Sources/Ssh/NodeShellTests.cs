@@ -3,7 +3,6 @@ using ClusterBackup.Configuration;
 using ClusterBackup.Rig;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Tests.Support;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Renci.SshNet;
 
@@ -19,7 +18,7 @@ public sealed class NodeShellTests(RigFixture fixture)
 {
     private readonly LocalRig _rig = fixture.Rig;
 
-    private async Task<(ServiceProvider Services, NodeSession Session)> ConnectAsync(bool sudo = false)
+    private async Task<NodeSession> ConnectAsync(bool sudo = false)
     {
         var config = _rig.Config(Path.GetTempPath(), "shell", "tunnel", _rig.Node1);
         if (sudo)
@@ -30,12 +29,7 @@ public sealed class NodeShellTests(RigFixture fixture)
         }
 
         var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
-        var services = new ServiceCollection()
-            .AddSingleton(typeof(Microsoft.Extensions.Logging.ILogger<>), typeof(NullLogger<>))
-            .AddAgent(settings)
-            .BuildServiceProvider();
-        var session = await services.GetRequiredService<SshNodeConnector>().ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
-        return (services, session);
+        return await new SshNodeConnector(NullLogger<SshNodeConnector>.Instance).ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
     }
 
     public static TheoryData<string> Commands =>
@@ -54,9 +48,7 @@ public sealed class NodeShellTests(RigFixture fixture)
     [MemberData(nameof(Commands))]
     public async Task A_command_in_the_shell_gives_what_its_own_exec_channel_gives(string command)
     {
-        var (services, session) = await ConnectAsync();
-        await using var _ = services;
-        using var __ = session;
+        using var session = await ConnectAsync();
 
         var alone = await session.RunAsync(command);
         var shelled = await session.RunInShellAsync(command);
@@ -69,9 +61,7 @@ public sealed class NodeShellTests(RigFixture fixture)
     [Fact]
     public async Task Commands_share_one_shell_process_but_not_its_state()
     {
-        var (services, session) = await ConnectAsync();
-        await using var _ = services;
-        using var __ = session;
+        using var session = await ConnectAsync();
 
         var first = await session.RunInShellAsync("echo $PPID; x=set; cd /tmp");
         var reading = await session.RunInShellAsync("cat"); // reads /dev/null, not the commands that follow
@@ -88,9 +78,7 @@ public sealed class NodeShellTests(RigFixture fixture)
     [Fact]
     public async Task A_cancelled_command_ends_its_shell_and_the_next_command_gets_a_new_one()
     {
-        var (services, session) = await ConnectAsync();
-        await using var _ = services;
-        using var __ = session;
+        using var session = await ConnectAsync();
         var before = await session.RunInShellAsync("echo $PPID");
 
         using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
@@ -123,9 +111,7 @@ public sealed class NodeShellTests(RigFixture fixture)
     [Fact]
     public async Task With_sudo_the_shell_runs_as_root()
     {
-        var (services, session) = await ConnectAsync(sudo: true);
-        await using var _ = services;
-        using var __ = session;
+        using var session = await ConnectAsync(sudo: true);
 
         var root = await session.RunInShellAsync("id -u");
         var again = await session.RunInShellAsync("id -u; echo $PPID");
