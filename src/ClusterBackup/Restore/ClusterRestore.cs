@@ -142,14 +142,14 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
             return new MemberAssessment(node.Name, false, false, ex.Message);
         }
 
-        var probe = await session.RunInShellAsync(
+        var probe = await session.RunAsync(
             NodeCommands.IfListening(node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health")),
             cancellationToken);
         var member = new MemberAssessment(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary);
 
         // etcd.yaml from the manifests dir, or from staging if a failed run left it there.
         var paths = node.Paths;
-        var read = await session.RunInShellAsync(NodeCommands.ReadFirstOf(paths.Manifests.TrimEnd('/') + "/etcd.yaml", paths.Staging.TrimEnd('/') + "/etcd.yaml"), cancellationToken);
+        var read = await session.RunAsync(NodeCommands.ReadFirstOf(paths.Manifests.TrimEnd('/') + "/etcd.yaml", paths.Staging.TrimEnd('/') + "/etcd.yaml"), cancellationToken);
         var flags = read.Succeeded ? StaticPodFlags.Parse(read.Output) : null;
         if (flags is not null)
         {

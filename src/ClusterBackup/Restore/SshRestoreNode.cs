@@ -10,7 +10,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
 {
     public async Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken)
     {
-        var result = await session.RunInShellAsync(command, cancellationToken);
+        var result = await session.RunAsync(command, cancellationToken);
         return new RestoreCommandResult(result.ExitStatus, result.Output, result.ErrorSummary);
     }
 
@@ -25,7 +25,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
 
         // SFTP runs as the SSH user, who cannot write where root keeps things: upload into a private
         // dir the user owns, then move the file into place as root, owned by root.
-        var made = await session.RunInShellAsync(NodeCommands.MakeUploadDirectory(ssh.User), cancellationToken);
+        var made = await session.RunAsync(NodeCommands.MakeUploadDirectory(ssh.User), cancellationToken);
         var directory = made.Output.Trim();
         if (!made.Succeeded || !directory.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal))
         {
@@ -36,7 +36,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         {
             var uploaded = $"{directory}/upload";
             await SftpUploadAsync(content, uploaded, cancellationToken);
-            var moved = await session.RunInShellAsync(NodeCommands.InstallAsRoot(uploaded, remotePath), cancellationToken);
+            var moved = await session.RunAsync(NodeCommands.InstallAsRoot(uploaded, remotePath), cancellationToken);
             if (!moved.Succeeded)
             {
                 throw new IOException($"cannot move the upload to {remotePath}: exit status {moved.ExitStatus}: {moved.ErrorSummary}");
@@ -44,7 +44,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         }
         finally
         {
-            await session.RunInShellAsync(NodeCommands.RemoveTree(directory), CancellationToken.None);
+            await session.RunAsync(NodeCommands.RemoveTree(directory), CancellationToken.None);
         }
     }
 

@@ -176,7 +176,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 
     private static async Task<JsonDocument> RunJsonAsync(NodeSession session, string command, CancellationToken cancellationToken)
     {
-        var result = await session.RunInShellAsync(command, cancellationToken);
+        var result = await session.RunAsync(command, cancellationToken);
         if (!result.Succeeded)
         {
             throw new NodeOperationException(session.Node.Name, Step,

@@ -110,7 +110,7 @@ internal sealed class TunnelSnapshotSource(TimeProvider time) : IEtcdSnapshotSou
 
     private static async Task<string> ReadNodeFileAsync(NodeSession session, string path, CancellationToken cancellationToken)
     {
-        var result = await session.RunInShellAsync(NodeCommands.ReadFile(path), cancellationToken);
+        var result = await session.RunAsync(NodeCommands.ReadFile(path), cancellationToken);
         if (!result.Succeeded)
         {
             throw new NodeOperationException(session.Node.Name, Step, $"cannot read {path} on the node: {result.ErrorSummary}");

@@ -12,20 +12,12 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
     private readonly Lock _shellLock = new();
     private NodeShell? _shell;
 
-    /// <summary>Runs a command whose output is small (certificates, status JSON) and returns it whole.</summary>
-    public async Task<CommandResult> RunAsync(string command, CancellationToken cancellationToken = default)
-    {
-        using var ssh = client.CreateCommand(Privileged(command));
-        await ssh.ExecuteAsync(cancellationToken);
-        return new CommandResult(ssh.ExitStatus ?? -1, ssh.Result, ssh.Error);
-    }
-
     /// <summary>
-    /// As <see cref="RunAsync"/>, through the session's one <see cref="NodeShell"/>: for a series of
-    /// short commands, which then pay the login shell's start (and sudo's) once, not once each.
-    /// Commands given to it run one at a time.
+    /// Runs a command whose output is small (certificates, status JSON) and returns it whole, through
+    /// the session's one <see cref="NodeShell"/>: a series of commands pays the login shell's start
+    /// (and sudo's) once, not once each. Commands run one at a time.
     /// </summary>
-    public Task<CommandResult> RunInShellAsync(string command, CancellationToken cancellationToken = default)
+    public Task<CommandResult> RunAsync(string command, CancellationToken cancellationToken = default)
     {
         lock (_shellLock)
         {

@@ -19,7 +19,7 @@ internal sealed class NodeShell(SshClient client, string shellCommand) : IDispos
     private Running? _running;
     private bool _disposed;
 
-    /// <summary>Runs <paramref name="command"/> as <see cref="NodeSession.RunAsync"/> would, with the same result.</summary>
+    /// <summary>Runs <paramref name="command"/> with the output, error and exit status an exec channel of its own would give.</summary>
     public async Task<CommandResult> RunAsync(string command, CancellationToken cancellationToken)
     {
         await _turn.WaitAsync(cancellationToken);

@@ -32,6 +32,14 @@ public sealed class NodeShellTests(RigFixture fixture)
         return await new SshNodeConnector(NullLogger<SshNodeConnector>.Instance).ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
     }
 
+    /// <summary>A plain SSH.NET client to the same node, as the SSH user the rig's configurations use.</summary>
+    private async Task<SshClient> ClientAsync()
+    {
+        var client = new SshClient("127.0.0.1", _rig.Node1.Port, Environment.UserName, new PrivateKeyFile(_rig.ClientKey));
+        await client.ConnectAsync(CancellationToken.None);
+        return client;
+    }
+
     public static TheoryData<string> Commands =>
     [
         "echo hello",
@@ -49,10 +57,13 @@ public sealed class NodeShellTests(RigFixture fixture)
     public async Task A_command_in_the_shell_gives_what_its_own_exec_channel_gives(string command)
     {
         using var session = await ConnectAsync();
+        using var client = await ClientAsync();
+        using var exec = client.CreateCommand(command);
+        await exec.ExecuteAsync();
+        var alone = new CommandResult(exec.ExitStatus ?? -1, exec.Result, exec.Error);
 
-        var alone = await session.RunAsync(command);
-        var shelled = await session.RunInShellAsync(command);
-        var again = await session.RunInShellAsync(command);
+        var shelled = await session.RunAsync(command);
+        var again = await session.RunAsync(command);
 
         Assert.Equal((alone.ExitStatus, alone.Output, alone.Error), (shelled.ExitStatus, shelled.Output, shelled.Error));
         Assert.Equal((alone.ExitStatus, alone.Output, alone.Error), (again.ExitStatus, again.Output, again.Error));
@@ -63,9 +74,9 @@ public sealed class NodeShellTests(RigFixture fixture)
     {
         using var session = await ConnectAsync();
 
-        var first = await session.RunInShellAsync("echo $PPID; x=set; cd /tmp");
-        var reading = await session.RunInShellAsync("cat"); // reads /dev/null, not the commands that follow
-        var second = await session.RunInShellAsync("echo $PPID; echo \"x=${x:-unset}\"; pwd");
+        var first = await session.RunAsync("echo $PPID; x=set; cd /tmp");
+        var reading = await session.RunAsync("cat"); // reads /dev/null, not the commands that follow
+        var second = await session.RunAsync("echo $PPID; echo \"x=${x:-unset}\"; pwd");
 
         Assert.True(first.Succeeded, first.Error);
         Assert.Equal((0, string.Empty), (reading.ExitStatus, reading.Output));
@@ -79,11 +90,11 @@ public sealed class NodeShellTests(RigFixture fixture)
     public async Task A_cancelled_command_ends_its_shell_and_the_next_command_gets_a_new_one()
     {
         using var session = await ConnectAsync();
-        var before = await session.RunInShellAsync("echo $PPID");
+        var before = await session.RunAsync("echo $PPID");
 
         using var soon = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.RunInShellAsync("sleep 3; echo late", soon.Token));
-        var after = await session.RunInShellAsync("echo $PPID; echo next");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => session.RunAsync("sleep 3; echo late", soon.Token));
+        var after = await session.RunAsync("echo $PPID; echo next");
 
         var lines = after.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEqual(before.Output.Trim(), lines[0]);
@@ -98,8 +109,7 @@ public sealed class NodeShellTests(RigFixture fixture)
     public async Task What_the_shell_does_before_it_reads_commands_is_dropped_and_a_shell_that_never_starts_fails_the_command(
         string start, int status, string output, string error)
     {
-        using var client = new SshClient("127.0.0.1", _rig.Node1.Port, Environment.UserName, new PrivateKeyFile(_rig.ClientKey));
-        await client.ConnectAsync(CancellationToken.None);
+        using var client = await ClientAsync();
         using var shell = new NodeShell(client, start);
 
         var result = await shell.RunAsync("echo hi", CancellationToken.None);
@@ -113,8 +123,8 @@ public sealed class NodeShellTests(RigFixture fixture)
     {
         using var session = await ConnectAsync(sudo: true);
 
-        var root = await session.RunInShellAsync("id -u");
-        var again = await session.RunInShellAsync("id -u; echo $PPID");
+        var root = await session.RunAsync("id -u");
+        var again = await session.RunAsync("id -u; echo $PPID");
 
         Assert.Equal("0", root.Output.Trim());
         Assert.Equal("0", again.Output.Split('\n')[0]);
