@@ -20,6 +20,14 @@ internal sealed class TunnelSnapshotSource(TimeProvider time) : IEtcdSnapshotSou
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(30);
     private const NodeStep Step = NodeStep.EtcdSnapshot;
 
+    /// <summary>
+    /// How far etcd may send ahead of what the pipeline has read. With HTTP/2's default (64 KiB, two
+    /// of etcd's 32 KiB snapshot messages) etcd keeps waiting for window updates, and each one
+    /// crosses the SSH tunnel (the forwarded port, SSH.NET's session, sshd) before etcd may send
+    /// again. 2 MiB keeps etcd sending; it is also the most the snapshot call buffers in the agent.
+    /// </summary>
+    private const int StreamWindow = 2 * 1024 * 1024;
+
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {
         var node = session.Node;
@@ -46,6 +54,7 @@ internal sealed class TunnelSnapshotSource(TimeProvider time) : IEtcdSnapshotSou
             HttpHandler = new SocketsHttpHandler
             {
                 ConnectTimeout = CallTimeout,
+                InitialHttp2StreamWindowSize = StreamWindow,
                 SslOptions = new SslClientAuthenticationOptions
                 {
                     ClientCertificates = [clientCertificate],
