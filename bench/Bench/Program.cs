@@ -81,6 +81,7 @@ async Task LargeAsync()
     Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
 
     var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
+    var shares = new List<(string What, Timed Run)>();
     var direct = await DirectSaveAsync();
     rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
 
@@ -91,11 +92,13 @@ async Task LargeAsync()
         var runs = new[] { await TimeAsync(binary, ["backup", "--config", config]), await TimeAsync(binary, ["backup", "--config", config]) };
         var again = await DirectSaveAsync();
         direct = again.Seconds < direct.Seconds ? again : direct;
-        var best = runs.MinBy(r => r.Seconds);
+        var best = runs.MinBy(r => r.Seconds)!;
         rows.Add((what, best.Seconds, runs.Max(r => r.RssKb), best.Cpu));
+        shares.Add((what, best));
     }
 
     rows[0] = (rows[0].What, direct.Seconds, direct.RssKb, direct.Cpu);
+    shares.Insert(0, ("`etcdctl snapshot save` alone", direct));
 
     // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
     var ssh = SshOptions();
@@ -116,6 +119,19 @@ async Task LargeAsync()
     foreach (var (what, seconds, rss, cpu) in rows)
     {
         Console.WriteLine($"| {what} | {seconds:0.0} s | {seconds / direct.Seconds:0.00} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
+    }
+
+    // What the machine's cores allow: every process's CPU of the row, spread over all cores, is a
+    // floor under its wall time; a row near its floor is bound by CPU, not by waiting.
+    Console.WriteLine();
+    Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
+    Console.WriteLine("|---|---|---|---|---|---|---|---|");
+    foreach (var (what, run) in shares)
+    {
+        var cpu = run.Rig;
+        var floor = cpu.BusySeconds / Environment.ProcessorCount;
+        Console.WriteLine($"| {what} | {run.Seconds:0.0} s | {run.Cpu:0.0} s | {cpu.Of("etcd"):0.0} s | {cpu.Of("sshd"):0.0} s | {cpu.Of("node"):0.0} s | " +
+            $"{floor:0.0} s ({floor / direct.Seconds:0.00}) | {cpu.IdleShare:P0} |");
     }
 }
 
@@ -341,7 +357,7 @@ IEnumerable<(string What, string Name, string Storage, string Mode)> AgentConfig
 ];
 
 // etcdctl snapshot save straight from etcd, the source's own speed; the file is removed.
-async Task<(double Seconds, long RssKb, double Cpu)> DirectSaveAsync()
+async Task<Timed> DirectSaveAsync()
 {
     var saved = Path.Combine(root, "direct.db");
     var run = await TimeAsync("etcdctl", ["--endpoints=" + rig.Etcd.Endpoint, $"--cacert={rig.Pki.EtcdCa}", $"--cert={rig.Pki.HealthcheckCert}",
@@ -363,18 +379,20 @@ async Task<string> WriteConfigAsync(JsonObject config, string name)
     return path;
 }
 
-async Task<(double Seconds, long RssKb, double Cpu)> TimeAsync(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+async Task<Timed> TimeAsync(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
 {
     var output = Path.Combine(root, "time.out");
+    var before = RigCpu.Read(root);
     var result = await Tools.RunAsync("/usr/bin/time", new[] { "-f", "%e %M %U %S", "-o", output, program }.Concat(arguments), environment, timeout: TimeSpan.FromHours(1));
+    var spent = RigCpu.Read(root).Since(before);
     if (result.ExitCode != 0)
     {
         throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} failed: {result}");
     }
 
     var fields = (await File.ReadAllTextAsync(output)).Trim().Split('\n')[^1].Split(' ');
-    return (double.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture),
-        double.Parse(fields[2], CultureInfo.InvariantCulture) + double.Parse(fields[3], CultureInfo.InvariantCulture));
+    return new Timed(double.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture),
+        double.Parse(fields[2], CultureInfo.InvariantCulture) + double.Parse(fields[3], CultureInfo.InvariantCulture), spent);
 }
 
 // ~100 KB values of k8s-like objects (a list of pods with metadata, spec and status), put by four workers.
@@ -423,6 +441,58 @@ static byte[] RandomBytes(Random random, int count)
     var bytes = new byte[count];
     random.NextBytes(bytes);
     return bytes;
+}
+
+/// <summary>One measured command: wall time, peak RSS and CPU (user + sys) of it, and the CPU of the rig beside it.</summary>
+internal sealed record Timed(double Seconds, long RssKb, double Cpu, RigCpu Rig);
+
+/// <summary>
+/// CPU seconds of the rig's servers (processes whose command line names the rig's directory, by
+/// program name; sshd's sessions are counted when sshd reaps them) and of the whole machine.
+/// </summary>
+internal sealed record RigCpu(IReadOnlyDictionary<string, double> Programs, double BusySeconds, double IdleSeconds)
+{
+    private const double TicksPerSecond = 100; // USER_HZ, the unit of /proc's CPU times
+
+    public double IdleShare => IdleSeconds / (BusySeconds + IdleSeconds);
+
+    public double Of(string program) => Programs.GetValueOrDefault(program);
+
+    public static RigCpu Read(string root)
+    {
+        var programs = new Dictionary<string, double>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out _) || !File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(root, StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                // Fields after the command name: utime stime cutime cstime are the 12th to 15th.
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                var ticks = fields[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
+                programs[comm] = programs.GetValueOrDefault(comm) + ticks / TicksPerSecond;
+            }
+            catch (IOException)
+            {
+                // the process ended while it was read
+            }
+        }
+
+        // The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
+        var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9].Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        var idle = cpu[3] + cpu[4];
+        return new RigCpu(programs, (cpu.Sum() - idle) / TicksPerSecond, idle / TicksPerSecond);
+    }
+
+    public RigCpu Since(RigCpu before) => new(
+        Programs.ToDictionary(p => p.Key, p => p.Value - before.Of(p.Key)),
+        BusySeconds - before.BusySeconds,
+        IdleSeconds - before.IdleSeconds);
 }
 
 internal static class JsonObjectExtensions
