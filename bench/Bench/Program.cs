@@ -9,7 +9,8 @@ using ClusterBackup.Rig;
 // Builds (once, cached as a snapshot in CACHE-DIR) an etcd database of SIZE-MB of k8s-like JSON values,
 // serves it from a TLS etcd behind a real sshd, with s3rver and a directory as stores, and measures in
 // one run: etcdctl snapshot save alone, the agent in each mode and store, the manual procedure, a small
-// cluster's backup, and list of 1,000 sets (SIZE-MB 0: only those). Prints tables: wall time, ratio, peak RSS, CPU.
+// cluster's backup, and list of 1,000 sets (SIZE-MB 0: only those). Prints tables: wall time, ratio, peak RSS, CPU;
+// and, for the direct save and each backup row, the CPU of etcd, sshd and s3rver beside it and the floor the cores allow.
 // usage: Bench PATH-TO-cluster-backup fleet CLUSTERS
 // Many one-node clusters on the rig's two nodes: one `backup` of them all (one at a time, then
 // Scheduler:MaxConcurrentRuns at once), and two agents sharing a PostgreSQL scheduler that find them
@@ -124,7 +125,7 @@ async Task LargeAsync()
     // What the machine's cores allow: every process's CPU of the row, spread over all cores, is a
     // floor under its wall time; a row near its floor is bound by CPU, not by waiting.
     Console.WriteLine();
-    Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
+    Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd, with what it runs (exec mode: etcdctl, sftp-server) | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
     Console.WriteLine("|---|---|---|---|---|---|---|---|");
     foreach (var (what, run) in shares)
     {
@@ -384,6 +385,7 @@ async Task<Timed> TimeAsync(string program, IEnumerable<string> arguments, IDict
     var output = Path.Combine(root, "time.out");
     var before = RigCpu.Read(root);
     var result = await Tools.RunAsync("/usr/bin/time", new[] { "-f", "%e %M %U %S", "-o", output, program }.Concat(arguments), environment, timeout: TimeSpan.FromHours(1));
+    await RigCpu.WaitForSshSessionsAsync(root);
     var spent = RigCpu.Read(root).Since(before);
     if (result.ExitCode != 0)
     {
@@ -461,21 +463,55 @@ internal sealed record RigCpu(IReadOnlyDictionary<string, double> Programs, doub
     public static RigCpu Read(string root)
     {
         var programs = new Dictionary<string, double>();
+        foreach (var (_, comm, stat) in RigProcesses(root))
+        {
+            // Fields after the command name: utime stime cutime cstime are the 12th to 15th.
+            var ticks = stat[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
+            programs[comm] = programs.GetValueOrDefault(comm) + ticks / TicksPerSecond;
+        }
+
+        // The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
+        var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9].Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        var idle = cpu[3] + cpu[4];
+        return new RigCpu(programs, (cpu.Sum() - idle) / TicksPerSecond, idle / TicksPerSecond);
+    }
+
+    /// <summary>Waits (up to 2 s) until sshd has reaped the sessions of the command just run, so that their CPU is counted in its row.</summary>
+    public static async Task WaitForSshSessionsAsync(string root)
+    {
+        for (var i = 0; i < 20 && RigProcesses(root).Any(p => p.Comm == "sshd" && HasChildren(p.Pid)); i++)
+        {
+            await Task.Delay(100);
+        }
+    }
+
+    private static bool HasChildren(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/task/{pid}/children").Trim().Length > 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The processes whose command line names the rig's directory: pid, program name, and the stat fields after the name.</summary>
+    private static List<(int Pid, string Comm, string[] Stat)> RigProcesses(string root)
+    {
+        var found = new List<(int, string, string[])>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             try
             {
-                if (!int.TryParse(Path.GetFileName(dir), out _) || !File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(root, StringComparison.Ordinal))
+                if (!int.TryParse(Path.GetFileName(dir), out var pid) || !File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(root, StringComparison.Ordinal))
                 {
                     continue;
                 }
 
-                // Fields after the command name: utime stime cutime cstime are the 12th to 15th.
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                var comm = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
-                var ticks = fields[11..15].Sum(f => long.Parse(f, CultureInfo.InvariantCulture));
-                programs[comm] = programs.GetValueOrDefault(comm) + ticks / TicksPerSecond;
+                found.Add((pid, stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')], stat[(stat.LastIndexOf(')') + 2)..].Split(' ')));
             }
             catch (IOException)
             {
@@ -483,10 +519,7 @@ internal sealed record RigCpu(IReadOnlyDictionary<string, double> Programs, doub
             }
         }
 
-        // The first line of /proc/stat: user nice system idle iowait irq softirq steal ...
-        var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9].Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
-        var idle = cpu[3] + cpu[4];
-        return new RigCpu(programs, (cpu.Sum() - idle) / TicksPerSecond, idle / TicksPerSecond);
+        return found;
     }
 
     public RigCpu Since(RigCpu before) => new(
