@@ -81,10 +81,9 @@ async Task LargeAsync()
     var dbSize = status.GetProperty("dbSize").GetInt64();
     Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
 
-    var rows = new List<(string What, double Seconds, long RssKb, double Cpu)>();
-    var shares = new List<(string What, Timed Run)>();
+    var rows = new List<Row>();
     var direct = await DirectSaveAsync();
-    rows.Add(("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct.Seconds, direct.RssKb, direct.Cpu));
+    rows.Add(new("`etcdctl snapshot save` straight from etcd (the source's own speed)", direct, direct.RssKb));
 
     // Each agent row is the best of two runs (the machine is shared and noisy); the ratio is to the best direct save.
     foreach (var (what, name, storage, mode) in AgentConfigurations())
@@ -94,12 +93,11 @@ async Task LargeAsync()
         var again = await DirectSaveAsync();
         direct = again.Seconds < direct.Seconds ? again : direct;
         var best = runs.MinBy(r => r.Seconds)!;
-        rows.Add((what, best.Seconds, runs.Max(r => r.RssKb), best.Cpu));
-        shares.Add((what, best));
+        rows.Add(new(what, best, runs.Max(r => r.RssKb)));
     }
 
-    rows[0] = (rows[0].What, direct.Seconds, direct.RssKb, direct.Cpu);
-    shares.Insert(0, ("`etcdctl snapshot save` alone", direct));
+    rows[0] = rows[0] with { Run = direct, PeakRssKb = direct.RssKb };
+    var saves = rows.Count; // the direct save and the agent's backups: the rows of the CPU table
 
     // The manual procedure: snapshot on the node, scp it here, gzip -6, aws s3 cp.
     var ssh = SshOptions();
@@ -111,17 +109,17 @@ async Task LargeAsync()
         $"gzip -6 {root}/manual.db; " +
         $"aws --endpoint-url {rig.S3rver.Endpoint} s3 cp --quiet {root}/manual.db.gz s3://{LocalRig.Bucket}/manual/manual.db.gz; " +
         $"rm -f {remote} {root}/manual.db.gz"]);
-    rows.Add(("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual.Seconds, manual.RssKb, manual.Cpu));
+    rows.Add(new("the manual procedure (save on the node, scp, gzip -6, `aws s3 cp`)", manual, manual.RssKb));
 
     var compared = rows.Count; // the restore rows have no ratio: a restore does not do what the direct save does
     rows.AddRange(await RestoreAsync());
 
     Console.WriteLine($"| what | wall | vs `etcdctl snapshot save` alone | peak RSS | CPU (user + sys) |");
     Console.WriteLine("|---|---|---|---|---|");
-    foreach (var (i, (what, seconds, rss, cpu)) in rows.Index())
+    foreach (var (i, (what, run, rss)) in rows.Index())
     {
-        var ratio = i < compared ? (seconds / direct.Seconds).ToString("0.00", CultureInfo.InvariantCulture) : string.Empty;
-        Console.WriteLine($"| {what} | {seconds:0.0} s | {ratio} | {rss / 1024.0:0} MiB | {cpu:0.0} s |");
+        var ratio = i < compared ? (run.Seconds / direct.Seconds).ToString("0.00", CultureInfo.InvariantCulture) : string.Empty;
+        Console.WriteLine($"| {what} | {run.Seconds:0.0} s | {ratio} | {rss / 1024.0:0} MiB | {run.Cpu:0.0} s |");
     }
 
     // What the machine's cores allow: every process's CPU of the row, spread over all cores, is a
@@ -129,7 +127,7 @@ async Task LargeAsync()
     Console.WriteLine();
     Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd, with what it runs (exec mode: etcdctl, sftp-server) | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
     Console.WriteLine("|---|---|---|---|---|---|---|---|");
-    foreach (var (what, run) in shares)
+    foreach (var (what, run, _) in rows.Take(saves))
     {
         var cpu = run.Rig;
         var floor = cpu.BusySeconds / Environment.ProcessorCount;
@@ -141,7 +139,7 @@ async Task LargeAsync()
 // Recovery time: the newest set restored onto a one-member control plane by `restore --yes`, then the same
 // steps by hand (aws s3 cp, age -d | zstd -d, scp, etcd stopped, etcdctl snapshot restore, data dir swapped,
 // etcd started, healthy). Each starts from a crash-looping member; each must bring back every key.
-async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreAsync()
+async Task<List<Row>> RestoreAsync()
 {
     var keys = await KeyCountAsync(rig.Etcd.Endpoint);
     await using var target = await EtcdCluster.StartAsync(rig, "restore", 1);
@@ -149,14 +147,14 @@ async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreA
     var config = await WriteConfigAsync(OnS3rver(target.Config("bench")), "restore");
     var listed = JsonSerializer.Deserialize<JsonElement>((await Tools.RunAsync(binary, ["list", "--json", "--config", config])).Output);
     var setId = listed[listed.GetArrayLength() - 1].GetProperty("setId").GetString()!;
-    var result = new List<(string, double, long, double)>();
+    var result = new List<Row>();
 
     Console.WriteLine($"Restoring set {setId} ({keys} keys) with `restore --yes` ...");
     await member.CorruptAsync();
     var agent = await TimeAsync(binary, ["restore", "--cluster", "bench", "--yes", "--identity", rig.AgeIdentityFile, "--config", config], S3Server.Credentials.ToDictionary());
     await target.WaitHealthyAsync();
     Check(await KeyCountAsync(member.Endpoint), "restore --yes");
-    result.Add(($"`restore --yes` of that set onto a one-member control plane, healthy ({keys:N0} keys)", agent.Seconds, agent.RssKb, agent.Cpu));
+    result.Add(new($"`restore --yes` of that set onto a one-member control plane, healthy ({keys:N0} keys)", agent, agent.RssKb));
 
     Console.WriteLine("The same by hand ...");
     await member.CorruptAsync();
@@ -177,7 +175,7 @@ async Task<List<(string What, double Seconds, long RssKb, double Cpu)>> RestoreA
         $"until ETCDCTL_API=3 etcdctl --endpoints={member.Endpoint} --cacert={rig.Pki.EtcdCa} --cert={rig.Pki.HealthcheckCert} --key={rig.Pki.HealthcheckKey} endpoint health >/dev/null 2>&1; do sleep 0.3; done; " +
         $"rm -rf {work}"], S3Server.Credentials.ToDictionary());
     Check(await KeyCountAsync(member.Endpoint), "by hand");
-    result.Add(("the same by hand (aws s3 cp, age -d | zstd -d, scp, etcdctl snapshot restore, data dir swapped, healthy)", manual.Seconds, manual.RssKb, manual.Cpu));
+    result.Add(new("the same by hand (aws s3 cp, age -d | zstd -d, scp, etcdctl snapshot restore, data dir swapped, healthy)", manual, manual.RssKb));
     return result;
 
     void Check(long count, string how)
@@ -449,6 +447,9 @@ static byte[] RandomBytes(Random random, int count)
 
 /// <summary>One measured command: wall time, peak RSS and CPU (user + sys) of it, and the CPU of the rig beside it.</summary>
 internal sealed record Timed(double Seconds, long RssKb, double Cpu, RigCpu Rig);
+
+/// <summary>A row of the tables: the run it reports, and the peak RSS over all of its runs.</summary>
+internal sealed record Row(string What, Timed Run, long PeakRssKb);
 
 /// <summary>
 /// CPU seconds of the rig's servers (processes whose command line names the rig's directory, by
