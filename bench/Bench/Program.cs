@@ -69,14 +69,7 @@ return 0;
 // The large database: etcdctl alone, the agent in each mode and store, the manual procedure.
 async Task LargeAsync()
 {
-    if (!File.Exists(cache))
-    {
-        await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
-        Console.WriteLine($"Caching the database as {cache} ...");
-        await Etcdctl("snapshot", "save", cache + ".part");
-        File.Move(cache + ".part", cache);
-    }
-
+    await EnsureDatabaseAsync();
     var status = JsonSerializer.Deserialize<JsonElement>(await Etcdctl("endpoint", "status", "-w", "json"))[0].GetProperty("Status");
     var dbSize = status.GetProperty("dbSize").GetInt64();
     Console.WriteLine($"etcd database: {dbSize / 1048576.0:0} MiB\n");
@@ -197,6 +190,7 @@ async Task<long> KeyCountAsync(string endpoint)
 // BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling).
 async Task HoldAsync()
 {
+    await EnsureDatabaseAsync();
     foreach (var (_, name, storage, mode) in AgentConfigurations())
     {
         Console.WriteLine($"{name}: {await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), name)}");
@@ -205,6 +199,18 @@ async Task HoldAsync()
     Console.WriteLine($"S3 credentials: {string.Join(' ', S3Server.Credentials.Select(c => $"{c.Key}={c.Value}"))}");
     Console.WriteLine("holding; close stdin to stop");
     await Console.In.ReadToEndAsync();
+}
+
+// The large database: filled and cached as a snapshot the first time, restored from the cache before the rig started after that.
+async Task EnsureDatabaseAsync()
+{
+    if (sizeMb > 0 && !File.Exists(cache))
+    {
+        await FillAsync(rig.Etcd, sizeMb * 1024L * 1024);
+        Console.WriteLine($"Caching the database as {cache} ...");
+        await Etcdctl("snapshot", "save", cache + ".part");
+        File.Move(cache + ".part", cache);
+    }
 }
 
 // A small cluster: a one-member control plane with a few MB, backed up three times; list of 1,000 sets.
