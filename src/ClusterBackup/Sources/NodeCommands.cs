@@ -36,6 +36,18 @@ internal static class NodeCommands
 
     public static string ReadFile(string path) => $"cat {Q(path)}";
 
+    /// <summary>
+    /// A file sent at its reader's pace, for <see cref="Ssh.PacedFileStream"/>: first its size in
+    /// bytes on a line, then, for every line read on standard input, its next slice of
+    /// <paramref name="sliceMiB"/> MiB (the last one shorter); it exits 0 when standard input ends.
+    /// </summary>
+    public static string ReadInSlices(string path, int sliceMiB)
+    {
+        var file = Q(path);
+        var blocks = sliceMiB.ToString(CultureInfo.InvariantCulture);
+        return $"wc -c < {file} || exit 1; n=0; while read -r _; do dd if={file} bs=1048576 skip=$n count={blocks} status=none || exit 1; n=$((n + {blocks})); done";
+    }
+
     /// <summary>The first of the files that can be read.</summary>
     public static string ReadFirstOf(string path, string fallback) => $"cat {Q(path)} 2>/dev/null || cat {Q(fallback)}";
 
@@ -149,7 +161,6 @@ internal static class NodeCommands
     /// </summary>
     public static string GuardedSnapshot(ControlPlaneSettings node)
     {
-        var chown = node.Ssh.Sudo ? $"chown -R {Q(node.Ssh.User)} \"$d\" || exit 1\n" : string.Empty;
         return
             "umask 077\n" +
             $"for old in {TempPrefix}*; do\n" +
@@ -164,7 +175,6 @@ internal static class NodeCommands
             "echo $$ > \"$d/guard.pid\" || exit 1\n" +
             "echo \"$d\"\n" +
             $"{Etcdctl(node.Etcd.Etcdctl, node, "snapshot", "save")} \"$d/snapshot.db\" >&2 || exit 1\n" +
-            chown +
             $"echo {SnapshotSaved}\n" +
             "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
     }

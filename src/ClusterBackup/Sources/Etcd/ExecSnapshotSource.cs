@@ -2,16 +2,16 @@ using System.Globalization;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources.Ssh;
-using ClusterBackup.Streams;
-using Renci.SshNet;
 using Renci.SshNet.Common;
 
 namespace ClusterBackup.Sources.Etcd;
 
 /// <summary>
-/// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir, streamed
-/// back over SFTP (request-based, so memory stays bounded), and the temp dir always removed: by the
-/// agent, by a guard on the node when the agent is gone, or by the next run.
+/// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir, read back
+/// once it is saved over an exec channel at the pipeline's pace (<see cref="PacedFileStream"/>,
+/// so memory stays bounded), and the temp dir always removed: by the agent, by a guard on the node
+/// when the agent is gone, or by the next run. The file is read once the guard says it is saved:
+/// reading it while etcdctl still wrote it would need a size that is not yet known.
 /// </summary>
 internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 {
@@ -57,48 +57,24 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         try
         {
             // The second line says the file is complete; without it, the guard failed.
-            var saved = lines.NextAsync(CancellationToken.None);
-            var sftp = await session.OpenSftpAsync(cancellationToken);
-            Stream file;
-            try
+            if (await lines.NextAsync(cancellationToken) != NodeCommands.SnapshotSaved)
             {
-                file = await OpenSavedAsync(sftp, directory, saved, node, guard, cancellationToken);
-            }
-            catch
-            {
-                sftp.Dispose();
-                throw;
+                throw await FailedAsync(node, guard, cancellationToken);
             }
 
-            var content = new SnapshotTrailerCheck(new OwningStream(file, sftp), node.Name);
-            return new EtcdSnapshot(content, facts, Release);
+            var file = await session.OpenFileAsync($"{directory}/snapshot.db", Step, cancellationToken);
+            return new EtcdSnapshot(new SnapshotTrailerCheck(file, node.Name), facts, Release);
         }
         catch (Exception ex) when (ex is SshException or IOException)
         {
             await Release();
-            throw new NodeOperationException(node.Name, Step, $"cannot read the snapshot {directory}/snapshot.db over SFTP: {ex.Message}", ex);
+            throw new NodeOperationException(node.Name, Step, $"cannot read the snapshot {directory}/snapshot.db: {ex.Message}", ex);
         }
         catch
         {
             await Release();
             throw;
         }
-    }
-
-    /// <summary>
-    /// The file is read once the guard says it is saved. Reading it while etcdctl still wrote it saved
-    /// a few seconds, but SSH.NET's read-ahead can stall for good on a file that grew after its handle
-    /// was opened (seen in the benchmark); and with sudo the file is root's (0600) until the guard hands it over.
-    /// </summary>
-    private static async Task<Stream> OpenSavedAsync(
-        SftpClient sftp, string directory, Task<string?> saved, ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
-    {
-        if (await saved.WaitAsync(cancellationToken) != NodeCommands.SnapshotSaved)
-        {
-            throw await FailedAsync(node, guard, cancellationToken);
-        }
-
-        return await sftp.OpenAsync($"{directory}/snapshot.db", FileMode.Open, FileAccess.Read, cancellationToken);
     }
 
     private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
@@ -190,24 +166,6 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         catch (JsonException ex)
         {
             throw new NodeOperationException(session.Node.Name, Step, $"etcdctl printed no JSON: {ex.Message}", ex);
-        }
-    }
-
-    /// <summary>A stream that disposes the client it was opened from.</summary>
-    private sealed class OwningStream(Stream inner, IDisposable owner) : ReadOnlyStream
-    {
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            inner.ReadAsync(buffer, cancellationToken);
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-                owner.Dispose();
-            }
-
-            base.Dispose(disposing);
         }
     }
 }

@@ -40,6 +40,13 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
     }
 
     /// <summary>
+    /// Reads a large file (an etcd snapshot) over an exec channel, at the reader's pace: memory
+    /// stays bounded however large the file and however slow the reader (see <see cref="PacedFileStream"/>).
+    /// </summary>
+    public Task<PacedFileStream> OpenFileAsync(string path, NodeStep step, CancellationToken cancellationToken = default) =>
+        PacedFileStream.OpenAsync(client.CreateCommand(Privileged(NodeCommands.ReadInSlices(path, PacedFileStream.SliceMiB))), Node.Name, step, path, cancellationToken);
+
+    /// <summary>
     /// Starts a command that keeps running while the caller reads its output; disposing it closes
     /// the channel. For a command that must notice when this agent goes away (its output then breaks).
     /// </summary>

@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Text;
+using ClusterBackup.Streams;
+using Renci.SshNet;
+
+namespace ClusterBackup.Sources.Ssh;
+
+/// <summary>
+/// A large file on a node, read over one exec channel at its reader's pace
+/// (<see cref="NodeCommands.ReadInSlices"/>). SSH.NET grants every channel a window of gigabytes,
+/// so a command's output arrives as fast as the node sends it and waits in memory; and SSH.NET's
+/// SFTP reads keep up to 100 requests in flight, each answered into an array of its own. Here the
+/// node sends a slice only when asked for one, and this stream asks for at most
+/// <see cref="SlicesAhead"/> slices beyond the one being read: whatever the file's size, at most
+/// (<see cref="SlicesAhead"/> + 1) × <see cref="SliceMiB"/> MiB wait in memory, in one buffer. The
+/// stream ends only after every byte of the size the node announced, and the command's exit
+/// status 0; a command that ends early fails the read.
+/// </summary>
+internal sealed class PacedFileStream : ReadOnlyStream
+{
+    public const int SliceMiB = 4;
+    public const int SlicesAhead = 2;
+    private const int SliceBytes = SliceMiB * 1024 * 1024;
+
+    private readonly SshCommand _command;
+    private readonly Task _execution;
+    private readonly Stream _input;
+    private readonly string _node;
+    private readonly NodeStep _step;
+    private readonly string _path;
+    private readonly long _slices;
+    private long _received;
+    private long _requested;
+    private bool _finished;
+
+    private PacedFileStream(SshCommand command, Task execution, Stream input, string node, NodeStep step, string path, long size)
+    {
+        _command = command;
+        _execution = execution;
+        _input = input;
+        _node = node;
+        _step = step;
+        _path = path;
+        Size = size;
+        // An empty file is still asked for once: SSH.NET ends the command's input (EOF) only after it sent some.
+        _slices = Math.Max(1, (size + SliceBytes - 1) / SliceBytes);
+    }
+
+    /// <summary>The file's size, as the node announced it before the first byte.</summary>
+    public long Size { get; }
+
+    /// <summary>The bytes that have arrived and wait to be read.</summary>
+    internal long Buffered => _command.OutputStream.Length;
+
+    /// <summary>Starts <paramref name="command"/> (built by <see cref="NodeCommands.ReadInSlices"/>) and reads the size it announces.</summary>
+    public static async Task<PacedFileStream> OpenAsync(SshCommand command, string node, NodeStep step, string path, CancellationToken cancellationToken)
+    {
+        var execution = command.ExecuteAsync(cancellationToken);
+        var input = command.CreateInputStream();
+        PacedFileStream? stream = null;
+        try
+        {
+            var line = await ReadLineAsync(command.OutputStream, cancellationToken);
+            if (line is null || !long.TryParse(line.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var size))
+            {
+                throw await FailedAsync(command, execution, node, step, path, line is null ? null : $"it printed no size ('{line}')", cancellationToken);
+            }
+
+            stream = new PacedFileStream(command, execution, input, node, step, path, size);
+            await stream.AskAsync(cancellationToken);
+            return stream;
+        }
+        catch
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync();
+            }
+            else
+            {
+                Close(command, execution, input);
+            }
+
+            throw;
+        }
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_received == Size)
+        {
+            await FinishAsync(cancellationToken);
+            return 0;
+        }
+
+        int read;
+        // SSH.NET's output stream waits for data on a thread of its own and does not watch the token;
+        // closing the channel ends that wait.
+        await using (cancellationToken.Register(static c => ((SshCommand)c!).Dispose(), _command))
+        {
+            var wanted = (int)Math.Min(buffer.Length, Size - _received);
+            read = await _command.OutputStream.ReadAsync(buffer[..wanted], cancellationToken);
+        }
+
+        if (read == 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            throw await FailedAsync(_command, _execution, _node, _step, _path,
+                $"it ended after {_received.ToString(CultureInfo.InvariantCulture)} of {Size.ToString(CultureInfo.InvariantCulture)} bytes", cancellationToken);
+        }
+
+        _received += read;
+        await AskAsync(cancellationToken);
+        return read;
+    }
+
+    /// <summary>Asks for the slices that keep <see cref="SlicesAhead"/> beyond the one being read.</summary>
+    private async Task AskAsync(CancellationToken cancellationToken)
+    {
+        var wanted = Math.Min(_slices, (_received / SliceBytes) + SlicesAhead + 1);
+        if (wanted > _requested)
+        {
+            await _input.WriteAsync(Encoding.ASCII.GetBytes(new string('\n', (int)(wanted - _requested))), cancellationToken);
+            await _input.FlushAsync(cancellationToken);
+            _requested = wanted;
+        }
+    }
+
+    /// <summary>Every byte has arrived: ends the command's input, and checks that it exited 0.</summary>
+    private async Task FinishAsync(CancellationToken cancellationToken)
+    {
+        if (_finished)
+        {
+            return;
+        }
+
+        await _input.DisposeAsync();
+        try
+        {
+            await _execution.WaitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new NodeOperationException(_node, _step, $"reading {_path} failed: {ex.Message}", ex);
+        }
+
+        if (_command.ExitStatus is not 0)
+        {
+            throw await FailedAsync(_command, _execution, _node, _step, _path, null, cancellationToken);
+        }
+
+        _finished = true;
+    }
+
+    private static async Task<NodeOperationException> FailedAsync(
+        SshCommand command, Task execution, string node, NodeStep step, string path, string? what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await execution.WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // the connection went, or the command never exited: what it printed is all there is
+        }
+
+        var error = command.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+        var status = command.ExitStatus is { } code ? $"exit status {code.ToString(CultureInfo.InvariantCulture)}" : "no exit status";
+        return new NodeOperationException(node, step, $"reading {path} failed on the node: {what ?? status}{(error is null ? string.Empty : ": " + error)}");
+    }
+
+    /// <summary>The first line of the command's output: the size. Null when the output ended first.</summary>
+    private static async Task<string?> ReadLineAsync(Stream output, CancellationToken cancellationToken)
+    {
+        var line = new StringBuilder();
+        var one = new byte[1];
+        while (await output.ReadAsync(one, cancellationToken) == 1)
+        {
+            if (one[0] == (byte)'\n')
+            {
+                return line.ToString();
+            }
+
+            if (line.Length > 32)
+            {
+                break;
+            }
+
+            line.Append((char)one[0]);
+        }
+
+        return line.Length == 0 ? null : line.ToString();
+    }
+
+    private static void Close(SshCommand command, Task execution, Stream input)
+    {
+        // The task ends faulted or cancelled when the channel closes under it; nobody awaits it then.
+        execution.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+        input.Dispose();
+        command.Dispose();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            Close(_command, _execution, _input);
+        }
+
+        base.Dispose(disposing);
+    }
+}
