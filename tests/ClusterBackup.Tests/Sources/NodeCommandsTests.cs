@@ -40,7 +40,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "endpoint", "health"),
             NodeCommands.EtcdctlAt("etcdctl", node.Paths, "https://127.0.0.1:1,https://127.0.0.1:2", "endpoint", "health"),
             NodeCommands.EtcdctlOffline("etcdctl", "snapshot", "restore", Awkward, "--name", Awkward),
-            NodeCommands.ReadFile(Awkward), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
+            NodeCommands.ReadFile(Awkward), NodeCommands.ReadInSlices(Awkward, 4), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilNotListening(2379), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
@@ -53,6 +53,28 @@ public sealed class NodeCommandsTests : IDisposable
             var check = await Tools.RunAsync("sh", ["-n", "-c", command]);
             Assert.True(check.ExitCode == 0, $"{command}\n{check}");
         }
+    }
+
+    [Fact]
+    public async Task A_file_in_slices_gives_its_size_then_one_slice_per_line_read()
+    {
+        var path = Path.Combine(_root, Awkward);
+        var content = new byte[(2 * 1024 * 1024) + 3];
+        Random.Shared.NextBytes(content);
+        await File.WriteAllBytesAsync(path, content);
+        var script = Path.Combine(_root, "slices.sh");
+        await File.WriteAllTextAsync(script, NodeCommands.ReadInSlices(path, 1));
+
+        // Two lines: two 1 MiB slices and no more, then the end of input ends the command.
+        var two = await Tools.RunAsync("sh", ["-c", $"printf '\n\n' | sh {script} | od -An -v -tx1 | tr -d ' \n'"]);
+        // Five lines: the whole file, the third slice short, the rest empty.
+        var all = await Tools.RunAsync("sh", ["-c", $"printf '\n\n\n\n\n' | sh {script} | od -An -v -tx1 | tr -d ' \n'"]);
+
+        var size = Convert.ToHexStringLower(System.Text.Encoding.ASCII.GetBytes($"{content.Length}\n"));
+        Assert.True(two.ExitCode == 0, two.ToString());
+        Assert.Equal(size + Convert.ToHexStringLower(content.AsSpan(0, 2 * 1024 * 1024)), two.Output);
+        Assert.True(all.ExitCode == 0, all.ToString());
+        Assert.Equal(size + Convert.ToHexStringLower(content), all.Output);
     }
 
     [Fact]
