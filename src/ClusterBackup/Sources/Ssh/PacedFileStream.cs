@@ -55,12 +55,29 @@ internal sealed class PacedFileStream : ReadOnlyStream
     /// <summary>Starts <paramref name="command"/> (built by <see cref="NodeCommands.ReadInSlices"/>) and reads the size it announces.</summary>
     public static async Task<PacedFileStream> OpenAsync(SshCommand command, string node, NodeStep step, string path, CancellationToken cancellationToken)
     {
-        var execution = command.ExecuteAsync(cancellationToken);
-        var input = command.CreateInputStream();
+        Task execution;
+        Stream input;
+        try
+        {
+            execution = command.ExecuteAsync(cancellationToken);
+            input = command.CreateInputStream();
+        }
+        catch
+        {
+            command.Dispose();
+            throw;
+        }
+
         PacedFileStream? stream = null;
         try
         {
-            var line = await ReadLineAsync(command.OutputStream, cancellationToken);
+            var reading = ReadLineAsync(command.OutputStream, cancellationToken);
+            if (await Task.WhenAny(reading, execution) == execution && execution.IsFaulted)
+            {
+                await execution; // the channel never opened, or the connection went: SSH.NET's error
+            }
+
+            var line = await reading;
             if (line is null || !long.TryParse(line.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var size))
             {
                 throw await FailedAsync(command, execution, node, step, path, line is null ? null : $"it printed no size ('{line}')", cancellationToken);
@@ -90,6 +107,11 @@ internal sealed class PacedFileStream : ReadOnlyStream
         if (_received == Size)
         {
             await FinishAsync(cancellationToken);
+            return 0;
+        }
+
+        if (buffer.IsEmpty)
+        {
             return 0;
         }
 
