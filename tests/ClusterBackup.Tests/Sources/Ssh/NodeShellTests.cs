@@ -1,9 +1,6 @@
-using System.Text.Json.Nodes;
-using ClusterBackup.Configuration;
 using ClusterBackup.Rig;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 using Renci.SshNet;
 
 namespace ClusterBackup.Tests.Sources.Ssh;
@@ -18,19 +15,7 @@ public sealed class NodeShellTests(RigFixture fixture)
 {
     private readonly LocalRig _rig = fixture.Rig;
 
-    private async Task<NodeSession> ConnectAsync(bool sudo = false)
-    {
-        var config = _rig.Config(Path.GetTempPath(), "shell", "tunnel", _rig.Node1);
-        if (sudo)
-        {
-            var ssh = config["ClusterBackup"]!["Defaults"]!["Ssh"]!;
-            ssh["User"] = LocalRig.SudoUser;
-            ssh["Sudo"] = true;
-        }
-
-        var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
-        return await new SshNodeConnector(NullLogger<SshNodeConnector>.Instance).ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
-    }
+    private Task<NodeSession> ConnectAsync(bool sudo = false) => RigSessions.ConnectAsync(_rig, "shell", "tunnel", sudo);
 
     /// <summary>A plain SSH.NET client to the same node, as the SSH user the rig's configurations use.</summary>
     private async Task<SshClient> ClientAsync()

@@ -1,10 +1,8 @@
 using System.Security.Cryptography;
-using ClusterBackup.Configuration;
 using ClusterBackup.Rig;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
 using ClusterBackup.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterBackup.Tests.Sources.Ssh;
 
@@ -20,19 +18,7 @@ public sealed class PacedFileStreamTests(RigFixture fixture) : IDisposable
     private readonly LocalRig _rig = fixture.Rig;
     private readonly string _root = Directory.CreateTempSubdirectory("cluster-backup-paced-").FullName;
 
-    private async Task<NodeSession> ConnectAsync(bool sudo = false)
-    {
-        var config = _rig.Config(Path.GetTempPath(), "paced", "exec", _rig.Node1);
-        if (sudo)
-        {
-            var ssh = config["ClusterBackup"]!["Defaults"]!["Ssh"]!;
-            ssh["User"] = LocalRig.SudoUser;
-            ssh["Sudo"] = true;
-        }
-
-        var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
-        return await new SshNodeConnector(NullLogger<SshNodeConnector>.Instance).ConnectAsync(settings.Clusters[0].ControlPlanes[0]);
-    }
+    private Task<NodeSession> ConnectAsync(bool sudo = false) => RigSessions.ConnectAsync(_rig, "paced", "exec", sudo);
 
     private string RandomFile(long size, string name = "file")
     {
