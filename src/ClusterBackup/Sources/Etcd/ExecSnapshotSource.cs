@@ -22,7 +22,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
         var guard = session.Start(NodeCommands.GuardedSnapshot(node), cancellationToken);
-        var lines = new GuardLines(guard.Output);
+        var lines = new CommandOutputLines(guard.Output, 4096);
         string directory;
         try
         {
@@ -81,29 +81,6 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     {
         var result = await guard.WaitAsync(cancellationToken);
         return new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
-    }
-
-    /// <summary>The guard's output, a line at a time.</summary>
-    private sealed class GuardLines(Stream output)
-    {
-        private readonly byte[] _one = new byte[1];
-
-        /// <summary>The next line, or null when the guard's output ended before one.</summary>
-        public async Task<string?> NextAsync(CancellationToken cancellationToken)
-        {
-            var line = new List<byte>();
-            while (await output.ReadAsync(_one, cancellationToken) == 1)
-            {
-                if (_one[0] == (byte)'\n')
-                {
-                    return System.Text.Encoding.UTF8.GetString([.. line]);
-                }
-
-                line.Add(_one[0]);
-            }
-
-            return null;
-        }
     }
 
     private static async Task RemoveAsync(NodeSession session, string directory)

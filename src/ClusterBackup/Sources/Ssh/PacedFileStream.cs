@@ -71,7 +71,8 @@ internal sealed class PacedFileStream : ReadOnlyStream
         PacedFileStream? stream = null;
         try
         {
-            var reading = ReadLineAsync(command.OutputStream, cancellationToken);
+            // The first line is the size; a size has at most 19 digits.
+            var reading = new CommandOutputLines(command.OutputStream, 32).NextAsync(cancellationToken);
             if (await Task.WhenAny(reading, execution) == execution && execution.IsFaulted)
             {
                 await execution; // the channel never opened, or the connection went: SSH.NET's error
@@ -189,29 +190,6 @@ internal sealed class PacedFileStream : ReadOnlyStream
         var error = command.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
         var status = command.ExitStatus is { } code ? $"exit status {code.ToString(CultureInfo.InvariantCulture)}" : "no exit status";
         return new NodeOperationException(node, step, $"reading {path} failed on the node: {what ?? status}{(error is null ? string.Empty : ": " + error)}");
-    }
-
-    /// <summary>The first line of the command's output: the size. Null when the output ended first.</summary>
-    private static async Task<string?> ReadLineAsync(Stream output, CancellationToken cancellationToken)
-    {
-        var line = new StringBuilder();
-        var one = new byte[1];
-        while (await output.ReadAsync(one, cancellationToken) == 1)
-        {
-            if (one[0] == (byte)'\n')
-            {
-                return line.ToString();
-            }
-
-            if (line.Length > 32)
-            {
-                break;
-            }
-
-            line.Append((char)one[0]);
-        }
-
-        return line.Length == 0 ? null : line.ToString();
     }
 
     private static void Close(SshCommand command, Task execution, Stream input)
