@@ -40,12 +40,14 @@ internal static class NodeCommands
     /// A file sent at its reader's pace, for <see cref="Ssh.PacedFileStream"/>: first its size in
     /// bytes on a line, then, for every line read on standard input, its next slice of
     /// <paramref name="sliceMiB"/> MiB (the last one shorter); it exits 0 when standard input ends.
+    /// Each slice is one <c>dd</c>, whose start is most of the loop's cost: with a 64 KiB buffer
+    /// rather than 1 MiB it starts faster (README, Performance).
     /// </summary>
     public static string ReadInSlices(string path, int sliceMiB)
     {
         var file = Q(path);
-        var blocks = sliceMiB.ToString(CultureInfo.InvariantCulture);
-        return $"wc -c < {file} || exit 1; n=0; while read -r _; do dd if={file} bs=1048576 skip=$n count={blocks} status=none || exit 1; n=$((n + {blocks})); done";
+        var blocks = (sliceMiB * 16).ToString(CultureInfo.InvariantCulture);
+        return $"wc -c < {file} || exit 1; n=0; while read -r _; do dd if={file} bs=65536 skip=$n count={blocks} status=none || exit 1; n=$((n + {blocks})); done";
     }
 
     /// <summary>The first of the files that can be read.</summary>
