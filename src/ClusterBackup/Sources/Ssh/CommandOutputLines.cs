@@ -12,8 +12,8 @@ internal sealed class CommandOutputLines(Stream output, int maxLength)
 
     /// <summary>
     /// The next line, without its newline. Null when the output ends before a newline. A line longer
-    /// than <c>maxLength</c> bytes comes back as its first <c>maxLength</c> bytes, the rest unread:
-    /// callers check what they got, and no check of theirs accepts a line cut short.
+    /// than <c>maxLength</c> bytes comes back as its first <c>maxLength</c> bytes, the rest unread,
+    /// for the caller's own check to refuse (a size must parse; the guard's dir must be one of ours).
     /// </summary>
     public async Task<string?> NextAsync(CancellationToken cancellationToken)
     {
