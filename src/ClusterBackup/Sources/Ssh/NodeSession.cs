@@ -115,7 +115,9 @@ internal sealed record CommandResult(int ExitStatus, string Output, string Error
     public bool Succeeded => ExitStatus == 0;
 
     /// <summary>The last line of standard error, for a one-line message.</summary>
-    public string ErrorSummary =>
-        Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault()
-        ?? $"exit status {ExitStatus}";
+    public string ErrorSummary => LastLineOf(Error) ?? $"exit status {ExitStatus}";
+
+    /// <summary>The last non-blank line of a command's standard error; null when it printed none.</summary>
+    public static string? LastLineOf(string error) =>
+        error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
 }

@@ -187,7 +187,7 @@ internal sealed class PacedFileStream : ReadOnlyStream
             // the connection went, or the command never exited: what it printed is all there is
         }
 
-        var error = command.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+        var error = CommandResult.LastLineOf(command.Error);
         var status = command.ExitStatus is { } code ? $"exit status {code.ToString(CultureInfo.InvariantCulture)}" : "no exit status";
         return new NodeOperationException(node, step, $"reading {path} failed on the node: {what ?? status}{(error is null ? string.Empty : ": " + error)}");
     }

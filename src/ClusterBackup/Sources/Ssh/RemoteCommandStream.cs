@@ -17,7 +17,7 @@ internal sealed class RemoteCommandStream(SshCommand command, Task execution, st
             await execution.WaitAsync(cancellationToken);
             if (command.ExitStatus is not 0)
             {
-                var error = command.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+                var error = CommandResult.LastLineOf(command.Error);
                 throw new NodeOperationException(node, step,
                     $"'{commandText}' failed with exit status {command.ExitStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}: {error ?? "no error output"}");
             }
