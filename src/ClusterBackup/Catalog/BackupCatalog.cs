@@ -69,6 +69,8 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
     public async Task<IReadOnlyList<StoredSet>> ScanAsync(string cluster, CancellationToken cancellationToken = default)
     {
         var prefix = ClusterPrefix(cluster);
+        // The cache is read and its manifests parsed while the listing is on its way (README, Performance).
+        var parsing = Task.Run(() => ParseCached(cluster), CancellationToken.None);
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
         // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.
         var manifestMd5s = new Dictionary<SetId, string?>();
@@ -98,7 +100,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
                 pair.Value.Select(o => o.Key).ToList()))
             .ToArray();
         // Only a listing that names manifests by their MD5 can use the cache (not a directory store's).
-        var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? cache.Load(cluster) : new Dictionary<string, byte[]>();
+        var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? await parsing : new Dictionary<string, ParsedManifest>();
         var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
         var (fromCache, fromStorage) = (0, 0);
         await Parallel.ForEachAsync(
@@ -107,7 +109,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             async (i, ct) =>
             {
                 var md5 = manifestMd5s[sets[i].Id];
-                var hit = md5 is not null && cached.TryGetValue(md5, out var bytes) ? ParseManifest(cluster, sets[i].Id, bytes) : default;
+                var hit = md5 is not null && cached.TryGetValue(md5, out var parsed) ? parsed.Of(cluster, sets[i].Id) : default;
                 Interlocked.Increment(ref hit.Manifest is null ? ref fromStorage : ref fromCache);
 
                 var (manifest, read, damage) = hit.Manifest is not null ? hit : await ReadManifestAsync(cluster, sets[i].Id, ct);
@@ -298,23 +300,33 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             return (null, null, null);
         }
 
-        return ParseManifest(cluster, id, bytes);
+        return ParsedManifest.Parse(bytes).Of(cluster, id);
     }
 
-    /// <summary>A manifest from its bytes, checked to name the set it was stored as; or why it cannot be read.</summary>
-    private static (SetManifest? Manifest, byte[]? Bytes, string? Damage) ParseManifest(string cluster, SetId id, byte[] bytes)
+    /// <summary>The cluster's cached manifests, each parsed, under the MD5 of its bytes.</summary>
+    private Dictionary<string, ParsedManifest> ParseCached(string cluster) =>
+        cache.Load(cluster).AsParallel().ToDictionary(entry => entry.Key, entry => ParsedManifest.Parse(entry.Value), StringComparer.Ordinal);
+
+    /// <summary>A manifest parsed from its bytes, or why they are not one.</summary>
+    private readonly record struct ParsedManifest(SetManifest? Manifest, byte[] Bytes, string? Damage)
     {
-        try
+        public static ParsedManifest Parse(byte[] bytes)
         {
-            var manifest = SetManifest.FromJson(bytes);
-            return manifest.Cluster != cluster || manifest.SetId != id.ToString()
-                ? (null, null, $"it names cluster {manifest.Cluster} set {manifest.SetId}")
-                : (manifest, bytes, null);
+            try
+            {
+                return new(SetManifest.FromJson(bytes), bytes, null);
+            }
+            catch (JsonException ex)
+            {
+                return new(null, bytes, $"not a valid manifest: {ex.Message}");
+            }
         }
-        catch (JsonException ex)
-        {
-            return (null, null, $"not a valid manifest: {ex.Message}");
-        }
+
+        /// <summary>The manifest checked to name the set it was stored as; or why it cannot be read.</summary>
+        public (SetManifest? Manifest, byte[]? Bytes, string? Damage) Of(string cluster, SetId id) =>
+            Manifest is null ? (null, null, Damage)
+            : Manifest.Cluster != cluster || Manifest.SetId != id.ToString() ? (null, null, $"it names cluster {Manifest.Cluster} set {Manifest.SetId}")
+            : (Manifest, Bytes, null);
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage")]
