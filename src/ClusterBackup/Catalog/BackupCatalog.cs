@@ -76,8 +76,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         var manifestMd5s = new Dictionary<SetId, string?>();
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
-            var rest = item.Key[prefix.Length..].Split('/');
-            if (rest.Length == 2 && SetId.TryParse(rest[0], out var id))
+            if (InSet(prefix, item.Key) is (var id, var name))
             {
                 if (!objects.TryGetValue(id, out var list))
                 {
@@ -85,7 +84,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
                 }
 
                 list.Add(item);
-                if (rest[1] == SetManifest.FileName)
+                if (name == SetManifest.FileName)
                 {
                     manifestMd5s[id] = ManifestCache.Md5OfETag(item.ETag);
                 }
@@ -146,8 +145,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         var complete = new SortedSet<SetId>();
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
-            var rest = item.Key[prefix.Length..].Split('/');
-            if (rest is [var set, SetManifest.FileName] && SetId.TryParse(set, out var id))
+            if (InSet(prefix, item.Key) is (var id, SetManifest.FileName))
             {
                 complete.Add(id);
             }
@@ -302,6 +300,10 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
 
         return ParsedManifest.Parse(bytes).Of(cluster, id);
     }
+
+    /// <summary>The set and the object's name of a key listed under a cluster's prefix; null for a key of no set.</summary>
+    private static (SetId Set, string Name)? InSet(string clusterPrefix, string key) =>
+        key[clusterPrefix.Length..].Split('/') is [var set, var name] && SetId.TryParse(set, out var id) ? (id, name) : null;
 
     /// <summary>The cluster's cached manifests, each parsed, under the MD5 of its bytes.</summary>
     private Dictionary<string, ParsedManifest> ParseCached(string cluster) =>

@@ -77,6 +77,28 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_manifest_copied_under_another_set_id_is_damaged_though_the_cache_holds_its_bytes(string storage)
+    {
+        var cluster = $"manifest-cache-copy-{storage}";
+        var s3 = storage == "moto" ? _rig.Moto : _rig.S3rver;
+        var config = _rig.Config(storage, cluster, "tunnel", _rig.Node1);
+        var original = await BackupAsync(config);
+        (await ListAsync(config, cluster, "--verbose")).AssertError($"Scanned cluster {cluster}: 1 sets, 1 manifests from the local cache, 0 read from storage");
+
+        // The copy has the original's bytes, so its MD5 (its ETag) names the original's cache entry.
+        const string Copy = "20200101T000000Z";
+        await CheckAwsAsync(s3, "s3", "cp", $"s3://{LocalRig.Bucket}/backups/{cluster}/{original}/manifest.json", $"s3://{LocalRig.Bucket}/backups/{cluster}/{Copy}/manifest.json");
+        Assert.Equal((await StoredManifestAsync(s3, cluster, original)).ETag, (await StoredManifestAsync(s3, cluster, Copy)).ETag);
+
+        var list = await ListAsync(config, cluster, "--verbose");
+        Assert.Matches($@"{cluster}\s+{Copy}\s+.*DAMAGED: manifest.json cannot be read", list.Output);
+        Assert.Matches($@"{cluster}\s+{original}\s+", list.Output);
+        list.AssertError($"it names cluster {cluster} set {original}");
+        list.AssertError($"Scanned cluster {cluster}: 2 sets, 1 manifests from the local cache, 1 read from storage");
+    }
+
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 
     private static byte[] Length(byte[] bytes) => [(byte)(bytes.Length >> 24), (byte)(bytes.Length >> 16), (byte)(bytes.Length >> 8), (byte)bytes.Length];
