@@ -20,8 +20,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     public async Task A_second_list_reads_no_manifest_from_storage_and_a_changed_or_tampered_one_is_read_again(string storage)
     {
         var cluster = $"manifest-cache-{storage}";
-        var s3 = storage == "moto" ? _rig.Moto : _rig.S3rver;
-        var config = _rig.Config(storage, cluster, "tunnel", _rig.Node1);
+        var (s3, config) = Store(storage, cluster);
         string[] sets = [await BackupAsync(config), await BackupAsync(config)];
         var file = TestEnvironment.ManifestCache(cluster);
         File.Delete(file); // the backups' retention scans filled it
@@ -82,8 +81,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     public async Task A_manifest_copied_under_another_set_id_is_damaged_though_the_cache_holds_its_bytes(string storage)
     {
         var cluster = $"manifest-cache-copy-{storage}";
-        var s3 = storage == "moto" ? _rig.Moto : _rig.S3rver;
-        var config = _rig.Config(storage, cluster, "tunnel", _rig.Node1);
+        var (s3, config) = Store(storage, cluster);
         var original = await BackupAsync(config);
         (await ListAsync(config, cluster, "--verbose")).AssertError($"Scanned cluster {cluster}: 1 sets, 1 manifests from the local cache, 0 read from storage");
 
@@ -98,6 +96,10 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         list.AssertError($"it names cluster {cluster} set {original}");
         list.AssertError($"Scanned cluster {cluster}: 2 sets, 1 manifests from the local cache, 1 read from storage");
     }
+
+    /// <summary>The S3 server and a tunnel-mode configuration of a cluster backed up to it.</summary>
+    private (S3Server S3, System.Text.Json.Nodes.JsonObject Config) Store(string storage, string cluster) =>
+        (storage == "moto" ? _rig.Moto : _rig.S3rver, _rig.Config(storage, cluster, "tunnel", _rig.Node1));
 
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 
