@@ -166,7 +166,7 @@ internal static class RestorePlanner
                 new RestoreUndo(NodeCommands.RemoveFiles(staged), UndoWhen.Attempted));
         }
 
-        yield return Step(RestoreStepKind.WaitForEtcdToStop, NodeCommands.WaitUntilNotListening(node.Etcd.ClientPort));
+        yield return Step(RestoreStepKind.WaitForEtcdToStop, NodeCommands.WaitUntilEtcdStopped(node.Etcd.ClientPort, paths.Data));
 
         // Undone only once done: put back removes whatever is at the data dir, which must be the restore's.
         yield return Step(RestoreStepKind.MoveDataDirAside, NodeCommands.MoveAsideIfPresent(paths.Data, paths.Aside),

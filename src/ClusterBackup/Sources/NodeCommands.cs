@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources.Etcd;
 using ClusterBackup.Sources.Ssh;
@@ -90,10 +91,23 @@ internal static class NodeCommands
     public static string MoveStaticPodManifests(string from, string to) =>
         $"for f in etcd.yaml kube-apiserver.yaml; do if [ -e {Q(from)}/$f ]; then mv {Q(from)}/$f {Q(to)}/$f || exit 1; fi; done";
 
-    /// <summary>Polls /proc/net/tcp{,6} until nothing listens on the port: no etcdctl needed to know etcd stopped.</summary>
-    public static string WaitUntilNotListening(int port) =>
-        $"i=0; while {Listening(port)}; do i=$((i+1)); " +
-        $"if [ $i -ge 120 ]; then echo 'etcd still listens on port {port.ToString(CultureInfo.InvariantCulture)} after 60s' >&2; exit 1; fi; sleep 0.5; done";
+    /// <summary>
+    /// Polls /proc until etcd has stopped: nothing listens on its client port (/proc/net/tcp{,6}),
+    /// and no process runs with its data dir. A crash-looping member never listens, and the etcd
+    /// the kubelet started just before its manifest moved may still be starting: moved aside under
+    /// it, the data dir would be made again, and <c>etcdctl snapshot restore</c> refuses a data dir
+    /// that exists.
+    /// </summary>
+    public static string WaitUntilEtcdStopped(int port, string dataDir) =>
+        $"i=0; while {Listening(port)} || {RunsWithDataDir(dataDir)}; do i=$((i+1)); " +
+        $"if [ $i -ge 120 ]; then echo {Q($"etcd still runs after 60s (port {port.ToString(CultureInfo.InvariantCulture)}, or a process with --data-dir={dataDir})")} >&2; exit 1; fi; sleep 0.5; done";
+
+    /// <summary>
+    /// True (exit 0) while a process has <c>--data-dir=DIR</c> (or <c>DIR/</c>) among its arguments,
+    /// from /proc/*/cmdline. The pattern starts with <c>[-]</c>, so that grep never finds its own.
+    /// </summary>
+    private static string RunsWithDataDir(string dataDir) =>
+        $"grep -qszx -- {Q("[-]-data-dir=" + Regex.Replace(dataDir.TrimEnd('/'), @"[\\.\[\]*^$]", @"\$0") + "/*")} /proc/[0-9]*/cmdline";
 
     /// <summary>
     /// Runs <paramref name="command"/> only when something listens on the port; otherwise fails at

@@ -225,6 +225,36 @@ public sealed class RestoreTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_restore_waits_for_an_etcd_still_running_with_the_data_dir_before_it_moves_it_aside()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rw", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rw");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+
+        // The etcd that a kubelet started just before the manifest moved: it never listens, and for
+        // eight seconds makes the data dir again whenever it is gone, as a starting etcd would.
+        using var starting = System.Diagnostics.Process.Start("bash",
+            ["-c", "for i in $(seq 80); do mkdir -p \"$1/member\"; sleep 0.1; done", $"--data-dir={member.DataDirectory}", member.DataDirectory]);
+        try
+        {
+            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.True(starting.HasExited, "the restore went on while a process ran with the data dir");
+            await cluster.WaitHealthyAsync();
+            Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rw")).OrderBy(k => k.Key));
+        }
+        finally
+        {
+            if (!starting.HasExited)
+            {
+                starting.Kill();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_damaged_snapshot_object_fails_its_streamed_upload_which_is_undone_and_the_member_is_left_as_it_was()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rd", 1);

@@ -43,7 +43,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.ReadFile(Awkward), NodeCommands.ReadInSlices(Awkward, 4), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
-            NodeCommands.WaitUntilNotListening(2379), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
+            NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node),
         ];
@@ -52,6 +52,29 @@ public sealed class NodeCommandsTests : IDisposable
         {
             var check = await Tools.RunAsync("sh", ["-n", "-c", command]);
             Assert.True(check.ExitCode == 0, $"{command}\n{check}");
+        }
+    }
+
+    [Fact]
+    public async Task Waiting_for_etcd_to_stop_waits_for_a_process_with_its_data_dir_and_no_other()
+    {
+        var dataDir = Path.Combine(_root, Awkward + " [a].*");
+        var exited = Path.Combine(_root, "exited");
+        // A process with the data dir among its arguments, which leaves a file as it exits (two
+        // commands, so that bash stays the process and keeps its arguments)...
+        using var etcd = System.Diagnostics.Process.Start("bash", ["-c", "sleep 1; touch \"$1\"", $"--data-dir={dataDir}/", exited]);
+        // ...and one whose data dir only begins like it, which the wait must not wait for (it would fail after 60 s).
+        using var other = System.Diagnostics.Process.Start("bash", ["-c", "sleep 90; true", $"--data-dir={dataDir}x"]);
+        try
+        {
+            var wait = await Tools.RunAsync("sh", ["-c", NodeCommands.WaitUntilEtcdStopped(1, dataDir)]);
+
+            Assert.True(wait.ExitCode == 0, wait.ToString());
+            Assert.True(File.Exists(exited), "the wait ended while a process ran with the data dir");
+        }
+        finally
+        {
+            other.Kill(entireProcessTree: true);
         }
     }
 
