@@ -31,7 +31,8 @@ internal static class RestoreCommand
               HA with quorum lost: every member, survivors included, is restored from the same
                 snapshot with the full --initial-cluster (a restore starts a new cluster).
             Per member: the decrypted snapshot is staged in Paths:Staging, etcd.yaml and
-            kube-apiserver.yaml are moved there (the kubelet stops the static pods), the data dir is moved
+            kube-apiserver.yaml are moved there (the kubelet stops the static pods), and once etcd has
+            stopped (nothing listens on its port, no process runs with its data dir) the data dir is moved
             aside to {EtcdData}.before-restore-STAMP (never deleted), 'etcdctl snapshot restore' runs
             (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls from the
             node's etcd.yaml (or the backed-up one), and member/ is checked. Only when every member is

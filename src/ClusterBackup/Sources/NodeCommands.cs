@@ -99,8 +99,8 @@ internal static class NodeCommands
     /// that exists.
     /// </summary>
     public static string WaitUntilEtcdStopped(int port, string dataDir) =>
-        $"i=0; while {Listening(port)} || {RunsWithDataDir(dataDir)}; do i=$((i+1)); " +
-        $"if [ $i -ge 120 ]; then echo {Q($"etcd still runs after 60s (port {port.ToString(CultureInfo.InvariantCulture)}, or a process with --data-dir={dataDir})")} >&2; exit 1; fi; sleep 0.5; done";
+        WaitUntil($"! {Listening(port)} && ! {RunsWithDataDir(dataDir)}",
+            $"etcd still runs after 60s (port {port.ToString(CultureInfo.InvariantCulture)}, or a process with --data-dir={dataDir})", seconds: 60);
 
     /// <summary>
     /// True (exit 0) while a process has <c>--data-dir=DIR</c> (or <c>DIR/</c>) among its arguments,
