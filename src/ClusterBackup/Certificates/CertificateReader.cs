@@ -76,7 +76,7 @@ internal static partial class CertificateReader
                 Field = field,
                 Subject = certificate.Subject,
                 Issuer = certificate.Issuer,
-                Serial = certificate.SerialNumber.ToUpperInvariant(),
+                Serial = SerialText(certificate.SerialNumberBytes.Span),
                 NotAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero),
                 IsCa = certificate.Extensions.OfType<X509BasicConstraintsExtension>().Any(b => b.CertificateAuthority),
             });
@@ -85,6 +85,20 @@ internal static partial class CertificateReader
         {
             problems.Add($"{node}: {file}{(field is null ? string.Empty : $" ({field})")}: not a readable certificate ({ex.Message.TrimEnd('.')})");
         }
+    }
+
+    /// <summary>
+    /// A serial as <c>openssl x509 -serial</c> prints it: upper-case hex of the number, without the
+    /// zero byte DER puts before a number whose first byte has its high bit set.
+    /// </summary>
+    internal static string SerialText(ReadOnlySpan<byte> bigEndian)
+    {
+        while (bigEndian.Length > 1 && bigEndian[0] == 0)
+        {
+            bigEndian = bigEndian[1..];
+        }
+
+        return Convert.ToHexString(bigEndian);
     }
 
     [GeneratedRegex(@"-----BEGIN CERTIFICATE-----(?<body>[A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")]

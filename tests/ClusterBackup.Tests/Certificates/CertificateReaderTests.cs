@@ -56,6 +56,27 @@ public sealed class CertificateReaderTests : IDisposable
         Assert.Equal(CertificateRecord.CertificateAuthorityData, kubeletCa.Field);
     }
 
+    [Theory]
+    [InlineData("0xFA488324DBDB6765AA5C6BC6526E9BE6AA7BB9")]
+    [InlineData("0x0A488324DBDB6765AA5C6BC6526E9BE6AA7BB9")]
+    [InlineData("0x7F")]
+    [InlineData("0x80")]
+    [InlineData("0x0100")]
+    [InlineData("1")]
+    public async Task A_serial_reads_as_openssl_prints_it_whatever_its_first_byte(string serial)
+    {
+        var key = Path.Combine(_root, "serial.key");
+        var crt = Path.Combine(_root, "serial.crt");
+        await Tools.CheckAsync("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+            "-set_serial", serial, "-keyout", key, "-out", crt, "-subj", "/CN=serial");
+        var problems = new List<string>();
+
+        var found = Assert.Single(CertificateReader.FromPem("cp1", "serial.crt", await File.ReadAllBytesAsync(crt), problems));
+
+        Assert.Empty(problems);
+        Assert.Equal((await Tools.CheckAsync("openssl", "x509", "-noout", "-serial", "-in", crt)).Trim()["serial=".Length..], found.Serial);
+    }
+
     [Fact]
     public void What_is_not_a_certificate_is_reported_not_thrown()
     {
