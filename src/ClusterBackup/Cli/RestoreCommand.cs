@@ -30,7 +30,8 @@ internal static class RestoreCommand
                 members and --force is given;
               HA with quorum lost: every member, survivors included, is restored from the same
                 snapshot with the full --initial-cluster (a restore starts a new cluster).
-            Per member: the decrypted snapshot is staged in Paths:Staging, etcd.yaml and
+            Per member, every member at once: the decrypted snapshot is staged in Paths:Staging
+            (downloaded once, and streamed into every member's upload together), etcd.yaml and
             kube-apiserver.yaml are moved there (the kubelet stops the static pods), and once etcd has
             stopped (nothing listens on its port, no process runs with its data dir) the data dir is moved
             aside to {EtcdData}.before-restore-STAMP (never deleted), 'etcdctl snapshot restore' runs
@@ -39,8 +40,9 @@ internal static class RestoreCommand
             prepared are the manifests moved back; then health, member list and revision are reported.
             With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
             kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
-            A failing step undoes every step done so far, in reverse, on every member touched, and
-            names node and step. --dry-run prints the plan's steps, exactly as they would run.
+            A failing step stops the other members after the step they are in, then undoes every
+            step done so far, in reverse, on every member touched, and names node and step.
+            --dry-run prints the plan's steps, exactly as they would run.
             Without --yes it asks first, and refuses when standard input is not a terminal.
             The SSH user is root, or a user with passwordless sudo and Ssh:Sudo set.
             Exit status: 0 restored, 1 refused or failed, 78 configuration error.
@@ -107,7 +109,7 @@ internal static class RestoreCommand
     /// <summary>Every step of the plan as it would run on its node.</summary>
     private static async Task PrintStepsAsync(TextWriter output, RestorePlan plan)
     {
-        await output.WriteLineAsync("dry run: the commands, per member; nothing is changed:");
+        await output.WriteLineAsync("dry run: the commands, per member (the members are prepared at the same time, and start once all are prepared); nothing is changed:");
         foreach (var step in plan.Steps)
         {
             var node = plan.Cluster.ControlPlanes.First(cp => cp.Name == step.Node);

@@ -44,42 +44,35 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
         }
 
         SetDownloader.RequireIdentities(plan.Set.Manifest, identities);
-        var work = Directory.CreateTempSubdirectory("cluster-backup-restore-").FullName;
-        try
-        {
-            // The small archives are fetched and checked whole before any node is touched; the
-            // snapshot streams from storage into its first upload (see SnapshotContent).
-            var files = new Dictionary<RestoreFile, RestoreContent>();
-            foreach (var artifact in plan.Set.Manifest.Artifacts)
-            {
-                var file = artifact.Kind switch
-                {
-                    ArtifactKinds.EtcdSnapshot => new RestoreFile(RestoreFileKind.Snapshot),
-                    ArtifactKinds.Pki => new RestoreFile(RestoreFileKind.Pki, artifact.Node),
-                    ArtifactKinds.Kubeconfigs => new RestoreFile(RestoreFileKind.Kubeconfigs, artifact.Node),
-                    _ => null,
-                };
-                if (file is null || !plan.Steps.Any(s => s.Action is Upload upload && upload.File == file))
-                {
-                    continue;
-                }
 
-                files[file] = file.Kind == RestoreFileKind.Snapshot
-                    ? SnapshotContent(plan, artifact, identities, work)
-                    : RestoreContent.FromBytes(SetDownloader.PlainName(artifact), await downloader.ReadAsync(plan.Set, artifact, identities, cancellationToken));
+        // The small archives are fetched and checked whole before any node is touched; the
+        // snapshot streams from storage into every member's upload at once (see SnapshotContent).
+        var files = new Dictionary<RestoreFile, RestoreContent>();
+        foreach (var artifact in plan.Set.Manifest.Artifacts)
+        {
+            var file = artifact.Kind switch
+            {
+                ArtifactKinds.EtcdSnapshot => new RestoreFile(RestoreFileKind.Snapshot),
+                ArtifactKinds.Pki => new RestoreFile(RestoreFileKind.Pki, artifact.Node),
+                ArtifactKinds.Kubeconfigs => new RestoreFile(RestoreFileKind.Kubeconfigs, artifact.Node),
+                _ => null,
+            };
+            if (file is null || !plan.Steps.Any(s => s.Action is Upload upload && upload.File == file))
+            {
+                continue;
             }
 
-            foreach (var member in plan.Assessment.Members.Where(m => m.BackedUpEtcdYaml is not null))
-            {
-                files[new RestoreFile(RestoreFileKind.EtcdYaml, member.Name)] = RestoreContent.FromBytes($"etcd-{member.Name}.yaml", Encoding.UTF8.GetBytes(member.BackedUpEtcdYaml!));
-            }
+            files[file] = file.Kind == RestoreFileKind.Snapshot
+                ? SnapshotContent(plan, artifact, identities)
+                : RestoreContent.FromBytes(SetDownloader.PlainName(artifact), await downloader.ReadAsync(plan.Set, artifact, identities, cancellationToken));
+        }
 
-            return await executor.ExecuteAsync(plan, ConnectAsync, files, cancellationToken);
-        }
-        finally
+        foreach (var member in plan.Assessment.Members.Where(m => m.BackedUpEtcdYaml is not null))
         {
-            Directory.Delete(work, recursive: true);
+            files[new RestoreFile(RestoreFileKind.EtcdYaml, member.Name)] = RestoreContent.FromBytes($"etcd-{member.Name}.yaml", Encoding.UTF8.GetBytes(member.BackedUpEtcdYaml!));
         }
+
+        return await executor.ExecuteAsync(plan, ConnectAsync, files, cancellationToken);
 
         async Task<IRestoreNode> ConnectAsync(string name, CancellationToken ct) =>
             new SshRestoreNode(await _sessions.GetAsync(plan.Cluster.ControlPlanes.First(cp => cp.Name == name), ct));
@@ -88,46 +81,17 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
     public void Dispose() => _sessions.Dispose();
 
     /// <summary>
-    /// The snapshot, streamed from storage into the first member's upload as it is decrypted,
-    /// decompressed and checked (a mismatch fails that upload, which is then undone). With more
-    /// members, the first stream also writes a private local copy that the later uploads read, so
-    /// the set is downloaded once.
+    /// The snapshot, streamed from storage as it is decrypted, decompressed and checked (a mismatch
+    /// fails the upload, which is then undone). With several members, their uploads run at once and
+    /// share one stream: the set is downloaded once, and nothing of it is written on this machine.
     /// </summary>
-    private RestoreContent SnapshotContent(RestorePlan plan, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities, string work)
+    private RestoreContent SnapshotContent(RestorePlan plan, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities)
     {
         var uploads = plan.Steps.Count(s => s.Action is Upload { File.Kind: RestoreFileKind.Snapshot });
-        var copy = Path.Combine(work, SetDownloader.PlainName(artifact));
-        var copied = false;
-        return new RestoreContent($"{SetDownloader.PlainName(artifact)} of set {plan.Set.Id}", async (destination, cancellationToken) =>
-        {
-            if (copied)
-            {
-                await using var file = File.OpenRead(copy);
-                await file.CopyToAsync(destination, cancellationToken);
-                return;
-            }
-
-            if (uploads <= 1)
-            {
-                await downloader.ExtractAsync(plan.Set, artifact, destination, identities, cancellationToken);
-                return;
-            }
-
-            await using (var file = new FileStream(copy, new FileStreamOptions
-            {
-                Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            }))
-            {
-                var both = new WriteOnlyStream(async (data, ct) =>
-                {
-                    await destination.WriteAsync(data, ct);
-                    await file.WriteAsync(data, ct);
-                });
-                await downloader.ExtractAsync(plan.Set, artifact, both, identities, cancellationToken);
-            }
-
-            copied = true;
-        });
+        var description = $"{SetDownloader.PlainName(artifact)} of set {plan.Set.Id}";
+        Task Extract(Stream destination, CancellationToken cancellationToken) =>
+            downloader.ExtractAsync(plan.Set, artifact, destination, identities, cancellationToken);
+        return uploads <= 1 ? new RestoreContent(description, Extract) : RestoreContent.Shared(description, uploads, Extract);
     }
 
     private async Task<MemberAssessment> AssessAsync(ControlPlaneSettings node, CatalogSet set, IReadOnlyList<AgeIdentity>? identities, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using ClusterBackup.Sources;
 using Microsoft.Extensions.Logging;
 
@@ -27,33 +28,23 @@ internal sealed class RestoreStepFailedException(string node, RestoreStepKind st
 }
 
 /// <summary>
-/// Carries out a <see cref="RestorePlan"/>, step by step. A failure (or cancellation) while preparing
-/// undoes what was done, in reverse order, on every member touched; a failure after the first
-/// member started is reported with what stays in place, because the members then run the restored data.
+/// Carries out a <see cref="RestorePlan"/>. Every member is prepared at the same time, each member's
+/// steps in order; a failure (or cancellation) while preparing stops the other members after the step
+/// they are in, then undoes what was done, in reverse order, on every member touched. The members
+/// start one after another once all are prepared; a failure after the first member started is
+/// reported with what stays in place, because the members then run the restored data.
 /// </summary>
 internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
 {
     public async Task<RestoreReport> ExecuteAsync(
         RestorePlan plan, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
     {
-        var attempted = new List<(RestoreStep Step, bool Completed)>();
-        foreach (var step in plan.Steps)
+        await PrepareAsync(plan.Steps.Where(s => s.Phase == RestorePhase.Prepare).ToList(), connect, files, cancellationToken);
+        foreach (var step in plan.Steps.Where(s => s.Phase != RestorePhase.Prepare))
         {
             try
             {
-                var node = await ConnectAsync(step.Node, connect, cancellationToken);
-                attempted.Add((step, false));
-                await RunAsync(node, step, files, cancellationToken);
-                attempted[^1] = (step, true);
-            }
-            catch (RestoreStepFailedException failure) when (step.Phase == RestorePhase.Prepare)
-            {
-                throw new RestoreStepFailedException(failure.Node, failure.Step, failure.Message + await UndoAsync(attempted, connect), failure.InnerException);
-            }
-            catch (OperationCanceledException) when (step.Phase == RestorePhase.Prepare)
-            {
-                await UndoAsync(attempted, connect);
-                throw;
+                await RunAsync(await ConnectAsync(step.Node, connect, cancellationToken), step, files, cancellationToken);
             }
             catch (RestoreStepFailedException failure) when (step.LeftInPlace is not null)
             {
@@ -70,6 +61,74 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
         }
 
         return new RestoreReport(sections);
+    }
+
+    /// <summary>
+    /// Prepares every member at once. When one fails, the others stop after the step they are in:
+    /// a command is never cut off for it (what a command changed must be known to be undone), an
+    /// upload is (its undo holds either way). The failure reported is the first that was not itself
+    /// the stop of another (an upload broken off because its sibling stopped).
+    /// </summary>
+    private async Task PrepareAsync(
+        List<RestoreStep> steps, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
+    {
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var members = steps.GroupBy(s => s.Node).Select(g => (Steps: g.ToList(), Attempted: new List<(RestoreStep Step, bool Completed)>())).ToList();
+        var failures = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+
+        async Task PrepareMemberAsync(List<RestoreStep> memberSteps, List<(RestoreStep Step, bool Completed)> attempted)
+        {
+            var step = memberSteps[0];
+            try
+            {
+                foreach (var next in memberSteps)
+                {
+                    step = next;
+                    stopping.Token.ThrowIfCancellationRequested();
+                    var node = await ConnectAsync(step.Node, connect, stopping.Token);
+                    attempted.Add((step, false));
+                    await RunAsync(node, step, files, step.Action is Upload ? stopping.Token : cancellationToken);
+                    attempted[^1] = (step, true);
+                }
+            }
+            catch (Exception ex)
+            {
+                // A connection lost mid-step (or any other surprise) still names node and step, and is undone.
+                var failure = ex is RestoreStepFailedException or OperationCanceledException ? ex : new RestoreStepFailedException(step.Node, step.Kind, ex.Message, ex);
+                failures.Enqueue(failure);
+                await stopping.CancelAsync();
+            }
+        }
+
+        await Task.WhenAll(members.Select(m => Task.Run(() => PrepareMemberAsync(m.Steps, m.Attempted), CancellationToken.None)));
+        if (failures.IsEmpty)
+        {
+            return;
+        }
+
+        var done = members.SelectMany(m => m.Attempted).ToList();
+        var reported = failures.FirstOrDefault(f => !Stopped(f)) ?? failures.First();
+        if (reported is RestoreStepFailedException failure && !cancellationToken.IsCancellationRequested)
+        {
+            throw new RestoreStepFailedException(failure.Node, failure.Step, failure.Message + await UndoAsync(done, connect), failure.InnerException);
+        }
+
+        await UndoAsync(done, connect);
+        cancellationToken.ThrowIfCancellationRequested();
+        ExceptionDispatchInfo.Throw(reported);
+
+        static bool Stopped(Exception? ex)
+        {
+            for (; ex is not null; ex = ex.InnerException)
+            {
+                if (ex is OperationCanceledException)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
 
     private static async Task<IRestoreNode> ConnectAsync(string node, Func<string, CancellationToken, Task<IRestoreNode>> connect, CancellationToken cancellationToken)

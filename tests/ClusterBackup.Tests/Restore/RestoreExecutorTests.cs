@@ -7,6 +7,7 @@ namespace ClusterBackup.Tests.Restore;
 /// <summary>
 /// The executor against recording nodes: each step of a two-member plan (with --pki, one node
 /// restoring its backed-up etcd.yaml) is made to fail in turn, and what was undone, in which order, is checked.
+/// The members are prepared at the same time, so only each member's own order is fixed.
 /// </summary>
 public sealed class RestoreExecutorTests
 {
@@ -27,31 +28,74 @@ public sealed class RestoreExecutorTests
 
     public static TheoryData<int> EveryStep => new(Enumerable.Range(0, TwoMembers.Steps.Count));
 
-    /// <summary>Every node's commands and uploads, in the order they ran, across nodes.</summary>
+    /// <summary>Every node's commands and uploads, in the order they started, across nodes.</summary>
     private sealed class Nodes
     {
-        public List<string> Log { get; } = [];
+        private readonly Lock _lock = new();
+        private readonly List<string> _log = [];
+
+        public IReadOnlyList<string> Log
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _log.ToList();
+                }
+            }
+        }
 
         public string? FailNode { get; init; }
 
         public string? FailOn { get; init; }
 
-        public Func<string, CancellationToken, Task<IRestoreNode>> Connect => (name, _) => Task.FromResult<IRestoreNode>(new Node(this, name));
+        /// <summary>Makes the failing step throw this instead of exiting non-zero.</summary>
+        public Exception? Throw { get; init; }
+
+        /// <summary>Runs once a command or upload is logged, before it ends: (node, what, its token).</summary>
+        public Func<string, string, CancellationToken, Task> During { get; set; } = (_, _, _) => Task.CompletedTask;
+
+        /// <summary>The token the executor last connected with.</summary>
+        public CancellationToken ConnectedWith { get; private set; }
+
+        public Func<string, CancellationToken, Task<IRestoreNode>> Connect => (name, ct) =>
+        {
+            ConnectedWith = ct;
+            return Task.FromResult<IRestoreNode>(new Node(this, name));
+        };
+
+        private void Add(string line)
+        {
+            lock (_lock)
+            {
+                _log.Add(line);
+            }
+        }
 
         private sealed class Node(Nodes nodes, string name) : IRestoreNode
         {
-            public Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken)
+            public async Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken)
             {
-                nodes.Log.Add($"{name}: {command}");
-                return Task.FromResult(name == nodes.FailNode && command == nodes.FailOn
+                nodes.Add($"{name}: {command}");
+                await nodes.During(name, command, cancellationToken);
+                if (nodes.Throw is not null && name == nodes.FailNode && command == nodes.FailOn)
+                {
+                    throw nodes.Throw;
+                }
+
+                return name == nodes.FailNode && command == nodes.FailOn
                     ? new RestoreCommandResult(3, string.Empty, "it broke")
-                    : new RestoreCommandResult(0, $"output of {command}", string.Empty));
+                    : new RestoreCommandResult(0, $"output of {command}", string.Empty);
             }
 
-            public Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)
+            public async Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)
             {
-                nodes.Log.Add($"{name}: upload {content.Description} {remotePath}");
-                return name == nodes.FailNode && remotePath == nodes.FailOn ? throw new IOException($"cannot upload {remotePath}: disk full") : Task.CompletedTask;
+                nodes.Add($"{name}: upload {content.Description} {remotePath}");
+                await nodes.During(name, remotePath, cancellationToken);
+                if (name == nodes.FailNode && remotePath == nodes.FailOn)
+                {
+                    throw new IOException($"cannot upload {remotePath}: disk full");
+                }
             }
         }
     }
@@ -70,17 +114,57 @@ public sealed class RestoreExecutorTests
         _ => throw new InvalidOperationException(),
     };
 
+    private static List<RestoreStep> PreparationOf(string node) =>
+        TwoMembers.Steps.Where(s => s.Node == node && s.Phase == RestorePhase.Prepare).ToList();
+
+    /// <summary>The undo of what was tried, in reverse; an undo that is safe on a partial step also runs for the failing one.</summary>
+    private static IEnumerable<string> UndoOf(IEnumerable<RestoreStep> tried, RestoreStep? failing) =>
+        Enumerable.Reverse(tried.ToList())
+            .Where(s => s.Undo is { } undo && (undo.When == UndoWhen.Attempted || s != failing))
+            .Select(s => $"{s.Node}: {s.Undo!.Command}");
+
+    /// <summary>
+    /// Checks a failed preparation's log: each member ran its own steps in order, as far as it got,
+    /// before anything was undone; then every tried step was undone, the members in reverse order,
+    /// each member's steps in reverse. Returns what each member tried.
+    /// </summary>
+    private static Dictionary<string, List<RestoreStep>> AssertPreparedThenUndone(IReadOnlyList<string> log, RestoreStep? failing)
+    {
+        var tried = new Dictionary<string, List<RestoreStep>>();
+        foreach (var node in new[] { "cp1", "cp2" })
+        {
+            var steps = PreparationOf(node);
+            var lines = log.Where(l => l.StartsWith(node + ": ", StringComparison.Ordinal)).ToList();
+            var count = Enumerable.Range(0, steps.Count + 1)
+                .Where(n => lines.SequenceEqual(steps.Take(n).Select(Logged).Concat(UndoOf(steps.Take(n), failing))))
+                .ToList();
+            Assert.True(count.Count > 0, $"{node} did not run its steps in order, then undo them in reverse:\n{string.Join("\n", lines)}");
+            tried[node] = steps.Take(count[^1]).ToList();
+        }
+
+        var ran = tried.Values.Sum(t => t.Count);
+        Assert.Equal(UndoOf(tried["cp1"].Concat(tried["cp2"]), failing), log.Skip(ran));
+        return tried;
+    }
+
     private static Task<RestoreReport> ExecuteAsync(Nodes nodes, CancellationToken cancellationToken = default) =>
         new RestoreExecutor(NullLogger<RestoreExecutor>.Instance).ExecuteAsync(TwoMembers, nodes.Connect, Files, cancellationToken);
 
     [Fact]
-    public async Task Without_a_failure_every_step_runs_once_in_order_and_the_report_follows()
+    public async Task Without_a_failure_each_member_is_prepared_in_order_then_they_start_in_turn_and_the_report_follows()
     {
         var nodes = new Nodes();
 
         var report = await ExecuteAsync(nodes);
 
-        Assert.Equal(TwoMembers.Steps.Select(Logged).Concat(TwoMembers.Report.Select(r => $"{r.Node}: {r.Command}")), nodes.Log);
+        var log = nodes.Log;
+        var prepared = TwoMembers.Steps.Count(s => s.Phase == RestorePhase.Prepare);
+        foreach (var node in new[] { "cp1", "cp2" })
+        {
+            Assert.Equal(PreparationOf(node).Select(Logged), log.Take(prepared).Where(l => l.StartsWith(node + ": ", StringComparison.Ordinal)));
+        }
+
+        Assert.Equal(TwoMembers.Steps.Where(s => s.Phase != RestorePhase.Prepare).Select(Logged).Concat(TwoMembers.Report.Select(r => $"{r.Node}: {r.Command}")), log.Skip(prepared));
         Assert.Equal(TwoMembers.Report.Select(r => (r.Heading, $"output of {r.Command}")), report.Sections);
     }
 
@@ -95,21 +179,17 @@ public sealed class RestoreExecutorTests
 
         Assert.Equal(step.Node, ex.Node);
         Assert.Equal(step.Kind, ex.Step);
-        var tried = TwoMembers.Steps.Take(failing + 1).ToList();
-        Assert.Equal(tried.Select(Logged), nodes.Log.Take(tried.Count));
-        var undone = nodes.Log.Skip(tried.Count).ToList();
         if (step.Phase == RestorePhase.Prepare)
         {
-            // Reverse order; an undo that is safe on a partial step also runs for the failing one.
-            var expected = Enumerable.Reverse(tried)
-                .Where(s => s.Undo is { } undo && (undo.When == UndoWhen.Attempted || s != step))
-                .Select(s => $"{s.Node}: {s.Undo!.Command}");
-            Assert.Equal(expected, undone);
-            Assert.EndsWith($"; rolled back: {string.Join(", ", tried.Select(s => s.Node).Distinct())} (data dirs and manifests as they were)", ex.Message, StringComparison.Ordinal);
+            var tried = AssertPreparedThenUndone(nodes.Log, step);
+            Assert.Equal(step, tried[step.Node][^1]);
+            var touched = tried.Where(t => t.Value.Count > 0).Select(t => t.Key);
+            Assert.EndsWith($"; rolled back: {string.Join(", ", touched)} (data dirs and manifests as they were)", ex.Message, StringComparison.Ordinal);
         }
         else
         {
-            Assert.Empty(undone);
+            var ran = TwoMembers.Steps.Take(failing + 1).Where(s => s.Phase != RestorePhase.Prepare).Select(Logged);
+            Assert.Equal(ran, nodes.Log.Skip(TwoMembers.Steps.Count(s => s.Phase == RestorePhase.Prepare)));
             Assert.DoesNotContain("rolled back", ex.Message, StringComparison.Ordinal);
             Assert.EndsWith(step.LeftInPlace!, ex.Message, StringComparison.Ordinal);
         }
@@ -119,12 +199,21 @@ public sealed class RestoreExecutorTests
     public async Task A_failed_snapshot_restore_on_the_second_member_returns_both_members_as_they_were()
     {
         var failing = TwoMembers.Steps.Single(s => s.Node == "cp2" && s.Kind == RestoreStepKind.SnapshotRestore);
+        var cp1Done = Logged(PreparationOf("cp1")[^1]);
         var nodes = new Nodes { FailNode = "cp2", FailOn = Target(failing) };
+        nodes.During = async (node, what, _) =>
+        {
+            // cp2 fails once cp1 is prepared, so the whole of cp1 is undone.
+            while (node == "cp2" && what == Target(failing) && !nodes.Log.Contains(cp1Done))
+            {
+                await Task.Delay(10);
+            }
+        };
 
         var ex = await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
 
         Assert.Equal("exit status 3: it broke; rolled back: cp1, cp2 (data dirs and manifests as they were)", ex.Message);
-        var undone = nodes.Log.SkipWhile(l => l != $"cp2: {Target(failing)}").Skip(1).ToList();
+        var undone = nodes.Log.Skip(PreparationOf("cp1").Count + PreparationOf("cp2").IndexOf(failing) + 1).ToList();
         Assert.Equal(
         [
             "cp2: if [ -e /var/lib/etcd.before-restore-20261127T010203Z ]; then rm -rf /var/lib/etcd && mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd; else rm -rf /var/lib/etcd; fi",
@@ -143,6 +232,62 @@ public sealed class RestoreExecutorTests
     }
 
     [Fact]
+    public async Task A_member_that_fails_stops_the_other_after_the_command_it_is_in_which_is_not_cut_off_and_is_undone()
+    {
+        var move = PreparationOf("cp1").Single(s => s.Kind == RestoreStepKind.MoveDataDirAside);
+        var staging = PreparationOf("cp2")[0];
+        var nodes = new Nodes { FailNode = "cp2", FailOn = Target(staging) };
+        var moving = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool? cutOff = null;
+        nodes.During = async (node, what, ct) =>
+        {
+            if (node == "cp2" && what == Target(staging))
+            {
+                await moving.Task; // cp2 fails while cp1 moves its data dir aside
+            }
+            else if (node == "cp1" && what == Target(move))
+            {
+                moving.SetResult();
+                var stopping = nodes.ConnectedWith;
+                await Task.Delay(TimeSpan.FromSeconds(30), stopping).ContinueWith(_ => { }, TaskScheduler.Default); // until the executor stops the members
+                cutOff = ct.IsCancellationRequested;
+            }
+        };
+
+        var ex = await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
+
+        Assert.Equal("cp2", ex.Node);
+        Assert.Equal(RestoreStepKind.Staging, ex.Step);
+        Assert.False(cutOff);
+        var tried = AssertPreparedThenUndone(nodes.Log, staging);
+        Assert.Equal(move, tried["cp1"][^1]);
+        Assert.Contains($"cp1: {move.Undo!.Command}", nodes.Log);
+        Assert.EndsWith("; rolled back: cp1, cp2 (data dirs and manifests as they were)", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_connection_lost_in_a_step_names_node_and_step_and_every_member_is_rolled_back()
+    {
+        var failing = PreparationOf("cp2").Single(s => s.Kind == RestoreStepKind.StopStaticPods);
+        var nodes = new Nodes { FailNode = "cp2", FailOn = Target(failing), Throw = new Renci.SshNet.Common.SshConnectionException("An established connection was aborted") };
+        nodes.During = async (node, what, _) =>
+        {
+            // The connection is lost once cp1 has begun too.
+            while (node == "cp2" && what == Target(failing) && !nodes.Log.Any(l => l.StartsWith("cp1: ", StringComparison.Ordinal)))
+            {
+                await Task.Delay(10);
+            }
+        };
+
+        var ex = await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
+
+        Assert.Equal("cp2", ex.Node);
+        Assert.Equal(RestoreStepKind.StopStaticPods, ex.Step);
+        Assert.StartsWith("An established connection was aborted; rolled back: cp1, cp2", ex.Message, StringComparison.Ordinal);
+        AssertPreparedThenUndone(nodes.Log, failing);
+    }
+
+    [Fact]
     public async Task A_data_dir_that_could_not_be_moved_aside_is_never_removed_by_the_undo()
     {
         var failing = TwoMembers.Steps.First(s => s.Kind == RestoreStepKind.MoveDataDirAside);
@@ -150,31 +295,32 @@ public sealed class RestoreExecutorTests
 
         await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
 
-        Assert.DoesNotContain(nodes.Log, l => l.Contains("rm -rf /var/lib/etcd", StringComparison.Ordinal));
+        Assert.DoesNotContain(nodes.Log, l => l.StartsWith(failing.Node, StringComparison.Ordinal) && l.Contains("rm -rf /var/lib/etcd", StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task Cancellation_while_preparing_undoes_what_was_done_and_stays_a_cancellation()
     {
         using var cancel = new CancellationTokenSource();
+        var stopAt = PreparationOf("cp1").First(s => s.Kind == RestoreStepKind.WaitForEtcdToStop);
         var nodes = new Nodes();
-        var stopAt = TwoMembers.Steps.First(s => s.Kind == RestoreStepKind.WaitForEtcdToStop);
-        Task<IRestoreNode> Connect(string name, CancellationToken ct)
+        nodes.During = (node, what, _) =>
         {
-            if (nodes.Log.Count > 0 && nodes.Log[^1] == Logged(stopAt))
+            if (node == "cp1" && what == Target(stopAt))
             {
                 cancel.Cancel();
-                ct.ThrowIfCancellationRequested();
             }
 
-            return nodes.Connect(name, ct);
-        }
+            return Task.CompletedTask;
+        };
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
-            new RestoreExecutor(NullLogger<RestoreExecutor>.Instance).ExecuteAsync(TwoMembers, Connect, Files, cancel.Token));
+            new RestoreExecutor(NullLogger<RestoreExecutor>.Instance).ExecuteAsync(TwoMembers, nodes.Connect, Files, cancel.Token));
 
-        Assert.Equal($"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}", nodes.Log[^4]);
-        Assert.Equal($"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}", nodes.Log[^3]);
+        var tried = AssertPreparedThenUndone(nodes.Log, failing: null);
+        Assert.Equal(stopAt, tried["cp1"][^1]);
         Assert.Equal("cp1: rm -f /backup/snapshot-20261126T221408Z.db", nodes.Log[^1]);
+        Assert.Contains($"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}", nodes.Log);
+        Assert.Contains($"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}", nodes.Log);
     }
 }

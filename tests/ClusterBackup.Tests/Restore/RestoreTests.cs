@@ -254,40 +254,52 @@ public sealed class RestoreTests(RigFixture fixture)
         }
     }
 
-    [Fact]
-    public async Task A_damaged_snapshot_object_fails_its_streamed_upload_which_is_undone_and_the_member_is_left_as_it_was()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_damaged_snapshot_object_fails_its_streamed_uploads_which_are_undone_and_every_member_is_left_as_it_was(int size)
     {
-        await using var cluster = await EtcdCluster.StartAsync(_rig, "rd", 1);
-        var (config, inSet) = await BackUpAsync(cluster, "rd");
+        var name = $"rd{size}";
+        await using var cluster = await EtcdCluster.StartAsync(_rig, name, size);
+        var (config, inSet) = await BackUpAsync(cluster, name);
         var listed = await CliRunner.RunAsync(config, "list", "--json");
         var setId = JsonSerializer.Deserialize<JsonElement>(listed.Output)[0].GetProperty("setId").GetString()!;
-        var key = $"s3://{LocalRig.Bucket}/backups/rd/{setId}/etcd.db.zst.age";
+        var key = $"s3://{LocalRig.Bucket}/backups/{name}/{setId}/etcd.db.zst.age";
         var work = Directory.CreateTempSubdirectory("cluster-backup-damage-").FullName;
         var (good, bad) = (Path.Combine(work, "good"), Path.Combine(work, "bad"));
         Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", key, good)).ExitCode);
         var bytes = await File.ReadAllBytesAsync(good);
-        bytes[bytes.Length * 3 / 4] ^= 0x10; // well into the stream: part of it has reached the node
+        bytes[bytes.Length * 3 / 4] ^= 0x10; // well into the stream: part of it has reached the nodes
         await File.WriteAllBytesAsync(bad, bytes);
         Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", bad, key)).ExitCode);
-        await cluster.Members[0].CorruptAsync();
-        var before = Snapshot(cluster.Members[0]);
+        foreach (var member in cluster.Members)
+        {
+            await member.CorruptAsync();
+        }
 
-        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+        var before = cluster.Members.Select(Snapshot).ToList();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", name, "--yes", "--identity", _rig.AgeIdentityFile);
 
         Assert.Equal(1, result.ExitCode);
-        result.AssertError("error: node rd-cp1: upload snapshot:");
-        result.AssertError($"set {setId} of cluster rd: artifact etcd.db.zst.age:");
+        result.AssertError($"error: node {name}-cp");
+        result.AssertError(": upload snapshot:");
+        result.AssertError($"set {setId} of cluster {name}: artifact etcd.db.zst.age:");
         result.AssertError("the stored object is damaged or was replaced; use another set");
-        result.AssertError("rolled back: rd-cp1");
-        Assert.Equal(before.Where(p => !p.Contains("staging", StringComparison.Ordinal)), Snapshot(cluster.Members[0]).Where(p => !p.Contains("staging", StringComparison.Ordinal)));
-        Assert.Empty(Directory.GetFiles(cluster.Members[0].StagingDirectory));
+        result.AssertError($"rolled back: {string.Join(", ", cluster.Members.Select(m => m.Name))} (");
+        for (var i = 0; i < size; i++)
+        {
+            var member = cluster.Members[i];
+            Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), Snapshot(member).Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+            Assert.Empty(Directory.GetFiles(member.StagingDirectory));
+        }
 
         // The object mended, the same restore goes through.
         Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", good, key)).ExitCode);
-        var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+        var again = await CliRunner.RunAsync(config, "restore", "--cluster", name, "--yes", "--identity", _rig.AgeIdentityFile);
         Assert.True(again.ExitCode == 0, again.ToString());
         await cluster.WaitHealthyAsync();
-        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rd")).OrderBy(k => k.Key));
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, name)).OrderBy(k => k.Key));
         Directory.Delete(work, recursive: true);
     }
 }
