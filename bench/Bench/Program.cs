@@ -131,7 +131,8 @@ async Task LargeAsync()
 
 // Recovery time: the newest set restored onto a one-member control plane by `restore --yes`, then the same
 // steps by hand (aws s3 cp, age -d | zstd -d, scp, etcd stopped, etcdctl snapshot restore, data dir swapped,
-// etcd started, healthy). Each starts from a crash-looping member; each must bring back every key.
+// etcd started, healthy). Each starts from a crash-looping member; each must bring back every key. Then
+// `restore --yes` of the same set onto three members that all crash-loop (quorum lost).
 async Task<List<Row>> RestoreAsync()
 {
     var keys = await KeyCountAsync(rig.Etcd.Endpoint);
@@ -169,6 +170,24 @@ async Task<List<Row>> RestoreAsync()
         $"rm -rf {work}"], S3Server.Credentials.ToDictionary());
     Check(await KeyCountAsync(member.Endpoint), "by hand");
     result.Add(new("the same by hand (aws s3 cp, age -d | zstd -d, scp, etcdctl snapshot restore, data dir swapped, healthy)", manual, manual.RssKb));
+
+    // Three members, every one crash-looping (quorum lost): all are restored from the one set.
+    await using var three = await EtcdCluster.StartAsync(rig, "restore3", 3);
+    var threeConfig = await WriteConfigAsync(OnS3rver(three.Config("bench")), "restore3");
+    Console.WriteLine($"Restoring set {setId} onto three members with `restore --yes` ...");
+    foreach (var lost in three.Members)
+    {
+        await lost.CorruptAsync();
+    }
+
+    var all = await TimeAsync(binary, ["restore", "--cluster", "bench", "--yes", "--identity", rig.AgeIdentityFile, "--config", threeConfig], S3Server.Credentials.ToDictionary());
+    await three.WaitHealthyAsync();
+    foreach (var restored in three.Members)
+    {
+        Check(await KeyCountAsync(restored.Endpoint), $"restore --yes onto {restored.Name}");
+    }
+
+    result.Add(new("`restore --yes` of that set onto three members (quorum lost), all healthy", all, all.RssKb));
     return result;
 
     void Check(long count, string how)
