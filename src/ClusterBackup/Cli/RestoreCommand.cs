@@ -32,12 +32,13 @@ internal static class RestoreCommand
                 snapshot with the full --initial-cluster (a restore starts a new cluster).
             Per member, every member at once: the decrypted snapshot is staged in Paths:Staging
             (downloaded once, and streamed into every member's upload together), etcd.yaml and
-            kube-apiserver.yaml are moved there (the kubelet stops the static pods), and once etcd has
-            stopped (nothing listens on its port, no process runs with its data dir) the data dir is moved
-            aside to {EtcdData}.before-restore-STAMP (never deleted), 'etcdctl snapshot restore' runs
-            (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls from the
-            node's etcd.yaml (or the backed-up one), and member/ is checked. Only when every member is
-            prepared are the manifests moved back; then health, member list and revision are reported.
+            kube-apiserver.yaml are moved there (the kubelet stops the static pods), 'etcdctl snapshot
+            restore' runs (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls
+            from the node's etcd.yaml (or the backed-up one) into {EtcdData}.restored-STAMP, whose member/
+            is checked; once etcd has stopped (nothing listens on its port, no process runs with its data
+            dir) the data dir is moved aside to {EtcdData}.before-restore-STAMP (never deleted) and the
+            restored dir renamed into its place. Only when every member is prepared are the manifests
+            moved back; then health, member list and revision are reported.
             With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
             kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
             A failing step stops the other members after the step they are in, then undoes every

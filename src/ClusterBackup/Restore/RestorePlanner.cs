@@ -12,9 +12,10 @@ internal sealed record RestoreDecision(IReadOnlyList<string> Members, string Rea
 /// with DESIGN.md's departure): not HA, the member; HA with quorum, nothing (replace failed members
 /// instead) unless members are named and forced; HA without quorum, every member from the same
 /// snapshot. Then, per member, the runbook's steps with their undo: stage the snapshot (and PKI),
-/// stop the static pods by moving their manifests into staging, wait until etcd stopped, move the
-/// data dir aside, <c>etcdctl snapshot restore</c> with the member's own flags, check <c>member/</c>;
-/// only when every member is prepared, move the manifests back and wait for health.
+/// stop the static pods by moving their manifests into staging, <c>etcdctl snapshot restore</c> with
+/// the member's own flags into a new dir beside the data dir, check its <c>member/</c>, wait until
+/// etcd stopped, move the data dir aside and the restored one in its place; only when every member
+/// is prepared, move the manifests back and wait for health.
 /// </summary>
 internal static class RestorePlanner
 {
@@ -166,16 +167,20 @@ internal static class RestorePlanner
                 new RestoreUndo(NodeCommands.RemoveFiles(staged), UndoWhen.Attempted));
         }
 
+        // etcdctl writes a new dir beside the data dir, which no etcd uses: an etcd that the kubelet
+        // restarts meanwhile (it may not have noticed its manifest is gone) cannot touch it.
+        var flags = found.Flags!;
+        yield return Step(RestoreStepKind.SnapshotRestore,
+            NodeCommands.EtcdctlOffline(node.Restore.Etcdctl, "snapshot", "restore", paths.Snapshot, "--data-dir", paths.Restored, "--name", flags.Name,
+                "--initial-cluster", flags.InitialCluster, "--initial-advertise-peer-urls", flags.InitialAdvertisePeerUrls),
+            new RestoreUndo(NodeCommands.RemoveTree(paths.Restored), UndoWhen.Attempted));
+        yield return Step(RestoreStepKind.CheckMemberDir, NodeCommands.TestDirectory(paths.Restored + "/member"));
         yield return Step(RestoreStepKind.WaitForEtcdToStop, NodeCommands.WaitUntilEtcdStopped(node.Etcd.ClientPort, paths.Data));
 
         // Undone only once done: put back removes whatever is at the data dir, which must be the restore's.
         yield return Step(RestoreStepKind.MoveDataDirAside, NodeCommands.MoveAsideIfPresent(paths.Data, paths.Aside),
             new RestoreUndo(NodeCommands.PutBack(paths.Data, paths.Aside), UndoWhen.Completed));
-        var flags = found.Flags!;
-        yield return Step(RestoreStepKind.SnapshotRestore,
-            NodeCommands.EtcdctlOffline(node.Restore.Etcdctl, "snapshot", "restore", paths.Snapshot, "--data-dir", paths.Data, "--name", flags.Name,
-                "--initial-cluster", flags.InitialCluster, "--initial-advertise-peer-urls", flags.InitialAdvertisePeerUrls));
-        yield return Step(RestoreStepKind.CheckMemberDir, NodeCommands.TestDirectory(paths.Data + "/member"));
+        yield return Step(RestoreStepKind.PutRestoredDataDirInPlace, NodeCommands.MoveIntoPlace(paths.Restored, paths.Data));
 
         RestoreStep Step(RestoreStepKind kind, string command, RestoreUndo? undo = null) =>
             new(name, kind, RestorePhase.Prepare, new RemoteCommand(command), undo);
@@ -207,6 +212,8 @@ internal static class RestorePlanner
         public string Data => Node.Paths.EtcdData.TrimEnd('/');
 
         public string Aside => $"{Data}.before-restore-{Stamp}";
+
+        public string Restored => $"{Data}.restored-{Stamp}";
 
         public string Pki => Node.Paths.Pki.TrimEnd('/');
 

@@ -144,6 +144,13 @@ internal static class NodeCommands
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
 
+    /// <summary>
+    /// Renames <paramref name="from"/> to <paramref name="path"/>, which must not exist: refused (naming
+    /// it) when something made it since, instead of moving <paramref name="from"/> into it.
+    /// </summary>
+    public static string MoveIntoPlace(string from, string path) =>
+        $"if [ -e {Q(path)} ]; then echo {Q(path + " exists again: something made it after etcd stopped")} >&2; exit 1; fi; mv {Q(from)} {Q(path)}";
+
     /// <summary>Copies a directory aside, keeping modes and owners, if it exists.</summary>
     public static string CopyAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then cp -a {Q(path)} {Q(aside)}; fi";
 

@@ -216,13 +216,14 @@ public sealed class RestoreExecutorTests
         var undone = nodes.Log.Skip(PreparationOf("cp1").Count + PreparationOf("cp2").IndexOf(failing) + 1).ToList();
         Assert.Equal(
         [
-            "cp2: if [ -e /var/lib/etcd.before-restore-20261127T010203Z ]; then rm -rf /var/lib/etcd && mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd; else rm -rf /var/lib/etcd; fi",
+            "cp2: rm -rf /var/lib/etcd.restored-20261127T010203Z",
             "cp2: rm -f /backup/etcd.yaml",
             $"cp2: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}",
             $"cp2: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}",
             "cp2: rm -f /backup/pki-20261126T221408Z.tar",
             "cp2: rm -f /backup/snapshot-20261126T221408Z.db",
             "cp1: if [ -e /var/lib/etcd.before-restore-20261127T010203Z ]; then rm -rf /var/lib/etcd && mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd; else rm -rf /var/lib/etcd; fi",
+            "cp1: rm -rf /var/lib/etcd.restored-20261127T010203Z",
             $"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}",
             $"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}",
             "cp1: rm -f /backup/pki-20261126T221408Z.tar",
@@ -295,7 +296,8 @@ public sealed class RestoreExecutorTests
 
         await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
 
-        Assert.DoesNotContain(nodes.Log, l => l.StartsWith(failing.Node, StringComparison.Ordinal) && l.Contains("rm -rf /var/lib/etcd", StringComparison.Ordinal));
+        Assert.DoesNotContain(nodes.Log, l => l.StartsWith(failing.Node, StringComparison.Ordinal) && System.Text.RegularExpressions.Regex.IsMatch(l, @"rm -rf /var/lib/etcd($|[ ;])"));
+        Assert.Contains($"{failing.Node}: rm -rf /var/lib/etcd.restored-20261127T010203Z", nodes.Log);
     }
 
     [Fact]

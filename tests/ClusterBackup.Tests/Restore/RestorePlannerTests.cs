@@ -31,8 +31,8 @@ public sealed class RestorePlannerTests
         Assert.Equal(["cp1"], plan.Members);
         Assert.Equal("not HA: restoring the only member, cp1", plan.Reason);
         Assert.Equal(
-            ["staging", "upload snapshot", "stop static pods", "wait for etcd to stop", "move the data dir aside", "etcdctl snapshot restore",
-             "check the restored member dir", "start static pods", "remove staged files", "wait for health"],
+            ["staging", "upload snapshot", "stop static pods", "etcdctl snapshot restore", "check the restored member dir", "wait for etcd to stop",
+             "move the data dir aside", "put the restored data dir in place", "start static pods", "remove staged files", "wait for health"],
             Kinds(plan, "cp1"));
         Assert.Equal(
             "if [ -e /var/lib/etcd ]; then mv /var/lib/etcd /var/lib/etcd.before-restore-20261127T010203Z; fi",
@@ -40,6 +40,12 @@ public sealed class RestorePlannerTests
         var aside = plan.Steps.Single(s => s.Kind == RestoreStepKind.MoveDataDirAside).Undo!;
         Assert.Equal(UndoWhen.Completed, aside.When);
         Assert.Contains("mv /var/lib/etcd.before-restore-20261127T010203Z /var/lib/etcd", aside.Command, StringComparison.Ordinal);
+        Assert.Equal(
+            "if [ -e /var/lib/etcd ]; then echo '/var/lib/etcd exists again: something made it after etcd stopped' >&2; exit 1; fi; " +
+            "mv /var/lib/etcd.restored-20261127T010203Z /var/lib/etcd",
+            Command(plan, "cp1", RestoreStepKind.PutRestoredDataDirInPlace));
+        Assert.Equal("test -d /var/lib/etcd.restored-20261127T010203Z/member", Command(plan, "cp1", RestoreStepKind.CheckMemberDir));
+        Assert.Equal(new RestoreUndo("rm -rf /var/lib/etcd.restored-20261127T010203Z", UndoWhen.Attempted), plan.Steps.Single(s => s.Kind == RestoreStepKind.SnapshotRestore).Undo);
         Assert.Equal(new Upload(new RestoreFile(RestoreFileKind.Snapshot), "/backup/snapshot-20261126T221408Z.db"),
             plan.Steps.Single(s => s.Kind == RestoreStepKind.UploadSnapshot).Action);
         Assert.All(plan.Steps.Where(s => s.Phase != RestorePhase.Prepare), s => Assert.Null(s.Undo));
@@ -102,7 +108,7 @@ public sealed class RestorePlannerTests
         foreach (var i in new[] { 1, 2, 3 })
         {
             Assert.Equal(
-                "ETCDCTL_API=3 etcdctl snapshot restore /backup/snapshot-20261126T221408Z.db --data-dir /var/lib/etcd " +
+                "ETCDCTL_API=3 etcdctl snapshot restore /backup/snapshot-20261126T221408Z.db --data-dir /var/lib/etcd.restored-20261127T010203Z " +
                 $"--name cp{i} --initial-cluster cp1=https://10.0.0.1:2380,cp2=https://10.0.0.2:2380,cp3=https://10.0.0.3:2380 " +
                 $"--initial-advertise-peer-urls https://10.0.0.{i}:2380",
                 Command(plan, $"cp{i}", RestoreStepKind.SnapshotRestore));

@@ -44,7 +44,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
-            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
+            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node),
         ];
 
@@ -168,6 +168,28 @@ public sealed class NodeCommandsTests : IDisposable
         Assert.Equal("old", await File.ReadAllTextAsync(Path.Combine(data, "member", "db")));
         Assert.False(Directory.Exists(Path.Combine(data, "partial")));
         Assert.False(Directory.Exists(aside));
+    }
+
+    [Fact]
+    public async Task The_restored_data_dir_goes_in_place_only_while_nothing_is_there()
+    {
+        var data = Path.Combine(_root, Awkward);
+        var restored = data + ".restored";
+        Directory.CreateDirectory(Path.Combine(restored, "member"));
+        Directory.CreateDirectory(Path.Combine(data, "member", "wal")); // made again by an etcd started meanwhile
+
+        var refused = await Tools.RunAsync("sh", ["-c", NodeCommands.MoveIntoPlace(restored, data)]);
+
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Equal($"{data} exists again: something made it after etcd stopped", refused.Error.Trim());
+        Assert.True(Directory.Exists(Path.Combine(restored, "member")));
+        Assert.False(Directory.Exists(Path.Combine(data, Path.GetFileName(restored))));
+
+        Directory.Delete(data, recursive: true);
+        await Tools.CheckAsync("sh", "-c", NodeCommands.MoveIntoPlace(restored, data));
+
+        Assert.True(Directory.Exists(Path.Combine(data, "member")));
+        Assert.False(Directory.Exists(restored));
     }
 
     [Fact]
