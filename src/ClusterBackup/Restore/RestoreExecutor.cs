@@ -5,7 +5,10 @@ using Microsoft.Extensions.Logging;
 
 namespace ClusterBackup.Restore;
 
-/// <summary>A node as the executor uses it: commands and uploads. Failures of an upload are <see cref="IOException"/>s.</summary>
+/// <summary>
+/// A node as the executor uses it: commands and uploads. A failed upload, and a command whose
+/// connection failed, throw <see cref="IOException"/>.
+/// </summary>
 internal interface IRestoreNode
 {
     Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken);
@@ -49,6 +52,11 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
             catch (RestoreStepFailedException failure) when (step.LeftInPlace is not null)
             {
                 throw new RestoreStepFailedException(failure.Node, failure.Step, $"{failure.Message}; {step.LeftInPlace}", failure.InnerException);
+            }
+            catch (Exception ex) when (ex is not (RestoreStepFailedException or OperationCanceledException) && step.LeftInPlace is not null)
+            {
+                // A connection lost mid-step: still the step's failure, with what stays in place.
+                throw new RestoreStepFailedException(step.Node, step.Kind, $"{ex.Message}; {step.LeftInPlace}", ex);
             }
         }
 

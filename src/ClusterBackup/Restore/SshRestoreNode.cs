@@ -10,8 +10,15 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
 {
     public async Task<RestoreCommandResult> RunAsync(string command, CancellationToken cancellationToken)
     {
-        var result = await session.RunAsync(command, cancellationToken);
-        return new RestoreCommandResult(result.ExitStatus, result.Output, result.ErrorSummary);
+        try
+        {
+            var result = await session.RunAsync(command, cancellationToken);
+            return new RestoreCommandResult(result.ExitStatus, result.Output, result.ErrorSummary);
+        }
+        catch (Renci.SshNet.Common.SshException ex)
+        {
+            throw new IOException($"the SSH connection failed: {ex.Message}", ex);
+        }
     }
 
     public async Task UploadAsync(RestoreContent content, string remotePath, CancellationToken cancellationToken)

@@ -289,6 +289,20 @@ public sealed class RestoreExecutorTests
     }
 
     [Fact]
+    public async Task A_connection_lost_once_members_started_names_node_and_step_and_what_stays_in_place()
+    {
+        var failing = TwoMembers.Steps.First(s => s.Node == "cp2" && s.Kind == RestoreStepKind.WaitForHealth);
+        var nodes = new Nodes { FailNode = "cp2", FailOn = Target(failing), Throw = new Renci.SshNet.Common.SshConnectionException("An established connection was aborted") };
+
+        var ex = await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
+
+        Assert.Equal("cp2", ex.Node);
+        Assert.Equal(RestoreStepKind.WaitForHealth, ex.Step);
+        Assert.Equal($"An established connection was aborted; {failing.LeftInPlace}", ex.Message);
+        Assert.Equal(Logged(failing), nodes.Log[^1]);
+    }
+
+    [Fact]
     public async Task A_data_dir_that_could_not_be_moved_aside_is_never_removed_by_the_undo()
     {
         var failing = TwoMembers.Steps.First(s => s.Kind == RestoreStepKind.MoveDataDirAside);

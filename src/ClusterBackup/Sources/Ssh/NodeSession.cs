@@ -80,6 +80,9 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
         }
     }
 
+    /// <summary>False once the connection dropped (or was closed): nothing more runs over this session.</summary>
+    public bool IsConnected => client.IsConnected;
+
     /// <summary>The command as run on the node: through <c>sudo -n</c> when configured.</summary>
     public string Privileged(string command) => NodeCommands.AsRunOn(Node, command);
 

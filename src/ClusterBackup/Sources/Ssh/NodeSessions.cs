@@ -3,7 +3,9 @@ using ClusterBackup.Configuration;
 namespace ClusterBackup.Sources.Ssh;
 
 /// <summary>
-/// One SSH session per node for the whole run; a node that could not be reached is not retried.
+/// One SSH session per node for the whole run; a node that could not be reached is not retried, but
+/// a session whose connection dropped is replaced by a new one when next asked for (so that a
+/// restore's undo still reaches a node whose connection was cut in the middle of a step).
 /// Connections may be started ahead (<see cref="ConnectAhead"/>) and are shared by concurrent callers.
 /// </summary>
 internal sealed class NodeSessions(SshNodeConnector connector) : IDisposable
@@ -31,14 +33,17 @@ internal sealed class NodeSessions(SshNodeConnector connector) : IDisposable
         lock (_connections)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_connections.TryGetValue(node.Name, out var connection))
+            if (!_connections.TryGetValue(node.Name, out var connection) || Dropped(connection))
             {
+                connection?.Result.Dispose();
                 _connections[node.Name] = connection = connector.ConnectAsync(node, cancellationToken);
             }
 
             return connection;
         }
     }
+
+    private static bool Dropped(Task<NodeSession> connection) => connection.IsCompletedSuccessfully && !connection.Result.IsConnected;
 
     public void Dispose()
     {

@@ -152,7 +152,15 @@ internal sealed class NodeShell(SshClient client, string shellCommand) : IDispos
         {
             // The task ends faulted or cancelled when the channel closes under it; nobody awaits it then.
             execution.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
-            input.Dispose();
+            try
+            {
+                input.Dispose(); // sends EOF to the shell
+            }
+            catch (Exception ex) when (ex is Renci.SshNet.Common.SshException or ObjectDisposedException or IOException)
+            {
+                // The connection is gone, and the shell with it.
+            }
+
             shell.Dispose();
         }
     }
