@@ -1,0 +1,182 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterBackup.Rig;
+using ClusterBackup.Tests.Support;
+using static ClusterBackup.Tests.Restore.RestoredClusters;
+
+namespace ClusterBackup.Tests.Restore;
+
+/// <summary>
+/// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, an
+/// etcd still starting, a damaged object): every member is left as it was, or restored.
+/// </summary>
+[Collection(RigCollection.Name)]
+public sealed class RestoreFaultTests(RigFixture fixture)
+{
+    private readonly LocalRig _rig = fixture.Rig;
+
+    [Fact]
+    public async Task A_failure_mid_restore_rolls_back_and_names_node_and_step()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rf", 3);
+        var (config, _) = await BackUpAsync(cluster, "rf");
+        await cluster.Members[0].CorruptAsync();
+        await cluster.Members[1].CorruptAsync();
+        var controlPlanes = (JsonArray)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]!;
+        controlPlanes[2]!["Restore"] = new JsonObject { ["Etcdctl"] = "/nonexistent/etcdctl" };
+        foreach (var member in cluster.Members)
+        {
+            // Renewed since the backup: a rolled-back --pki restore must leave the renewed one.
+            await File.WriteAllTextAsync(Path.Combine(member.Node.PkiDirectory, "ca.crt"), "renewed since the backup\n");
+        }
+
+        var before = cluster.Members.Select(Snapshot).ToList();
+        var pkiBefore = cluster.Members.Select(m => Pki(m.Node.PkiDirectory)).ToList();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rf", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: node rf-cp3: etcdctl snapshot restore: exit status 127");
+        result.AssertError("rolled back: rf-cp1, rf-cp2, rf-cp3");
+        var after = cluster.Members.Select(Snapshot).ToList();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), after[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+            Assert.Equal(pkiBefore[i], Pki(cluster.Members[i].Node.PkiDirectory));
+            Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(cluster.Members[i].Node.PkiDirectory)!, "pki.before-restore-*"));
+        }
+    }
+
+    [Fact]
+    public async Task A_connection_cut_mid_upload_fails_that_member_rolls_back_every_member_and_the_next_restore_succeeds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rc", 2);
+        var filler = new string('x', 32 * 1024);
+        for (var i = 0; i < 64; i++)
+        {
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rc-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
+        }
+
+        var (config, inSet) = await BackUpAsync(cluster, "rc");
+        var second = cluster.Members[1];
+        await using var relay = new TcpRelay(second.Node.Port, bytesPerSecond: 1_000_000).Start();
+        await File.AppendAllLinesAsync(_rig.KnownHosts, [$"[127.0.0.1]:{relay.Port} {second.Node.HostPublicKey}"]);
+        config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![1]!["Ssh"]!["Port"] = relay.Port;
+        foreach (var member in cluster.Members)
+        {
+            await member.CorruptAsync();
+        }
+
+        var before = cluster.Members.Select(Snapshot).ToList();
+
+        var restore = CliRunner.RunAsync(config, "restore", "--cluster", "rc", "--yes", "--identity", _rig.AgeIdentityFile);
+        var cut = false;
+        while (!restore.IsCompleted)
+        {
+            // Cut once part of the snapshot reached the second node, then let it be reached again (for the undo).
+            if (!cut && Directory.Exists(second.StagingDirectory) &&
+                Directory.GetFiles(second.StagingDirectory, "snapshot-*.db").Any(f => new FileInfo(f).Length > 256 * 1024))
+            {
+                relay.Cut();
+                relay.Start();
+                cut = true;
+            }
+
+            await Task.Delay(20);
+        }
+
+        var result = await restore;
+        Assert.True(cut, $"the restore ended before the upload was cut: {result}");
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("error: node rc-cp2: upload snapshot:");
+        result.AssertError("rolled back: rc-cp1, rc-cp2 (data dirs and manifests as they were)");
+        Assert.DoesNotContain("NOT undone", result.Error, StringComparison.Ordinal);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), Snapshot(cluster.Members[i]).Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+            Assert.Empty(Directory.GetFiles(cluster.Members[i].StagingDirectory));
+        }
+
+        var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rc", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(again.ExitCode == 0, again.ToString());
+        await AssertHoldsTheSetAsync(cluster, "rc", inSet);
+    }
+
+    [Fact]
+    public async Task A_restore_waits_for_an_etcd_still_running_with_the_data_dir_before_it_moves_it_aside()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rw", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rw");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+
+        // The etcd that a kubelet started just before the manifest moved: it never listens, and for
+        // eight seconds makes the data dir again whenever it is gone, as a starting etcd would.
+        using var starting = System.Diagnostics.Process.Start("bash",
+            ["-c", "for i in $(seq 80); do mkdir -p \"$1/member\"; sleep 0.1; done", $"--data-dir={member.DataDirectory}", member.DataDirectory]);
+        try
+        {
+            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.True(starting.HasExited, "the restore went on while a process ran with the data dir");
+            await AssertHoldsTheSetAsync(cluster, "rw", inSet);
+        }
+        finally
+        {
+            if (!starting.HasExited)
+            {
+                starting.Kill();
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_damaged_snapshot_object_fails_its_streamed_uploads_which_are_undone_and_every_member_is_left_as_it_was(int size)
+    {
+        var name = $"rd{size}";
+        await using var cluster = await EtcdCluster.StartAsync(_rig, name, size);
+        var (config, inSet) = await BackUpAsync(cluster, name);
+        var listed = await CliRunner.RunAsync(config, "list", "--json");
+        var setId = JsonSerializer.Deserialize<JsonElement>(listed.Output)[0].GetProperty("setId").GetString()!;
+        var key = $"s3://{LocalRig.Bucket}/backups/{name}/{setId}/etcd.db.zst.age";
+        var work = Directory.CreateTempSubdirectory("cluster-backup-damage-").FullName;
+        var (good, bad) = (Path.Combine(work, "good"), Path.Combine(work, "bad"));
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", key, good)).ExitCode);
+        var bytes = await File.ReadAllBytesAsync(good);
+        bytes[bytes.Length * 3 / 4] ^= 0x10; // well into the stream: part of it has reached the nodes
+        await File.WriteAllBytesAsync(bad, bytes);
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", bad, key)).ExitCode);
+        foreach (var member in cluster.Members)
+        {
+            await member.CorruptAsync();
+        }
+
+        var before = cluster.Members.Select(Snapshot).ToList();
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", name, "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError($"error: node {name}-cp");
+        result.AssertError(": upload snapshot:");
+        result.AssertError($"set {setId} of cluster {name}: artifact etcd.db.zst.age:");
+        result.AssertError("the stored object is damaged or was replaced; use another set");
+        result.AssertError($"rolled back: {string.Join(", ", cluster.Members.Select(m => m.Name))} (");
+        for (var i = 0; i < size; i++)
+        {
+            var member = cluster.Members[i];
+            Assert.Equal(before[i].Where(p => !p.Contains("staging", StringComparison.Ordinal)), Snapshot(member).Where(p => !p.Contains("staging", StringComparison.Ordinal)));
+            Assert.Empty(Directory.GetFiles(member.StagingDirectory));
+        }
+
+        // The object mended, the same restore goes through.
+        Assert.Equal(0, (await _rig.Moto.AwsAsync("s3", "cp", good, key)).ExitCode);
+        var again = await CliRunner.RunAsync(config, "restore", "--cluster", name, "--yes", "--identity", _rig.AgeIdentityFile);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        await AssertHoldsTheSetAsync(cluster, name, inSet);
+        Directory.Delete(work, recursive: true);
+    }
+}
