@@ -169,6 +169,8 @@ internal static class RestorePlanner
 
         // etcdctl writes a new dir beside the data dir, which no etcd uses: an etcd that the kubelet
         // restarts meanwhile (it may not have noticed its manifest is gone) cannot touch it.
+        // A restore killed before its end (the agent, or its machine) leaves such a dir; nothing runs on it.
+        yield return Step(RestoreStepKind.RemoveLeftoverRestores, NodeCommands.RemoveLeftoverRestores(paths.Data));
         var flags = found.Flags!;
         yield return Step(RestoreStepKind.SnapshotRestore,
             NodeCommands.EtcdctlOffline(node.Restore.Etcdctl, "snapshot", "restore", paths.Snapshot, "--data-dir", paths.Restored, "--name", flags.Name,

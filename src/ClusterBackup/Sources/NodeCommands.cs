@@ -144,6 +144,9 @@ internal static class NodeCommands
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
 
+    /// <summary>Removes every <c>{dataDir}.restored-*</c>: what restores killed before their end left beside the data dir.</summary>
+    public static string RemoveLeftoverRestores(string dataDir) => $"rm -rf {Q(dataDir)}.restored-*";
+
     /// <summary>
     /// Renames <paramref name="from"/> to <paramref name="path"/>, which must not exist: refused (naming
     /// it) when something made it since, instead of moving <paramref name="from"/> into it.

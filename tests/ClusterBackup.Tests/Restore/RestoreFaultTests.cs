@@ -104,6 +104,33 @@ public sealed class RestoreFaultTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_restore_killed_mid_way_leaves_the_member_to_the_next_restore_which_succeeds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rk", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rk");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+        var parent = Path.GetDirectoryName(member.DataDirectory)!;
+        var restored = Path.GetFileName(member.DataDirectory) + ".restored-*";
+
+        // etcdctl takes its time, as with a large snapshot: the agent is killed while it restores.
+        var slow = (JsonObject)config.DeepClone();
+        slow["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Restore"] = new JsonObject { ["Etcdctl"] = "sh -c 'etcdctl \"$@\" && sleep 5' etcdctl" };
+        await using (var agent = await CliProcess.StartAsync(slow, "restore-rk", "restore", "--cluster", "rk", "--yes", "--identity", _rig.AgeIdentityFile))
+        {
+            await agent.WaitUntilAsync(() => Task.FromResult(Directory.GetDirectories(parent, restored).Length > 0), "etcdctl restoring", TimeSpan.FromSeconds(60));
+            await agent.StopAsync(); // SIGKILL: the manifests are in staging, etcdctl's dir beside the data dir
+        }
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rk", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        await AssertHoldsTheSetAsync(cluster, "rk", inSet);
+        Assert.Empty(Directory.GetDirectories(parent, restored));
+        Assert.Empty(Directory.GetFiles(member.StagingDirectory));
+    }
+
+    [Fact]
     public async Task A_restore_waits_for_an_etcd_still_running_with_the_data_dir_before_it_moves_it_aside()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rw", 1);

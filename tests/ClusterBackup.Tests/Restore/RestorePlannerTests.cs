@@ -31,7 +31,7 @@ public sealed class RestorePlannerTests
         Assert.Equal(["cp1"], plan.Members);
         Assert.Equal("not HA: restoring the only member, cp1", plan.Reason);
         Assert.Equal(
-            ["staging", "upload snapshot", "stop static pods", "etcdctl snapshot restore", "check the restored member dir", "wait for etcd to stop",
+            ["staging", "upload snapshot", "stop static pods", "remove what killed restores left", "etcdctl snapshot restore", "check the restored member dir", "wait for etcd to stop",
              "move the data dir aside", "put the restored data dir in place", "start static pods", "remove staged files", "wait for health"],
             Kinds(plan, "cp1"));
         Assert.Equal(
@@ -45,6 +45,7 @@ public sealed class RestorePlannerTests
             "mv /var/lib/etcd.restored-20261127T010203Z /var/lib/etcd",
             Command(plan, "cp1", RestoreStepKind.PutRestoredDataDirInPlace));
         Assert.Equal("test -d /var/lib/etcd.restored-20261127T010203Z/member", Command(plan, "cp1", RestoreStepKind.CheckMemberDir));
+        Assert.Equal("rm -rf /var/lib/etcd.restored-*", Command(plan, "cp1", RestoreStepKind.RemoveLeftoverRestores));
         Assert.Equal(new RestoreUndo("rm -rf /var/lib/etcd.restored-20261127T010203Z", UndoWhen.Attempted), plan.Steps.Single(s => s.Kind == RestoreStepKind.SnapshotRestore).Undo);
         Assert.Equal(new Upload(new RestoreFile(RestoreFileKind.Snapshot), "/backup/snapshot-20261126T221408Z.db"),
             plan.Steps.Single(s => s.Kind == RestoreStepKind.UploadSnapshot).Action);

@@ -44,7 +44,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
-            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
+            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node),
         ];
 
@@ -190,6 +190,24 @@ public sealed class NodeCommandsTests : IDisposable
 
         Assert.True(Directory.Exists(Path.Combine(data, "member")));
         Assert.False(Directory.Exists(restored));
+    }
+
+    [Fact]
+    public async Task Leftover_restored_dirs_are_removed_and_nothing_else()
+    {
+        var data = Path.Combine(_root, Awkward);
+        string[] leftovers = [data + ".restored-20261127T010203Z", data + ".restored-20261128T010203Z"];
+        string[] kept = [data, data + ".before-restore-20261127T010203Z", data + "x.restored-1", Path.Combine(_root, "other.restored-1")];
+        foreach (var directory in leftovers.Concat(kept))
+        {
+            Directory.CreateDirectory(Path.Combine(directory, "member"));
+        }
+
+        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data));
+        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data)); // none left: still fine
+
+        Assert.All(leftovers, d => Assert.False(Directory.Exists(d)));
+        Assert.All(kept, d => Assert.True(Directory.Exists(d)));
     }
 
     [Fact]
