@@ -7,8 +7,8 @@ using static ClusterBackup.Tests.Restore.RestoredClusters;
 namespace ClusterBackup.Tests.Restore;
 
 /// <summary>
-/// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, an
-/// etcd still starting, a damaged object): every member is left as it was, or restored.
+/// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, the
+/// agent killed, an etcd still starting, a damaged object): every member is left as it was, or restored.
 /// </summary>
 [Collection(RigCollection.Name)]
 public sealed class RestoreFaultTests(RigFixture fixture)
