@@ -34,10 +34,11 @@ internal static class RestoreCommand
             (downloaded once, and streamed into every member's upload together), etcd.yaml and
             kube-apiserver.yaml are moved there (the kubelet stops the static pods), 'etcdctl snapshot
             restore' runs (Restore:Etcdctl) with --name, --initial-cluster and --initial-advertise-peer-urls
-            from the node's etcd.yaml (or the backed-up one) into {EtcdData}.restored-STAMP, whose member/
-            is checked; once etcd has stopped (nothing listens on its port, no process runs with its data
-            dir) the data dir is moved aside to {EtcdData}.before-restore-STAMP (never deleted) and the
-            restored dir renamed into its place. Only when every member is prepared are the manifests
+            from the node's etcd.yaml (or the backed-up one) into {EtcdData}.restored-STAMP (what a killed
+            restore left as {EtcdData}.restored-* is removed first), whose member/ is checked; once
+            etcd has stopped (nothing listens on its port, no process runs with its data dir) the data
+            dir is moved aside to {EtcdData}.before-restore-STAMP (never deleted) and the restored dir
+            renamed into its place. Only when every member is prepared are the manifests
             moved back; then health, member list and revision are reported.
             With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
             kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
