@@ -36,6 +36,7 @@ internal static class AgentServices
         services.AddStorage(settings.Storage);
         services.AddSingleton(provider => new ManifestCache(
             ManifestCache.DefaultDirectory(Environment.GetEnvironmentVariable), provider.GetRequiredService<TimeProvider>(), provider.GetRequiredService<ILogger<ManifestCache>>()));
+        services.AddSingleton<StoredManifestCache>();
         services.AddSingleton<BackupCatalog>();
         services.AddSingleton<SshNodeConnector>();
         services.AddSingleton<TunnelSnapshotSource>();

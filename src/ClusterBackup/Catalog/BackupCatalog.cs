@@ -11,7 +11,8 @@ namespace ClusterBackup.Catalog;
 /// A set without a manifest is incomplete and never listed; one whose manifest cannot be read is
 /// damaged, and reported wherever sets are listed.
 /// </summary>
-internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions options, ManifestCache cache, ILogger<BackupCatalog> logger)
+internal sealed partial class BackupCatalog(
+    IBackupStore store, StorageOptions options, ManifestCache cache, StoredManifestCache storedCache, ILogger<BackupCatalog> logger)
 {
     public const string LatestSelector = "latest";
 
@@ -40,8 +41,10 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
         // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.
         var manifestMd5s = new Dictionary<SetId, string?>();
+        var storedCacheListed = false;
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
+            storedCacheListed |= item.Key == prefix + StoredManifestCache.Name;
             if (InSet(prefix, item.Key) is (var id, var name))
             {
                 if (!objects.TryGetValue(id, out var list))
@@ -66,24 +69,27 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             .ToArray();
         // Only a listing that names manifests by their MD5 can use the cache (not a directory store's).
         var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? await parsing : new Dictionary<string, ParsedManifest>();
+        var stored = storedCacheListed ? await ReadStoredCacheAsync(cluster, sets, manifestMd5s, cached, cancellationToken) : new Dictionary<string, ParsedManifest>();
         var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
-        var (fromCache, fromStorage) = (0, 0);
+        var (fromCache, fromStored, fromStorage) = (0, 0, 0);
         await Parallel.ForEachAsync(
             Enumerable.Range(0, sets.Length).Where(i => sets[i].Complete),
             new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
             async (i, ct) =>
             {
                 var md5 = manifestMd5s[sets[i].Id];
-                var hit = md5 is not null && cached.TryGetValue(md5, out var parsed) ? parsed.Of(cluster, sets[i].Id) : default;
-                Interlocked.Increment(ref hit.Manifest is null ? ref fromStorage : ref fromCache);
+                var local = md5 is not null && cached.TryGetValue(md5, out var parsed) ? parsed.Of(cluster, sets[i].Id) : default;
+                var hit = local.Manifest is null && md5 is not null && stored.TryGetValue(md5, out parsed) ? parsed.Of(cluster, sets[i].Id) : local;
+                Interlocked.Increment(ref hit.Manifest is null ? ref fromStorage : ref local.Manifest is null ? ref fromStored : ref fromCache);
 
                 var (manifest, read, damage) = hit.Manifest is not null ? hit : await ReadManifestAsync(cluster, sets[i].Id, ct);
-                if (manifest is not null && md5 is not null && (hit.Manifest is not null || ManifestCache.Md5Hex(read) == md5))
+                var known = manifest is not null && md5 is not null && (hit.Manifest is not null || ManifestCache.Md5Hex(read) == md5);
+                if (known)
                 {
-                    kept[md5] = read!;
+                    kept[md5!] = read!;
                 }
 
-                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = read }
+                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = read, ManifestMd5 = known ? md5 : null }
                     : damage is not null ? sets[i] with { State = SetState.Damaged, Damage = damage }
                     : sets[i] with { State = SetState.Incomplete }; // removed while listing
             });
@@ -92,7 +98,7 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             cache.Save(cluster, kept);
         }
 
-        LogScanned(cluster, sets.Length, fromCache, fromStorage);
+        LogScanned(cluster, sets.Length, fromCache, fromStorage, fromStored);
         foreach (var damaged in sets.Where(s => s.State == SetState.Damaged))
         {
             LogDamagedManifest(DescribeManifest(cluster, damaged.Id), damaged.Damage!);
@@ -267,6 +273,54 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
         return ParsedManifest.Parse(bytes).Of(cluster, id);
     }
 
+    /// <summary>
+    /// After a backup's retention: replaces the cluster's stored manifest cache with the manifests of
+    /// the sets kept (see <see cref="StoredManifestCache"/>). Not written where no listing names a
+    /// manifest by its MD5 (a directory; SSE-KMS), nor under Object Lock, where each write would be
+    /// a version kept for the lock's days. Best effort: a failure is logged, and the next backup writes it.
+    /// </summary>
+    public async Task WriteStoredCacheAsync(string cluster, IEnumerable<StoredSet> kept, CancellationToken cancellationToken = default)
+    {
+        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var set in kept.Where(s => s is { Complete: true, ManifestMd5: not null, ManifestBytes: not null }))
+        {
+            entries[set.ManifestMd5!] = set.ManifestBytes!;
+        }
+
+        if (entries.Count == 0 || options.ObjectLock.Mode is not null)
+        {
+            return;
+        }
+
+        var key = ClusterPrefix(cluster) + StoredManifestCache.Name;
+        try
+        {
+            await storedCache.WriteAsync(key, entries, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogStoredCacheNotWritten(store.Describe(key), ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// The stored cache's manifests of the listed sets that the local cache lacks, each parsed, when
+    /// it lacks enough of them (<see cref="StoredManifestCache.WorthReading"/>); none otherwise.
+    /// </summary>
+    private async Task<Dictionary<string, ParsedManifest>> ReadStoredCacheAsync(
+        string cluster, StoredSet[] sets, Dictionary<SetId, string?> manifestMd5s, Dictionary<string, ParsedManifest> cached, CancellationToken cancellationToken)
+    {
+        var listed = sets.Where(s => s.Complete).Select(s => manifestMd5s[s.Id]).OfType<string>().ToList();
+        var missing = listed.Where(md5 => !cached.ContainsKey(md5)).ToHashSet(StringComparer.Ordinal);
+        if (!StoredManifestCache.WorthReading(missing.Count, listed.Count))
+        {
+            return [];
+        }
+
+        var entries = await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, missing, cancellationToken);
+        return entries.AsParallel().ToDictionary(entry => entry.Key, entry => ParsedManifest.Parse(entry.Value), StringComparer.Ordinal);
+    }
+
     /// <summary>The set and the object's name of a key listed under a cluster's prefix; null for a key of no set.</summary>
     private static (SetId Set, string Name)? InSet(string clusterPrefix, string key) =>
         key[clusterPrefix.Length..].Split('/') is [var set, var name] && SetId.TryParse(set, out var id) ? (id, name) : null;
@@ -297,8 +351,12 @@ internal sealed partial class BackupCatalog(IBackupStore store, StorageOptions o
             : (Manifest, Bytes, null);
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage")]
-    private partial void LogScanned(string cluster, int sets, int cachedManifests, int readManifests);
+    [LoggerMessage(Level = LogLevel.Debug,
+        Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage one by one, {StoredCacheManifests} from the stored cache")]
+    private partial void LogScanned(string cluster, int sets, int cachedManifests, int readManifests, int storedCacheManifests);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored manifest cache {Location} was not written: {Reason}; the next backup writes it")]
+    private partial void LogStoredCacheNotWritten(string location, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Damaged set: its manifest {Location} cannot be read: {Reason}")]
     private partial void LogDamagedManifest(string location, string reason);

@@ -21,6 +21,9 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     private const string FileSuffix = ".manifests";
     private const string TemporarySuffix = ".tmp";
 
+    /// <summary>An entry longer than this ends a read: a manifest is a few KiB.</summary>
+    private const int MaxEntryLength = 16 * 1024 * 1024;
+
     /// <summary>
     /// systemd's CacheDirectory for the unit, else <c>$XDG_CACHE_HOME/cluster-backup</c>, else
     /// <c>~/.cache/cluster-backup</c>; null (no cache) when none is known.
@@ -61,10 +64,10 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
             return entries;
         }
 
-        byte[] file;
         try
         {
-            file = File.ReadAllBytes(path);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
+            return ReadEntries(file, _ => true);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -75,33 +78,60 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
             LogUnusable(path, ex.Message);
             return entries;
         }
+    }
 
-        var rest = file.AsSpan();
-        if (!rest.StartsWith(Magic))
+    /// <summary>
+    /// The entries of a cache's bytes (a local file's, or the stored copy's once decompressed) that
+    /// <paramref name="wanted"/> names by MD5 and whose bytes have that MD5; a truncated or
+    /// malformed tail ends the read, and bytes that are not a cache give none.
+    /// </summary>
+    public static Dictionary<string, byte[]> ReadEntries(Stream stream, Func<string, bool> wanted)
+    {
+        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var magic = new byte[Magic.Length];
+        if (stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false) < magic.Length || !magic.AsSpan().SequenceEqual(Magic))
         {
             return entries;
         }
 
-        // Entries: MD5 (16 bytes), length (4, big-endian), bytes. A truncated tail ends the read.
-        for (rest = rest[Magic.Length..]; rest.Length >= 20;)
+        // Entries: MD5 (16 bytes), length (4, big-endian), bytes.
+        var header = new byte[20];
+        while (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) == header.Length)
         {
-            var length = BinaryPrimitives.ReadInt32BigEndian(rest[16..]);
-            if (length < 0 || length > rest.Length - 20)
+            var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(16));
+            if (length is < 0 or > MaxEntryLength)
             {
                 break;
             }
 
-            var md5 = Convert.ToHexStringLower(rest[..16]);
-            var bytes = rest.Slice(20, length).ToArray();
-            if (Md5Hex(bytes) == md5)
+            var md5 = Convert.ToHexStringLower(header, 0, 16);
+            var bytes = new byte[length];
+            if (stream.ReadAtLeast(bytes, length, throwOnEndOfStream: false) < length)
+            {
+                break;
+            }
+
+            if (wanted(md5) && Md5Hex(bytes) == md5)
             {
                 entries[md5] = bytes;
             }
-
-            rest = rest[(20 + length)..];
         }
 
         return entries;
+    }
+
+    /// <summary>Writes entries (MD5 → bytes) in the cache's format, in MD5 order.</summary>
+    public static void WriteEntries(Stream stream, IReadOnlyDictionary<string, byte[]> entries)
+    {
+        stream.Write(Magic);
+        Span<byte> length = stackalloc byte[4];
+        foreach (var (md5, bytes) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            stream.Write(Convert.FromHexString(md5));
+            BinaryPrimitives.WriteInt32BigEndian(length, bytes.Length);
+            stream.Write(length);
+            stream.Write(bytes);
+        }
     }
 
     /// <summary>
@@ -124,15 +154,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
                 Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 64 * 1024, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             }))
             {
-                stream.Write(Magic);
-                Span<byte> length = stackalloc byte[4];
-                foreach (var (md5, bytes) in entries.OrderBy(e => e.Key, StringComparer.Ordinal))
-                {
-                    stream.Write(Convert.FromHexString(md5));
-                    BinaryPrimitives.WriteInt32BigEndian(length, bytes.Length);
-                    stream.Write(length);
-                    stream.Write(bytes);
-                }
+                WriteEntries(stream, entries);
             }
 
             File.Move(temporary, path, overwrite: true);

@@ -30,6 +30,9 @@ internal sealed record StoredSet(
 {
     public bool Complete => State == SetState.Complete;
 
+    /// <summary>The MD5 of <see cref="ManifestBytes"/> when the listing gave it as the manifest's ETag: what the manifest caches keep it under.</summary>
+    public string? ManifestMd5 { get; init; }
+
     /// <summary>A complete set as the catalog hands it out.</summary>
     public CatalogSet ToCatalogSet() => new(Id, Manifest!) { ManifestBytes = ManifestBytes };
 }

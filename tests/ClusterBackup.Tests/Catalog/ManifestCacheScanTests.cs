@@ -97,6 +97,85 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         list.AssertError($"Scanned cluster {cluster}: 2 sets, 1 manifests from the local cache, 1 read from storage");
     }
 
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_scan_without_a_local_cache_reads_the_manifests_the_last_backup_stored_in_one_read_and_only_those_that_are_what_storage_holds(string storage)
+    {
+        var cluster = $"stored-cache-{storage}";
+        var (s3, config) = Store(storage, cluster);
+        var template = await BackupAsync(config);
+        // Four sets written by someone else (another agent, say); the next backup's retention scan reads them.
+        var (_, templateBytes) = await StoredManifestAsync(s3, cluster, template);
+        var others = Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName;
+        foreach (var id in new[] { "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z" })
+        {
+            Directory.CreateDirectory(Path.Combine(others, id));
+            await File.WriteAllTextAsync(Path.Combine(others, id, "manifest.json"), System.Text.Encoding.UTF8.GetString(templateBytes).Replace(template, id, StringComparison.Ordinal));
+        }
+
+        await CheckAwsAsync(s3, "s3", "cp", "--recursive", "--quiet", others, $"s3://{LocalRig.Bucket}/backups/{cluster}/");
+        var newest = await BackupAsync(config);
+        var local = await ListAsync(config, cluster, "--verbose");
+        local.AssertError($"Scanned cluster {cluster}: 6 sets, 6 manifests from the local cache, 0 read from storage one by one, 0 from the stored cache");
+
+        // The stored copy, as the aws CLI and zstd read it: the local cache's format, every kept manifest under its ETag.
+        var copy = await StoredCacheAsync(s3, cluster);
+        Assert.True(copy.AsSpan().StartsWith("cluster-backup manifests 1\n"u8), "the stored copy is not the cache's format");
+        foreach (var set in new[] { template, newest, "20200104T000000Z" })
+        {
+            var (etag, bytes) = await StoredManifestAsync(s3, cluster, set);
+            Assert.True(Contains(copy, [.. Convert.FromHexString(etag), .. Length(bytes), .. bytes]), $"the stored copy lacks set {set}'s manifest");
+        }
+
+        // A workstation that never scanned the cluster: one read instead of six; the same list.
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        var fresh = await ListAsync(config, cluster, "--verbose");
+        fresh.AssertError($"6 sets, 0 manifests from the local cache, 0 read from storage one by one, 6 from the stored cache");
+        Assert.Equal(local.Output, fresh.Output);
+        (await ListAsync(config, cluster, "--verbose")).AssertError("6 sets, 6 manifests from the local cache, 0 read from storage one by one, 0 from the stored cache");
+
+        // An entry altered in the stored copy is read from storage instead; a copy that is no cache at all costs every read.
+        var at = copy.AsSpan().IndexOf(System.Text.Encoding.UTF8.GetBytes($"\"setId\": \"{newest}\""));
+        Assert.True(at > 0, $"the stored copy lacks set {newest}");
+        copy[at + 10] = (byte)'1';
+        await PutStoredCacheAsync(s3, cluster, copy);
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        var altered = await ListAsync(config, cluster, "--verbose");
+        altered.AssertError("6 sets, 0 manifests from the local cache, 1 read from storage one by one, 5 from the stored cache");
+        Assert.Equal(local.Output, altered.Output);
+
+        await PutStoredCacheAsync(s3, cluster, System.Text.Encoding.UTF8.GetBytes("not a cache"));
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        var garbage = await ListAsync(config, cluster, "--verbose");
+        garbage.AssertError("6 sets, 0 manifests from the local cache, 6 read from storage one by one, 0 from the stored cache");
+        Assert.Equal(local.Output, garbage.Output);
+
+        // The next backup writes it again, and no set ever shows for it.
+        await BackupAsync(config);
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        var again = await ListAsync(config, cluster, "--verbose");
+        again.AssertError("7 sets, 0 manifests from the local cache, 0 read from storage one by one, 7 from the stored cache");
+        Assert.DoesNotContain("manifests.cache", again.Output);
+    }
+
+    /// <summary>The stored manifest cache of a cluster, decompressed by the zstd CLI.</summary>
+    private static async Task<byte[]> StoredCacheAsync(S3Server s3, string cluster)
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "manifests.cache.zst");
+        await CheckAwsAsync(s3, "s3", "cp", $"s3://{LocalRig.Bucket}/backups/{cluster}/manifests.cache.zst", file);
+        await Tools.CheckAsync("zstd", "-d", "-q", file);
+        return await File.ReadAllBytesAsync(file[..^4]);
+    }
+
+    /// <summary>Replaces the stored manifest cache with the given bytes, compressed by the zstd CLI.</summary>
+    private static async Task PutStoredCacheAsync(S3Server s3, string cluster, byte[] content)
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "manifests.cache");
+        await File.WriteAllBytesAsync(file, content);
+        await Tools.CheckAsync("zstd", "-q", file);
+        await CheckAwsAsync(s3, "s3", "cp", file + ".zst", $"s3://{LocalRig.Bucket}/backups/{cluster}/manifests.cache.zst");
+    }
+
     /// <summary>The S3 server and a tunnel-mode configuration of a cluster backed up to it.</summary>
     private (S3Server S3, System.Text.Json.Nodes.JsonObject Config) Store(string storage, string cluster) =>
         (storage == "moto" ? _rig.Moto : _rig.S3rver, _rig.Config(storage, cluster, "tunnel", _rig.Node1));

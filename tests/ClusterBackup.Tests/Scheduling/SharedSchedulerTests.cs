@@ -308,15 +308,22 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
     private async Task<List<DateTimeOffset>> IncompleteSetsAsync(string cluster, DateTimeOffset? olderThan = null) =>
         (await SetsAsync(cluster)).Where(s => !s.Value && s.Key < (olderThan ?? DateTimeOffset.MaxValue)).Select(s => s.Key).ToList();
 
-    /// <summary>Every set under the cluster's prefix: its start time, and whether it is complete (has manifest.json).</summary>
+    /// <summary>
+    /// Every set under the cluster's prefix: its start time, and whether it is complete (has
+    /// manifest.json). Keys beside the sets (the stored manifest cache) are no set's.
+    /// </summary>
     private async Task<Dictionary<DateTimeOffset, bool>> SetsAsync(string cluster)
     {
         var sets = new Dictionary<DateTimeOffset, bool>();
         foreach (var key in await _rig.Moto.ObjectKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"))
         {
-            var parts = key.Split('/');
-            var id = DateTimeOffset.ParseExact(parts[2], "yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
-            sets[id] = (sets.TryGetValue(id, out var complete) && complete) || parts[3] == "manifest.json";
+            if (key.Split('/') is not [_, _, var set, var name]
+                || !DateTimeOffset.TryParseExact(set, "yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var id))
+            {
+                continue;
+            }
+
+            sets[id] = (sets.TryGetValue(id, out var complete) && complete) || name == "manifest.json";
         }
 
         return sets;

@@ -48,7 +48,8 @@ public sealed class LocalRunLockTests : IDisposable
         var backups = new FileSystemBackupStore(Path.Combine(_root, store));
         return new LocalRunLock(backups, new BackupCatalog(
             backups, new StorageOptions { Type = "filesystem", Path = Path.Combine(_root, store) },
-            new ManifestCache(null, TimeProvider.System, NullLogger<ManifestCache>.Instance), NullLogger<BackupCatalog>.Instance));
+            new ManifestCache(null, TimeProvider.System, NullLogger<ManifestCache>.Instance),
+            new StoredManifestCache(backups, NullLogger<StoredManifestCache>.Instance), NullLogger<BackupCatalog>.Instance));
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
