@@ -244,7 +244,9 @@ async Task SmallAsync()
             $"--key={rig.Pki.HealthcheckKey}", "put", $"/registry/configmaps/default/small-{i}"], etcdctlEnv, valueFile);
     }
 
-    var smallConfig = await WriteConfigAsync(OnS3rver(small.Config("small")), "small");
+    // Retention keeps every set, so that the 1,000 sets below are still there after a backup.
+    var smallConfig = await WriteConfigAsync(
+        OnS3rver(small.Config("small")).Also(c => c["ClusterBackup"]!["Defaults"]!["Retention"] = new JsonObject { ["KeepLast"] = 5000 }), "small");
     var smallRuns = new List<double>();
     for (var i = 0; i < 3; i++)
     {

@@ -37,6 +37,9 @@ internal sealed partial class BackupCatalog(
     {
         var prefix = ClusterPrefix(cluster);
         // The cache is read and its manifests parsed while the listing is on its way (README, Performance).
+        // Without a local cache (a workstation that never scanned the cluster) every manifest is
+        // missing: the stored copy is asked for first, and parsed while the listing is on its way.
+        var early = cache.Exists(cluster) ? Task.FromResult<Dictionary<string, ParsedManifest>?>(null) : ReadStoredCacheEarlyAsync(cluster, cancellationToken);
         var parsing = Task.Run(() => ParseCached(cluster), CancellationToken.None);
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
         // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.
@@ -69,7 +72,8 @@ internal sealed partial class BackupCatalog(
             .ToArray();
         // Only a listing that names manifests by their MD5 can use the cache (not a directory store's).
         var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? await parsing : new Dictionary<string, ParsedManifest>();
-        var stored = storedCacheListed ? await ReadStoredCacheAsync(cluster, sets, manifestMd5s, cached, cancellationToken) : new Dictionary<string, ParsedManifest>();
+        var stored = await early
+            ?? (storedCacheListed ? await ReadStoredCacheAsync(cluster, sets, manifestMd5s, cached, cancellationToken) : new Dictionary<string, ParsedManifest>());
         var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
         var (fromCache, fromStored, fromStorage) = (0, 0, 0);
         await Parallel.ForEachAsync(
@@ -317,9 +321,12 @@ internal sealed partial class BackupCatalog(
             return [];
         }
 
-        var entries = await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, missing, cancellationToken);
-        return entries.AsParallel().ToDictionary(entry => entry.Key, entry => ParsedManifest.Parse(entry.Value), StringComparer.Ordinal);
+        return await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, missing.Contains, ParsedManifest.Parse, cancellationToken);
     }
+
+    /// <summary>The whole stored cache, each manifest parsed: for a scan without a local cache.</summary>
+    private async Task<Dictionary<string, ParsedManifest>?> ReadStoredCacheEarlyAsync(string cluster, CancellationToken cancellationToken) =>
+        await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, _ => true, ParsedManifest.Parse, cancellationToken);
 
     /// <summary>The set and the object's name of a key listed under a cluster's prefix; null for a key of no set.</summary>
     private static (SetId Set, string Name)? InSet(string clusterPrefix, string key) =>

@@ -55,6 +55,9 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     /// <summary>The file of a cluster's entries; null without a cache directory.</summary>
     public string? PathOf(string cluster) => directory is null ? null : Path.Combine(directory, cluster + FileSuffix);
 
+    /// <summary>Whether a cluster has a cache file (of any content).</summary>
+    public bool Exists(string cluster) => PathOf(cluster) is { } path && File.Exists(path);
+
     /// <summary>A cluster's entries whose bytes have the MD5 they are kept under; empty when there are none or the file cannot be read.</summary>
     public IReadOnlyDictionary<string, byte[]> Load(string cluster)
     {
@@ -67,7 +70,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
         try
         {
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024);
-            return ReadEntries(file, _ => true);
+            return new Dictionary<string, byte[]>(ReadEntries(file, _ => true), StringComparer.Ordinal);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -82,42 +85,40 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
 
     /// <summary>
     /// The entries of a cache's bytes (a local file's, or the stored copy's once decompressed) that
-    /// <paramref name="wanted"/> names by MD5 and whose bytes have that MD5; a truncated or
-    /// malformed tail ends the read, and bytes that are not a cache give none.
+    /// <paramref name="wanted"/> names by MD5 and whose bytes have that MD5, each once, read as they
+    /// are enumerated; a truncated or malformed tail ends them, and bytes that are not a cache give none.
     /// </summary>
-    public static Dictionary<string, byte[]> ReadEntries(Stream stream, Func<string, bool> wanted)
+    public static IEnumerable<KeyValuePair<string, byte[]>> ReadEntries(Stream stream, Func<string, bool> wanted)
     {
-        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var magic = new byte[Magic.Length];
         if (stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false) < magic.Length || !magic.AsSpan().SequenceEqual(Magic))
         {
-            return entries;
+            yield break;
         }
 
         // Entries: MD5 (16 bytes), length (4, big-endian), bytes.
         var header = new byte[20];
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         while (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) == header.Length)
         {
             var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(16));
             if (length is < 0 or > MaxEntryLength)
             {
-                break;
+                yield break;
             }
 
             var md5 = Convert.ToHexStringLower(header, 0, 16);
             var bytes = new byte[length];
             if (stream.ReadAtLeast(bytes, length, throwOnEndOfStream: false) < length)
             {
-                break;
+                yield break;
             }
 
-            if (wanted(md5) && Md5Hex(bytes) == md5)
+            if (wanted(md5) && Md5Hex(bytes) == md5 && seen.Add(md5))
             {
-                entries[md5] = bytes;
+                yield return new(md5, bytes);
             }
         }
-
-        return entries;
     }
 
     /// <summary>Writes entries (MD5 → bytes) in the cache's format, in MD5 order.</summary>

@@ -30,8 +30,12 @@ internal sealed partial class StoredManifestCache(IBackupStore store, ILogger<St
 
     private const int Level = 3;
 
-    /// <summary>The entries of the stored copy under <paramref name="key"/> that <paramref name="wanted"/> holds; empty when it cannot be read.</summary>
-    public async Task<IReadOnlyDictionary<string, byte[]>> ReadAsync(string key, IReadOnlySet<string> wanted, CancellationToken cancellationToken)
+    /// <summary>
+    /// The entries of the stored copy under <paramref name="key"/> whose MD5 <paramref name="wanted"/>
+    /// accepts, each as <paramref name="parse"/> makes it while the next are decompressed and checked;
+    /// empty when the copy cannot be read.
+    /// </summary>
+    public async Task<Dictionary<string, T>> ReadAsync<T>(string key, Func<string, bool> wanted, Func<byte[], T> parse, CancellationToken cancellationToken)
     {
         try
         {
@@ -42,13 +46,14 @@ internal sealed partial class StoredManifestCache(IBackupStore store, ILogger<St
             }
 
             compressed.Position = 0;
-            using var plain = new Bounded(new DecompressionStream(compressed, leaveOpen: false));
-            return ManifestCache.ReadEntries(plain, wanted.Contains);
+            using var plain = new BufferedStream(new Bounded(new DecompressionStream(compressed, leaveOpen: false)), 64 * 1024);
+            return ManifestCache.ReadEntries(plain, wanted).AsParallel().WithCancellation(cancellationToken)
+                .ToDictionary(entry => entry.Key, entry => parse(entry.Value), StringComparer.Ordinal);
         }
-        catch (Exception ex) when (ex is StorageException or IOException or InvalidDataException or ZstdException)
+        catch (Exception ex) when (Unusable(ex))
         {
-            LogUnusable(store.Describe(key), ex.Message);
-            return new Dictionary<string, byte[]>();
+            LogUnusable(store.Describe(key), ex is AggregateException all ? all.InnerExceptions[0].Message : ex.Message);
+            return new Dictionary<string, T>(StringComparer.Ordinal);
         }
     }
 
@@ -65,6 +70,11 @@ internal sealed partial class StoredManifestCache(IBackupStore store, ILogger<St
         await upload.Content.WriteAsync(compressed.GetBuffer().AsMemory(0, (int)compressed.Length), cancellationToken);
         await upload.CommitAsync(cancellationToken);
     }
+
+    /// <summary>What makes a stored copy unusable, not the scan: it cannot be read, or is not a copy.</summary>
+    private static bool Unusable(Exception ex) =>
+        ex is StorageException or IOException or InvalidDataException or ZstdException
+        || (ex is AggregateException all && all.InnerExceptions.All(Unusable));
 
     /// <summary>Fails a read that goes past <see cref="MaxBytes"/>.</summary>
     private sealed class Bounded(Stream inner) : ObservedReadStream(inner)

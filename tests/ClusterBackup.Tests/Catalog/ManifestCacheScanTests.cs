@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ClusterBackup.Catalog;
 using ClusterBackup.Rig;
 using ClusterBackup.Tests.Support;
 
@@ -24,6 +25,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         string[] sets = [await BackupAsync(config), await BackupAsync(config)];
         var file = TestEnvironment.ManifestCache(cluster);
         File.Delete(file); // the backups' retention scans filled it
+        await CheckAwsAsync(s3, "s3", "rm", $"s3://{LocalRig.Bucket}/backups/{cluster}/{StoredManifestCache.Name}"); // this test is the local cache's
 
         var first = await ListAsync(config, cluster, "--verbose");
         first.AssertError($"Scanned cluster {cluster}: 2 sets, 0 manifests from the local cache, 2 read from storage");
@@ -104,6 +106,8 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         var cluster = $"stored-cache-{storage}";
         var (s3, config) = Store(storage, cluster);
         var template = await BackupAsync(config);
+        var oneSetCache = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "one-set.manifests");
+        File.Copy(TestEnvironment.ManifestCache(cluster), oneSetCache);
         // Four sets written by someone else (another agent, say); the next backup's retention scan reads them.
         var (_, templateBytes) = await StoredManifestAsync(s3, cluster, template);
         var others = Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName;
@@ -156,6 +160,10 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         var again = await ListAsync(config, cluster, "--verbose");
         again.AssertError("7 sets, 0 manifests from the local cache, 0 read from storage one by one, 7 from the stored cache");
         Assert.DoesNotContain("manifests.cache", again.Output);
+
+        // A local cache that lacks six of seven (a workstation that listed the cluster long ago) reads the six in one GET too.
+        File.Copy(oneSetCache, TestEnvironment.ManifestCache(cluster), overwrite: true);
+        (await ListAsync(config, cluster, "--verbose")).AssertError("7 sets, 1 manifests from the local cache, 0 read from storage one by one, 6 from the stored cache");
     }
 
     /// <summary>The stored manifest cache of a cluster, decompressed by the zstd CLI.</summary>

@@ -90,6 +90,23 @@ public sealed class ManifestCacheTests : IDisposable
     }
 
     [Fact]
+    public void An_entry_given_twice_is_read_once_and_only_the_entries_asked_for_are_read()
+    {
+        var (first, firstETag) = Manifest("{\"setId\":\"20261127T120000Z\"}");
+        var (second, secondETag) = Manifest("{\"setId\":\"20261127T130000Z\"}");
+        using var one = new MemoryStream();
+        ManifestCache.WriteEntries(one, Entries((firstETag, first)));
+        var entry = one.ToArray()[27..]; // after the format's first line
+        using var twice = new MemoryStream([.. one.ToArray(), .. entry]);
+        Assert.Single(ManifestCache.ReadEntries(twice, _ => true));
+
+        using var both = new MemoryStream();
+        ManifestCache.WriteEntries(both, Entries((firstETag, first), (secondETag, second)));
+        both.Position = 0;
+        Assert.Equal([ManifestCache.Md5OfETag(secondETag)!], ManifestCache.ReadEntries(both, md5 => md5 == ManifestCache.Md5OfETag(secondETag)).Select(e => e.Key));
+    }
+
+    [Fact]
     public void A_save_removes_the_writes_a_killed_process_left_over_an_hour_ago()
     {
         var (bytes, etag) = Manifest("{}");
