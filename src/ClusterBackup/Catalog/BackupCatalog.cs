@@ -36,10 +36,10 @@ internal sealed partial class BackupCatalog(
     public async Task<IReadOnlyList<StoredSet>> ScanAsync(string cluster, CancellationToken cancellationToken = default)
     {
         var prefix = ClusterPrefix(cluster);
-        // The cache is read and its manifests parsed while the listing is on its way (README, Performance).
         // Without a local cache (a workstation that never scanned the cluster) every manifest is
         // missing: the stored copy is asked for first, and parsed while the listing is on its way.
         var early = cache.Exists(cluster) ? Task.FromResult<Dictionary<string, ParsedManifest>?>(null) : ReadStoredCacheEarlyAsync(cluster, cancellationToken);
+        // The cache is read and its manifests parsed while the listing is on its way (README, Performance).
         var parsing = Task.Run(() => ParseCached(cluster), CancellationToken.None);
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
         // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.

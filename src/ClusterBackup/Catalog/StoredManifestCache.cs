@@ -50,8 +50,13 @@ internal sealed partial class StoredManifestCache(IBackupStore store, ILogger<St
             return ManifestCache.ReadEntries(plain, wanted).AsParallel().WithCancellation(cancellationToken)
                 .ToDictionary(entry => entry.Key, entry => parse(entry.Value), StringComparer.Ordinal);
         }
-        catch (Exception ex) when (Unusable(ex))
+        catch (StoredObjectNotFoundException)
         {
+            return new Dictionary<string, T>(StringComparer.Ordinal); // none written yet, or a directory store
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Whatever went wrong, the scan reads the manifests one by one.
             LogUnusable(store.Describe(key), ex is AggregateException all ? all.InnerExceptions[0].Message : ex.Message);
             return new Dictionary<string, T>(StringComparer.Ordinal);
         }
@@ -70,11 +75,6 @@ internal sealed partial class StoredManifestCache(IBackupStore store, ILogger<St
         await upload.Content.WriteAsync(compressed.GetBuffer().AsMemory(0, (int)compressed.Length), cancellationToken);
         await upload.CommitAsync(cancellationToken);
     }
-
-    /// <summary>What makes a stored copy unusable, not the scan: it cannot be read, or is not a copy.</summary>
-    private static bool Unusable(Exception ex) =>
-        ex is StorageException or IOException or InvalidDataException or ZstdException
-        || (ex is AggregateException all && all.InnerExceptions.All(Unusable));
 
     /// <summary>Fails a read that goes past <see cref="MaxBytes"/>.</summary>
     private sealed class Bounded(Stream inner) : ObservedReadStream(inner)

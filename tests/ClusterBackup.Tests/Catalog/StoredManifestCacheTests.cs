@@ -54,9 +54,7 @@ public sealed class StoredManifestCacheTests : IDisposable
     {
         var store = new FileSystemBackupStore(_root);
         var options = new StorageOptions { Type = "filesystem", Path = _root, ObjectLock = new ObjectLockOptions { Mode = lockMode, Days = lockMode is null ? 0 : 1 } };
-        var catalog = new BackupCatalog(
-            store, options, new ManifestCache(null, TimeProvider.System, NullLogger<ManifestCache>.Instance),
-            new StoredManifestCache(store, NullLogger<StoredManifestCache>.Instance), NullLogger<BackupCatalog>.Instance);
+        var catalog = Catalog(store, options);
         var known = Encoding.UTF8.GetBytes("{\"setId\":\"20261128T120000Z\"}");
         StoredSet[] sets =
         [
@@ -75,6 +73,28 @@ public sealed class StoredManifestCacheTests : IDisposable
             Assert.Equal([Md5(known)], read.Keys);
         }
     }
+
+    [Fact]
+    public async Task A_copy_that_cannot_be_written_fails_nothing_and_the_next_backup_writes_it()
+    {
+        var store = new FileSystemBackupStore(_root);
+        var catalog = Catalog(store, new StorageOptions { Type = "filesystem", Path = _root });
+        var known = Encoding.UTF8.GetBytes("{\"setId\":\"20261128T120000Z\"}");
+        StoredSet[] sets = [Set("20261128T120000Z", known) with { ManifestMd5 = Md5(known) }];
+        var path = Path.Combine(_root, "backups/prod/manifests.cache.zst");
+        Directory.CreateDirectory(Path.Combine(path, "in-the-way"));
+
+        await catalog.WriteStoredCacheAsync("prod", sets); // logged, not thrown
+
+        Assert.True(Directory.Exists(Path.Combine(path, "in-the-way")));
+        Directory.Delete(path, recursive: true);
+        await catalog.WriteStoredCacheAsync("prod", sets);
+        Assert.True(File.Exists(path));
+    }
+
+    private static BackupCatalog Catalog(FileSystemBackupStore store, StorageOptions options) => new(
+        store, options, new ManifestCache(null, TimeProvider.System, NullLogger<ManifestCache>.Instance),
+        new StoredManifestCache(store, NullLogger<StoredManifestCache>.Instance), NullLogger<BackupCatalog>.Instance);
 
     private static StoredSet Set(string id, byte[] manifest)
     {
