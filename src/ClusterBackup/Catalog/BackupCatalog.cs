@@ -277,57 +277,6 @@ internal sealed partial class BackupCatalog(
         return ParsedManifest.Parse(bytes).Of(cluster, id);
     }
 
-    /// <summary>
-    /// After a backup's retention: replaces the cluster's stored manifest cache with the manifests of
-    /// the sets kept (see <see cref="StoredManifestCache"/>). Not written where no listing names a
-    /// manifest by its MD5 (a directory; SSE-KMS), nor under Object Lock, where each write would be
-    /// a version kept for the lock's days. Best effort: a failure is logged, and the next backup writes it.
-    /// </summary>
-    public async Task WriteStoredCacheAsync(string cluster, IEnumerable<StoredSet> kept, CancellationToken cancellationToken = default)
-    {
-        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var set in kept.Where(s => s is { Complete: true, ManifestMd5: not null, ManifestBytes: not null }))
-        {
-            entries[set.ManifestMd5!] = set.ManifestBytes!;
-        }
-
-        if (entries.Count == 0 || options.ObjectLock.Mode is not null)
-        {
-            return;
-        }
-
-        var key = ClusterPrefix(cluster) + StoredManifestCache.Name;
-        try
-        {
-            await storedCache.WriteAsync(key, entries, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            LogStoredCacheNotWritten(store.Describe(key), ex.Message);
-        }
-    }
-
-    /// <summary>
-    /// The stored cache's manifests of the listed sets that the local cache lacks, each parsed, when
-    /// it lacks enough of them (<see cref="StoredManifestCache.WorthReading"/>); none otherwise.
-    /// </summary>
-    private async Task<Dictionary<string, ParsedManifest>> ReadStoredCacheAsync(
-        string cluster, StoredSet[] sets, Dictionary<SetId, string?> manifestMd5s, Dictionary<string, ParsedManifest> cached, CancellationToken cancellationToken)
-    {
-        var listed = sets.Where(s => s.Complete).Select(s => manifestMd5s[s.Id]).OfType<string>().ToList();
-        var missing = listed.Where(md5 => !cached.ContainsKey(md5)).ToHashSet(StringComparer.Ordinal);
-        if (!StoredManifestCache.WorthReading(missing.Count, listed.Count))
-        {
-            return [];
-        }
-
-        return await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, missing.Contains, ParsedManifest.Parse, cancellationToken);
-    }
-
-    /// <summary>The whole stored cache, each manifest parsed: for a scan without a local cache.</summary>
-    private async Task<Dictionary<string, ParsedManifest>?> ReadStoredCacheEarlyAsync(string cluster, CancellationToken cancellationToken) =>
-        await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, _ => true, ParsedManifest.Parse, cancellationToken);
-
     /// <summary>The set and the object's name of a key listed under a cluster's prefix; null for a key of no set.</summary>
     private static (SetId Set, string Name)? InSet(string clusterPrefix, string key) =>
         key[clusterPrefix.Length..].Split('/') is [var set, var name] && SetId.TryParse(set, out var id) ? (id, name) : null;
@@ -361,9 +310,6 @@ internal sealed partial class BackupCatalog(
     [LoggerMessage(Level = LogLevel.Debug,
         Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage one by one, {StoredCacheManifests} from the stored cache")]
     private partial void LogScanned(string cluster, int sets, int cachedManifests, int readManifests, int storedCacheManifests);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored manifest cache {Location} was not written: {Reason}; the next backup writes it")]
-    private partial void LogStoredCacheNotWritten(string location, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Damaged set: its manifest {Location} cannot be read: {Reason}")]
     private partial void LogDamagedManifest(string location, string reason);
