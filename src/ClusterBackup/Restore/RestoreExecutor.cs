@@ -195,18 +195,28 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
                 continue;
             }
 
-            try
+            // A connection lost in the step being undone may fail the first try; the second runs over a new one.
+            for (var tries = 1; ; tries++)
             {
-                var node = await connect(step.Node, CancellationToken.None);
-                var result = await node.RunAsync(undo.Command, CancellationToken.None);
-                if (!result.Succeeded)
+                try
                 {
-                    failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {result.ErrorSummary}");
+                    var node = await connect(step.Node, CancellationToken.None);
+                    var result = await node.RunAsync(undo.Command, CancellationToken.None);
+                    if (!result.Succeeded)
+                    {
+                        failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {result.ErrorSummary}");
+                    }
+
+                    break;
                 }
-            }
-            catch (Exception ex) when (ex is NodeOperationException or IOException)
-            {
-                failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {ex.Message}");
+                catch (IOException) when (tries == 1)
+                {
+                }
+                catch (Exception ex) when (ex is NodeOperationException or IOException)
+                {
+                    failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {ex.Message}");
+                    break;
+                }
             }
         }
 

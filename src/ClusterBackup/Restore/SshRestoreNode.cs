@@ -17,6 +17,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         }
         catch (Renci.SshNet.Common.SshException ex)
         {
+            session.Abandon();
             throw new IOException($"the SSH connection failed: {ex.Message}", ex);
         }
     }
@@ -130,6 +131,11 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
                 ExceptionDispatchInfo.Throw(uploadFailure);
                 return;
             case Renci.SshNet.Common.SshException or IOException or OperationCanceledException:
+                if (uploadFailure is Renci.SshNet.Common.SshException || !session.IsConnected)
+                {
+                    session.Abandon();
+                }
+
                 throw new IOException($"cannot upload {remotePath}: {uploadFailure.Message}", uploadFailure);
             default:
                 ExceptionDispatchInfo.Throw(uploadFailure);

@@ -288,6 +288,27 @@ public sealed class RestoreExecutorTests
         AssertPreparedThenUndone(nodes.Log, failing);
     }
 
+    [Theory]
+    [InlineData(1, false)] // the connection was lost in the step before: the second try, over a new one, undoes it
+    [InlineData(2, true)]
+    public async Task An_undo_that_fails_on_the_connection_is_tried_once_more_and_only_then_named(int lost, bool named)
+    {
+        var failing = PreparationOf("cp2").Single(s => s.Kind == RestoreStepKind.SnapshotRestore);
+        var stopped = PreparationOf("cp2").Single(s => s.Kind == RestoreStepKind.StopStaticPods);
+        var nodes = new Nodes { FailNode = "cp2", FailOn = Target(failing) };
+        var tries = 0;
+        nodes.During = (node, what, _) =>
+            node == "cp2" && what == stopped.Undo!.Command && Interlocked.Increment(ref tries) <= lost
+                ? throw new IOException("the SSH connection failed: Client not connected.")
+                : Task.CompletedTask;
+
+        var ex = await Assert.ThrowsAsync<RestoreStepFailedException>(() => ExecuteAsync(nodes));
+
+        Assert.Equal(RestoreStepKind.SnapshotRestore, ex.Step);
+        Assert.Equal(2, nodes.Log.Count(l => l == $"cp2: {stopped.Undo!.Command}"));
+        Assert.Equal(named, ex.Message.Contains("NOT undone, check by hand: cp2: undo of stop static pods", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_connection_lost_once_members_started_names_node_and_step_and_what_stays_in_place()
     {

@@ -80,8 +80,19 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
         }
     }
 
-    /// <summary>False once the connection dropped (or was closed): nothing more runs over this session.</summary>
-    public bool IsConnected => client.IsConnected;
+    private volatile bool _broken;
+
+    /// <summary>
+    /// False once the connection dropped (or was closed), or an SSH failure was seen on it
+    /// (<see cref="Abandon"/>): nothing more runs over this session.
+    /// </summary>
+    public bool IsConnected => !_broken && client.IsConnected;
+
+    /// <summary>
+    /// After an SSH failure on this session: it counts as dropped from now on, so that the next
+    /// caller gets a new connection even before the client notices that the old one is gone.
+    /// </summary>
+    public void Abandon() => _broken = true;
 
     /// <summary>The command as run on the node: through <c>sudo -n</c> when configured.</summary>
     public string Privileged(string command) => NodeCommands.AsRunOn(Node, command);
