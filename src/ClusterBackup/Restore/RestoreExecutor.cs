@@ -195,28 +195,9 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
                 continue;
             }
 
-            // A connection lost in the step being undone may fail the first try; the second runs over a new one.
-            for (var tries = 1; ; tries++)
+            if (await UndoStepAsync(step, undo.Command, connect) is { } failure)
             {
-                try
-                {
-                    var node = await connect(step.Node, CancellationToken.None);
-                    var result = await node.RunAsync(undo.Command, CancellationToken.None);
-                    if (!result.Succeeded)
-                    {
-                        failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {result.ErrorSummary}");
-                    }
-
-                    break;
-                }
-                catch (IOException) when (tries == 1)
-                {
-                }
-                catch (Exception ex) when (ex is NodeOperationException or IOException)
-                {
-                    failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {ex.Message}");
-                    break;
-                }
+                failures.Add($"{step.Node}: undo of {step.Kind.Describe()}: {failure}");
             }
         }
 
@@ -228,6 +209,27 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
 
         var suffix = touched.Count == 0 ? string.Empty : $"; rolled back: {string.Join(", ", touched)} (data dirs and manifests as they were)";
         return failures.Count == 0 ? suffix : $"{suffix}; NOT undone, check by hand: {string.Join("; ", failures)}";
+    }
+
+    /// <summary>Runs one undo; returns why it failed, or null.</summary>
+    private static async Task<string?> UndoStepAsync(RestoreStep step, string command, Func<string, CancellationToken, Task<IRestoreNode>> connect)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var result = await (await connect(step.Node, CancellationToken.None)).RunAsync(command, CancellationToken.None);
+                return result.Succeeded ? null : result.ErrorSummary;
+            }
+            catch (IOException) when (attempt == 1)
+            {
+                // A connection lost in the step being undone fails the first try; the second runs over a new one.
+            }
+            catch (Exception ex) when (ex is NodeOperationException or IOException)
+            {
+                return ex.Message;
+            }
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rolled back {Node}: old data dir and static pod manifests returned")]

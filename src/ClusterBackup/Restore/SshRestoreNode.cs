@@ -131,7 +131,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
                 ExceptionDispatchInfo.Throw(uploadFailure);
                 return;
             case Renci.SshNet.Common.SshException or IOException or OperationCanceledException:
-                if (uploadFailure is Renci.SshNet.Common.SshException || !session.IsConnected)
+                if (uploadFailure is Renci.SshNet.Common.SshException)
                 {
                     session.Abandon();
                 }
