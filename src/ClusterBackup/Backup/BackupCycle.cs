@@ -164,7 +164,6 @@ internal sealed partial class BackupCycle(
             var plan = await pruner.PlanAsync(cluster, cancellationToken);
             var pruned = await pruner.ApplyAsync(plan, cancellationToken);
             metrics.RecordPruned(cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets, plan.Sets.Count(s => s.Set.State == SetState.Damaged));
-            await catalog.WriteStoredCacheAsync(cluster.Name, plan.Sets.Where(s => s.Keep).Select(s => s.Set), cancellationToken);
             return new CycleOutcome(manifest, null, pruned, null);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -26,7 +26,8 @@ internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int Abort
 /// <see cref="RetentionPlanner"/>; incomplete sets (no manifest) and open uploads once older than
 /// the cluster's grace period, which protects a run still in progress. A damaged set (a manifest
 /// that cannot be read) is kept and counted by no rule, so it never costs an intact set its place.
-/// Deletion removes a set's manifest first.
+/// Deletion removes a set's manifest first; the kept sets' manifests are then stored in one object
+/// (<see cref="BackupCatalog.WriteStoredCacheAsync"/>), after a backup and after a <c>prune</c> run by hand.
 /// </summary>
 internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore store, TimeProvider time, ILogger<PruneService> logger)
 {
@@ -107,6 +108,8 @@ internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore s
             }
         }
 
+        // The stored manifest cache then names only what is left (a plan of leftovers keeps no set: nothing to write).
+        await catalog.WriteStoredCacheAsync(cluster, plan.Sets.Where(s => s.Keep).Select(s => s.Set), cancellationToken);
         return new PruneResult(removed, bytes, aborted);
     }
 

@@ -109,15 +109,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         var oneSetCache = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "one-set.manifests");
         File.Copy(TestEnvironment.ManifestCache(cluster), oneSetCache);
         // Four sets written by someone else (another agent, say); the next backup's retention scan reads them.
-        var (_, templateBytes) = await StoredManifestAsync(s3, cluster, template);
-        var others = Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName;
-        foreach (var id in new[] { "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z" })
-        {
-            Directory.CreateDirectory(Path.Combine(others, id));
-            await File.WriteAllTextAsync(Path.Combine(others, id, "manifest.json"), System.Text.Encoding.UTF8.GetString(templateBytes).Replace(template, id, StringComparison.Ordinal));
-        }
-
-        await CheckAwsAsync(s3, "s3", "cp", "--recursive", "--quiet", others, $"s3://{LocalRig.Bucket}/backups/{cluster}/");
+        await AddSetsByHandAsync(s3, cluster, template, "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z");
         var newest = await BackupAsync(config);
         var local = await ListAsync(config, cluster, "--verbose");
         local.AssertError($"Scanned cluster {cluster}: 6 sets, 6 manifests from the local cache, 0 read from storage one by one, 0 from the stored cache");
@@ -164,6 +156,48 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         // A local cache that lacks six of seven (a workstation that listed the cluster long ago) reads the six in one GET too.
         File.Copy(oneSetCache, TestEnvironment.ManifestCache(cluster), overwrite: true);
         (await ListAsync(config, cluster, "--verbose")).AssertError("7 sets, 1 manifests from the local cache, 0 read from storage one by one, 6 from the stored cache");
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_prune_run_by_hand_stores_the_manifests_of_the_sets_it_keeps(string storage)
+    {
+        var cluster = $"stored-cache-prune-{storage}";
+        var (s3, config) = Store(storage, cluster);
+        var newest = await BackupAsync(config);
+        // Four older sets copied in by hand: the copy the backup stored holds none of them.
+        var added = new[] { "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z" };
+        await AddSetsByHandAsync(s3, cluster, newest, added);
+        config["ClusterBackup"]!["Defaults"]!["Retention"] = new System.Text.Json.Nodes.JsonObject { ["KeepLast"] = 2 };
+        var prune = await CliRunner.RunAsync(config, "prune", "--cluster", cluster);
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        Assert.Contains("removed 3 sets", prune.Output);
+
+        // The copy now holds exactly the two sets left: a workstation without a cache reads both in one GET.
+        var copy = await StoredCacheAsync(s3, cluster);
+        foreach (var set in new[] { newest, added[^1] })
+        {
+            var (etag, bytes) = await StoredManifestAsync(s3, cluster, set);
+            Assert.True(Contains(copy, [.. Convert.FromHexString(etag), .. Length(bytes), .. bytes]), $"the stored copy lacks set {set}'s manifest");
+        }
+
+        Assert.False(Contains(copy, System.Text.Encoding.UTF8.GetBytes(added[0])), "the stored copy still holds a removed set's manifest");
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        (await ListAsync(config, cluster, "--verbose")).AssertError("2 sets, 0 manifests from the local cache, 0 read from storage one by one, 2 from the stored cache");
+    }
+
+    /// <summary>Copies in, with the aws CLI, one set per id whose manifest is the template set's under that id.</summary>
+    private static async Task AddSetsByHandAsync(S3Server s3, string cluster, string template, params string[] ids)
+    {
+        var (_, templateBytes) = await StoredManifestAsync(s3, cluster, template);
+        var others = Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName;
+        foreach (var id in ids)
+        {
+            Directory.CreateDirectory(Path.Combine(others, id));
+            await File.WriteAllTextAsync(Path.Combine(others, id, "manifest.json"), System.Text.Encoding.UTF8.GetString(templateBytes).Replace(template, id, StringComparison.Ordinal));
+        }
+
+        await CheckAwsAsync(s3, "s3", "cp", "--recursive", "--quiet", others, $"s3://{LocalRig.Bucket}/backups/{cluster}/");
     }
 
     /// <summary>The stored manifest cache of a cluster, decompressed by the zstd CLI.</summary>
