@@ -2,14 +2,14 @@ using Microsoft.Extensions.Logging;
 
 namespace ClusterBackup.Catalog;
 
-/// <summary>The catalog's side of the stored manifest cache (<see cref="StoredManifestCache"/>): when a scan reads it, and a backup writes it.</summary>
+/// <summary>The catalog's side of the stored manifest cache (<see cref="StoredManifestCache"/>): when a scan reads it, and retention (a backup's or <c>prune</c>'s) writes it.</summary>
 internal sealed partial class BackupCatalog
 {
     /// <summary>
-    /// After a backup's retention: replaces the cluster's stored manifest cache with the manifests of
+    /// After retention (a backup's, or <c>prune</c> run by hand): replaces the cluster's stored manifest cache with the manifests of
     /// the sets kept (see <see cref="StoredManifestCache"/>). Not written where no listing names a
     /// manifest by its MD5 (a directory; SSE-KMS), nor under Object Lock, where each write would be
-    /// a version kept for the lock's days. Best effort: a failure is logged, and the next backup writes it.
+    /// a version kept for the lock's days. Best effort: a failure is logged, and the next backup or prune writes it.
     /// </summary>
     public async Task WriteStoredCacheAsync(string cluster, IEnumerable<StoredSet> kept, CancellationToken cancellationToken = default)
     {
@@ -56,6 +56,6 @@ internal sealed partial class BackupCatalog
     private async Task<Dictionary<string, ParsedManifest>?> ReadStoredCacheEarlyAsync(string cluster, CancellationToken cancellationToken) =>
         await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, _ => true, ParsedManifest.Parse, cancellationToken);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored manifest cache {Location} was not written: {Reason}; the next backup writes it")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored manifest cache {Location} was not written: {Reason}; the next backup or prune writes it")]
     private partial void LogStoredCacheNotWritten(string location, string reason);
 }
