@@ -244,7 +244,7 @@ internal sealed partial class BackupCatalog(
                 SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
                 _ => "; the set may have been forged: use another set",
             };
-            throw new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}; nothing was decrypted or restored");
+            throw new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}");
         }
 
         // The manifest was parsed from these very bytes, and the scan checked that it names this set.

@@ -9,4 +9,8 @@ internal sealed record SignedSet(CatalogSet Set, SignatureCheck Signature)
 }
 
 /// <summary>A set's signature is missing, untrusted or wrong: nothing of it is read.</summary>
-internal sealed class SetRefusedException(string message) : Exception(message);
+/// <param name="reason">Cluster, set and what is wrong with its signature, with what to do.</param>
+internal sealed class SetRefusedException(string reason) : Exception(reason + "; nothing was decrypted or restored")
+{
+    public string Reason { get; } = reason;
+}

@@ -16,19 +16,23 @@ internal static class CertsCommand
     {
         var cluster = new Option<string?>("--cluster") { Description = "Only this cluster", HelpName = "NAME" };
         var json = new Option<bool>("--json") { Description = "One JSON array: every certificate with its cluster, set and status" };
+        var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("certs", """
             Show when each certificate of the control planes expires, as kubeadm certs check-expiration
-            does, from the newest complete set's manifest: every *.crt of each node's PKI and the
-            embedded certificates of its kubeconfigs, read while they were backed up. It contacts no
-            node. Soonest first.
+            does, from the manifest of the newest complete set that a trusted key signed: every *.crt of
+            each node's PKI and the embedded certificates of its kubeconfigs, read while they were backed
+            up. A newer set whose signature is missing, untrusted or wrong is named, and not reported
+            from. It contacts no node. Soonest first.
             Exit status: 0 if none expires within Certificates:WarnDays (default 30), 1 if one does or
-            has expired, or a cluster has no set that records its certificates; 78 on a configuration error.
+            has expired, a newer set was refused, or a cluster has no set that records its
+            certificates; 78 on a configuration error.
 
             Example: cluster-backup certs --cluster prod-admin
             """)
         {
             cluster,
             json,
+            allowUnsigned,
         };
         command.SetAction((parse, cancellationToken) => host.RunAsync(parse, async (services, ct) =>
         {
@@ -37,18 +41,39 @@ internal static class CertsCommand
             var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
             var warnDays = settings.Certificates.WarnDays;
             var name = parse.GetValue(cluster);
+            var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var rows = new List<CertificateRow>();
             var missing = 0;
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
-                var newest = (await catalog.ScanAsync(selected.Name, ct)).LastOrDefault(s => s.Complete)?.Manifest;
+                var scan = await catalog.ScanAsync(selected.Name, ct);
+                var signed = await catalog.NewestSignedAsync(scan, policy, cancellationToken: ct);
+                var newest = signed.Newest?.Manifest;
+                foreach (var refused in signed.Refused)
+                {
+                    missing++;
+                    await host.Error.WriteLineAsync($"error: {refused.Reason}; its certificates are not reported");
+                }
+
+                if (signed.Unsigned)
+                {
+                    await host.Error.WriteLineAsync($"warning: cluster {selected.Name}: set {newest!.SetId} is not signed: it is read as it is, unauthenticated");
+                }
+
                 if (newest is null || newest.Certificates.Count == 0)
                 {
                     missing++;
-                    await host.Error.WriteLineAsync(newest is null
-                        ? $"error: cluster {selected.Name}: no complete backup set: run 'cluster-backup backup --cluster {selected.Name}'"
-                        : $"error: cluster {selected.Name}: set {newest.SetId} records no certificates (taken by agent {newest.AgentVersion}); the next backup records them");
+                    await host.Error.WriteLineAsync(newest is not null
+                        ? $"error: cluster {selected.Name}: set {newest.SetId} records no certificates (taken by agent {newest.AgentVersion}); the next backup records them"
+                        : signed.Refused.Count > 0
+                            ? $"error: cluster {selected.Name}: no complete set is signed by a trusted key: run 'cluster-backup backup --cluster {selected.Name}'"
+                            : $"error: cluster {selected.Name}: no complete backup set: run 'cluster-backup backup --cluster {selected.Name}'");
                     continue;
+                }
+
+                if (signed.Refused.Count > 0)
+                {
+                    await host.Error.WriteLineAsync($"cluster {selected.Name}: certificates from set {newest.SetId}, the newest one a trusted key signed");
                 }
 
                 rows.AddRange(CertificateExpiry.Sorted(newest.Certificates).Select(c => CertificateRow.Of(selected.Name, newest.SetId, c, now, warnDays)));

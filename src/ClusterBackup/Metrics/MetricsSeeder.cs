@@ -7,11 +7,20 @@ namespace ClusterBackup.Metrics;
 
 /// <summary>
 /// At start-up, sets each cluster's gauges from storage (newest complete set, number of sets), so a
-/// restart never shows stale backups as fresh, nor fresh ones as never taken.
+/// restart never shows stale backups as fresh, nor fresh ones as never taken. The newest set is the
+/// newest one a trusted key signed (as <c>verify</c> and <c>restore</c> would read it): a set forged
+/// in storage neither makes a cluster look backed up nor replaces its certificates' expiry.
 /// </summary>
-internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics metrics, ILogger<MetricsSeeder> logger)
+internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics metrics, SigningSettings signing, ILogger<MetricsSeeder> logger)
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _failing = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// By cluster, the signatures already checked of sets still in storage, by set and manifest bytes
+    /// (true: accepted): each is read and a refusal logged once, and what retention removed is forgotten.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<(string Set, string Manifest), bool>> _checked =
+        new(StringComparer.Ordinal);
 
     /// <summary>Seeds one cluster; returns its newest complete set, or null. A storage failure is logged and leaves the gauges at zero.</summary>
     /// <param name="refresh">A periodic refresh: logged at debug level, a failure only once until it succeeds again.</param>
@@ -20,17 +29,33 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
         try
         {
             var scan = await catalog.ScanAsync(cluster.Name, cancellationToken);
-            var complete = scan.Where(s => s.Complete).ToList();
-            var newest = complete.Count == 0 ? null : complete[^1].Manifest;
-            metrics.Seed(cluster.Name, complete.Count, scan.Count(s => s.State == SetState.Damaged), newest);
+            var known = _checked.GetValueOrDefault(cluster.Name) ?? [];
+            var signed = await catalog.NewestSignedAsync(
+                scan, signing.ReadPolicy(), set => known.TryGetValue(Key(set), out var accepted) ? accepted : null, cancellationToken);
+            var stored = scan.Where(s => s.Complete).Select(s => s.Id.ToString()).ToHashSet(StringComparer.Ordinal);
+            var checkedNow = known.Where(k => stored.Contains(k.Key.Set)).ToDictionary();
+            foreach (var refused in signed.Refused)
+            {
+                checkedNow[Key(refused.Set)] = false;
+                LogRefused(cluster.Name, refused.Set.Id.ToString(), refused.Reason);
+            }
+
+            if (signed.Newest is { } newestSet)
+            {
+                checkedNow[Key(newestSet)] = true;
+            }
+
+            _checked[cluster.Name] = checkedNow;
+            var newest = signed.Newest?.Manifest;
+            metrics.Seed(cluster.Name, stored.Count, scan.Count(s => s.State == SetState.Damaged), newest);
             if (refresh)
             {
                 _failing.TryRemove(cluster.Name, out _);
-                LogRefreshed(cluster.Name, complete.Count, newest?.SetId ?? "none");
+                LogRefreshed(cluster.Name, stored.Count, newest?.SetId ?? "none");
             }
             else
             {
-                LogSeeded(cluster.Name, complete.Count, newest?.SetId ?? "none");
+                LogSeeded(cluster.Name, stored.Count, newest?.SetId ?? "none");
             }
 
             return newest;
@@ -49,6 +74,12 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
             return null;
         }
     }
+
+    private static (string Set, string Manifest) Key(CatalogSet set) =>
+        (set.Id.ToString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(set.ManifestBytes.Span)));
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Cluster}: set {SetId} is refused, its manifest not shown in the metrics: {Reason}")]
+    private partial void LogRefused(string cluster, string setId, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster}: {Sets} complete sets in storage, newest {SetId}")]
     private partial void LogSeeded(string cluster, int sets, string setId);

@@ -1,8 +1,12 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ClusterBackup.Configuration;
+using ClusterBackup.Metrics;
 using ClusterBackup.Rig;
 using ClusterBackup.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterBackup.Tests.Signing;
 
@@ -162,16 +166,58 @@ public sealed class SignedSetTests(RigFixture fixture)
         verify.AssertError("is not signed");
     }
 
+    /// <summary>
+    /// Someone who can write to storage edits the newest set's manifest, keeping its signature: one
+    /// key more, and every certificate's notAfter five years out (scheduler.conf's expires in 10 days).
+    /// </summary>
+    private static async Task ForgeAsync(string root, string cluster, string id)
+    {
+        var manifestPath = Path.Combine(root, "backups", cluster, id, "manifest.json");
+        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
+        manifest["etcd"]!["keyCount"] = (long)manifest["etcd"]!["keyCount"]! + 1;
+        foreach (var certificate in manifest["certificates"]!.AsArray())
+        {
+            certificate!["notAfter"] = DateTimeOffset.UtcNow.AddYears(5).ToString("O");
+        }
+
+        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+    }
+
     [Fact]
-    public async Task The_scheduled_verification_of_a_forged_newest_set_fails_and_its_gauge_stays_unset()
+    public async Task A_forged_newest_set_is_refused_by_certs_which_reports_from_the_newest_signed_set_and_names_the_forgery()
+    {
+        var (config, root) = Filesystem("forged-certs");
+        var genuine = await BackupAsync(config);
+        var forged = await BackupAsync(config);
+        await ForgeAsync(root, "forged-certs", forged);
+
+        var certs = await CliRunner.RunAsync(config, "certs", "--cluster", "forged-certs", "--json");
+        var table = await CliRunner.RunAsync(config, "certs", "--cluster", "forged-certs", "--allow-unsigned");
+
+        Assert.Equal(1, certs.ExitCode);
+        certs.AssertError($"error: cluster forged-certs: set {forged}: signature does not match the manifest; the set may have been forged: use another set; its certificates are not reported");
+        certs.AssertError($"cluster forged-certs: certificates from set {genuine}, the newest one a trusted key signed");
+        certs.AssertError("warning: 1 certificate(s) expire within 30 days");
+        var rows = JsonSerializer.Deserialize<JsonElement>(certs.Output).EnumerateArray().ToList();
+        Assert.All(rows, r => Assert.Equal(genuine, r.GetProperty("setId").GetString()));
+        Assert.Equal("EXPIRING", rows.Single(r => r.GetProperty("certificate").GetString() == "scheduler.conf").GetProperty("status").GetString());
+
+        // --allow-unsigned admits sets without a signature, never one whose signature is wrong.
+        Assert.Equal(1, table.ExitCode);
+        table.AssertError($"error: cluster forged-certs: set {forged}: signature does not match the manifest");
+        Assert.Matches(@"forged-certs\s+scheduler\.conf\s+cp1\s+\S+ \S+ UTC\s+9d\s+no\s+EXPIRING", table.Output);
+    }
+
+    [Fact]
+    public async Task The_daemon_shows_the_newest_signed_set_and_the_scheduled_verification_of_a_forged_newest_set_fails()
     {
         var (config, root) = Filesystem("forged-daemon");
         config["ClusterBackup"]!["Verify"] = new JsonObject { ["Deep"] = false };
-        var id = await BackupAsync(config);
-        var manifestPath = Path.Combine(root, "backups", "forged-daemon", id, "manifest.json");
-        var manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
-        manifest["etcd"]!["keyCount"] = (long)manifest["etcd"]!["keyCount"]! + 1;
-        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
+        var genuine = await BackupAsync(config);
+        var forged = await BackupAsync(config);
+        await ForgeAsync(root, "forged-daemon", forged);
+        var genuineManifest = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(root, "backups", "forged-daemon", genuine, "manifest.json")))!;
+        var scheduler = genuineManifest["certificates"]!.AsArray().Single(c => (string?)c!["file"] == "scheduler.conf" && (string?)c["field"] == "client-certificate-data")!;
         config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
         config["ClusterBackup"]!["Clusters"]![0]!["VerifySchedule"] = "0 0 1 1 *";
 
@@ -181,6 +227,44 @@ public sealed class SignedSetTests(RigFixture fixture)
 
         Assert.Equal(0, await daemon.ValueAsync("cluster_backup_last_verify_success_timestamp_seconds{cluster=\"forged-daemon\"}"));
         Assert.Contains("signature does not match the manifest", daemon.Log, StringComparison.Ordinal);
+
+        // Freshness, revision and certificates come from the genuine set; the forged one is logged.
+        Assert.Equal(
+            genuineManifest["startedAt"]!.GetValue<DateTimeOffset>().ToUnixTimeSeconds(),
+            await daemon.ValueAsync("cluster_backup_last_success_timestamp_seconds{cluster=\"forged-daemon\"}"));
+        Assert.Equal((long)genuineManifest["etcd"]!["revision"]!, await daemon.ValueAsync("cluster_backup_etcd_revision{cluster=\"forged-daemon\"}"));
+        Assert.Equal(
+            scheduler["notAfter"]!.GetValue<DateTimeOffset>().ToUnixTimeSeconds(),
+            await daemon.ValueAsync("cluster_backup_certificate_expiry_timestamp_seconds{cluster=\"forged-daemon\",node=\"cp1\",certificate=\"scheduler.conf\"}"));
+        Assert.Single(daemon.Log.Split('\n'), line => line.Contains("is refused, its manifest not shown in the metrics", StringComparison.Ordinal)
+                                                     && line.Contains($"\"SetId\":\"{forged}\"", StringComparison.Ordinal));
+        Assert.DoesNotContain("missed a scheduled backup", daemon.Log, StringComparison.Ordinal);
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
+    public async Task The_daemon_reads_a_sets_signature_once_for_the_same_manifest_bytes_and_again_when_they_change()
+    {
+        var (config, root) = Filesystem("forged-seeder");
+        var genuine = await BackupAsync(config);
+        var forged = await BackupAsync(config);
+        await ForgeAsync(root, "forged-seeder", forged);
+        var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
+        var cluster = settings.Clusters[0];
+        await using var services = new ServiceCollection()
+            .AddSingleton(typeof(Microsoft.Extensions.Logging.ILogger<>), typeof(NullLogger<>))
+            .AddAgent(settings)
+            .BuildServiceProvider();
+        var seeder = services.GetRequiredService<MetricsSeeder>();
+
+        Assert.Equal(genuine, (await seeder.SeedAsync(cluster))?.SetId);
+
+        // The genuine set's signature is not read again while its manifest is the same...
+        File.Delete(Path.Combine(root, "backups", "forged-seeder", genuine, "manifest.json.sig"));
+        Assert.Equal(genuine, (await seeder.SeedAsync(cluster, refresh: true))?.SetId);
+
+        // ...and is when the manifest changes: without its signature, it is refused too.
+        await ForgeAsync(root, "forged-seeder", genuine);
+        Assert.Null(await seeder.SeedAsync(cluster, refresh: true));
     }
 }
