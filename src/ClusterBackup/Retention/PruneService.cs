@@ -26,16 +26,20 @@ internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int Abort
 /// <see cref="RetentionPlanner"/>; incomplete sets (no manifest) and open uploads once older than
 /// the cluster's grace period, which protects a run still in progress. A damaged set (a manifest
 /// that cannot be read) is kept and counted by no rule, so it never costs an intact set its place.
-/// Deletion removes a set's manifest first; the kept sets' manifests are then stored in one object
+/// The newest set a trusted key signed is always kept: sets forged in storage may still count for
+/// the rules (checking them all would read every set's signature at each prune), but never cost
+/// the cluster its newest genuine one. Deletion removes a set's manifest first; the kept sets' manifests are then stored in one object
 /// (<see cref="BackupCatalog.WriteStoredCacheAsync"/>), after a backup and after a <c>prune</c> run by hand.
 /// </summary>
-internal sealed partial class PruneService(BackupCatalog catalog, IBackupStore store, TimeProvider time, ILogger<PruneService> logger)
+internal sealed partial class PruneService(
+    BackupCatalog catalog, IBackupStore store, SigningSettings signing, TimeProvider time, ILogger<PruneService> logger)
 {
     public async Task<PrunePlan> PlanAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
     {
         var now = time.GetUtcNow();
         var stored = await catalog.ScanAsync(cluster.Name, cancellationToken);
-        var decisions = RetentionPlanner.Plan(stored.Where(s => s.Complete).Select(s => s.Id), cluster.Retention, cluster.TimeZone)
+        var signed = await catalog.NewestSignedAsync(stored, signing.ReadPolicy(), cancellationToken: cancellationToken);
+        var decisions = RetentionPlanner.Plan(stored.Where(s => s.Complete).Select(s => s.Id), cluster.Retention, cluster.TimeZone, signed.Newest?.Id)
             .ToDictionary(d => d.Id);
         var sets = stored.Select(set =>
             {

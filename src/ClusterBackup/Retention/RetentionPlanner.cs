@@ -13,11 +13,13 @@ internal sealed record RetentionDecision(SetId Id, bool Keep, IReadOnlyList<stri
 /// year, in the cluster's time zone) not yet seen and the count is not used up; while a count is
 /// left, the oldest set is kept too, which keeps the history as long as the policy allows.
 /// <c>Within</c> keeps every set within that calendar duration of the newest set (not of now, so a
-/// stopped backup never makes the history expire). The newest set is never removed.
+/// stopped backup never makes the history expire). The newest set is never removed, nor the newest
+/// one a trusted key signed (<paramref name="newestSigned"/>), which sets forged in storage (newer,
+/// or filling every period) would otherwise push out.
 /// </summary>
 internal static class RetentionPlanner
 {
-    public static IReadOnlyList<RetentionDecision> Plan(IEnumerable<SetId> sets, RetentionPolicy policy, TimeZoneInfo zone)
+    public static IReadOnlyList<RetentionDecision> Plan(IEnumerable<SetId> sets, RetentionPolicy policy, TimeZoneInfo zone, SetId? newestSigned = null)
     {
         if (policy.IsEmpty)
         {
@@ -79,6 +81,10 @@ internal static class RetentionPlanner
             if (nr == 0 && reasons.Count == 0)
             {
                 reasons.Add("newest set");
+            }
+            else if (ordered[nr] == newestSigned && reasons.Count == 0)
+            {
+                reasons.Add("the newest set a trusted key signed (the signatures of the newer ones are refused)");
             }
 
             decisions.Add(new RetentionDecision(ordered[nr], reasons.Count > 0, reasons));

@@ -126,6 +126,28 @@ public sealed class RetentionPlannerTests
         Assert.Empty(RetentionPlanner.Plan([], new RetentionPolicy(Last: 1), TimeZoneInfo.Utc));
     }
 
+    [Fact]
+    public void The_newest_signed_set_is_kept_whatever_forged_sets_newer_than_it_fill()
+    {
+        // Three genuine daily sets, then forged ones dated a day apart into the future: they take the
+        // Last, Daily and Within rules' places, yet the newest genuine set stays.
+        var start = new DateTimeOffset(2025, 1, 1, 3, 0, 0, TimeSpan.Zero);
+        var genuine = Every(TimeSpan.FromDays(1), start, start.AddDays(2)).ToList();
+        var forged = Every(TimeSpan.FromDays(1), start.AddYears(10), start.AddYears(10).AddDays(9)).ToList();
+        Assert.True(RetentionDuration.TryParse("2d", out var twoDays));
+        var policy = new RetentionPolicy(Last: 3, Daily: 7, Within: twoDays);
+
+        var decisions = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc, newestSigned: genuine[^1]);
+        var unpinned = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc);
+
+        AssertInvariants(decisions, genuine.Concat(forged));
+        var kept = decisions.Single(d => d.Id == genuine[^1]);
+        Assert.True(kept.Keep);
+        Assert.Equal(["the newest set a trusted key signed (the signatures of the newer ones are refused)"], kept.Reasons);
+        Assert.False(unpinned.Single(d => d.Id == genuine[^1]).Keep);
+        Assert.Equal(unpinned.Count(d => d.Keep) + 1, decisions.Count(d => d.Keep)); // nothing else changes
+    }
+
     [Theory]
     [InlineData("2d12h", "2d12h")]
     [InlineData("1y6m", "1y6m")]

@@ -267,4 +267,41 @@ public sealed class SignedSetTests(RigFixture fixture)
         await ForgeAsync(root, "forged-seeder", genuine);
         Assert.Null(await seeder.SeedAsync(cluster, refresh: true));
     }
+
+    [Fact]
+    public async Task Retention_keeps_the_newest_signed_set_when_forged_newer_sets_would_push_it_out()
+    {
+        var (config, root) = Filesystem("forged-prune");
+        var genuine = await BackupAsync(config);
+        var clusterDir = Path.Combine(root, "backups", "forged-prune");
+
+        // Someone who can write to storage copies the set under two later ids, each manifest edited to name its set.
+        string[] forged = ["20990101T000000Z", "20990102T000000Z"];
+        foreach (var id in forged)
+        {
+            var copy = Directory.CreateDirectory(Path.Combine(clusterDir, id)).FullName;
+            foreach (var file in Directory.GetFiles(Path.Combine(clusterDir, genuine)))
+            {
+                File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+            }
+
+            var manifest = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(copy, "manifest.json")))!;
+            manifest["setId"] = id;
+            manifest["startedAt"] = DateTimeOffset.ParseExact(id, "yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture).ToString("O");
+            await File.WriteAllTextAsync(Path.Combine(copy, "manifest.json"), manifest.ToJsonString());
+        }
+
+        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepLast"] = 1 };
+        var dry = await CliRunner.RunAsync(config, "prune", "--dry-run");
+        var prune = await CliRunner.RunAsync(config, "prune");
+        var verify = await CliRunner.RunAsync(config, "verify", "--set", genuine, "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        Assert.Matches($@"(?m)^{genuine} .* keep\s+the newest set a trusted key signed \(the signatures of the newer ones are refused\)$", dry.Output);
+        Assert.Matches($@"(?m)^{forged[0]} .* remove$", dry.Output);
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        prune.AssertOutput("removed 1 set");
+        Assert.Equal([forged[1], genuine], Directory.GetDirectories(clusterDir).Select(Path.GetFileName).OrderDescending(StringComparer.Ordinal));
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+    }
 }
