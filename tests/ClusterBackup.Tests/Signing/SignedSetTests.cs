@@ -183,13 +183,20 @@ public sealed class SignedSetTests(RigFixture fixture)
         await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
     }
 
+    /// <summary>Two backups of the cluster, the newer one then forged (<see cref="ForgeAsync"/>).</summary>
+    private async Task<(JsonObject Config, string Root, string Genuine, string Forged)> GenuineThenForgedAsync(string cluster)
+    {
+        var (config, root) = Filesystem(cluster);
+        var genuine = await BackupAsync(config);
+        var forged = await BackupAsync(config);
+        await ForgeAsync(root, cluster, forged);
+        return (config, root, genuine, forged);
+    }
+
     [Fact]
     public async Task A_forged_newest_set_is_refused_by_certs_which_reports_from_the_newest_signed_set_and_names_the_forgery()
     {
-        var (config, root) = Filesystem("forged-certs");
-        var genuine = await BackupAsync(config);
-        var forged = await BackupAsync(config);
-        await ForgeAsync(root, "forged-certs", forged);
+        var (config, _, genuine, forged) = await GenuineThenForgedAsync("forged-certs");
 
         var certs = await CliRunner.RunAsync(config, "certs", "--cluster", "forged-certs", "--json");
         var table = await CliRunner.RunAsync(config, "certs", "--cluster", "forged-certs", "--allow-unsigned");
@@ -211,11 +218,8 @@ public sealed class SignedSetTests(RigFixture fixture)
     [Fact]
     public async Task The_daemon_shows_the_newest_signed_set_and_the_scheduled_verification_of_a_forged_newest_set_fails()
     {
-        var (config, root) = Filesystem("forged-daemon");
+        var (config, root, genuine, forged) = await GenuineThenForgedAsync("forged-daemon");
         config["ClusterBackup"]!["Verify"] = new JsonObject { ["Deep"] = false };
-        var genuine = await BackupAsync(config);
-        var forged = await BackupAsync(config);
-        await ForgeAsync(root, "forged-daemon", forged);
         var genuineManifest = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(root, "backups", "forged-daemon", genuine, "manifest.json")))!;
         var scheduler = genuineManifest["certificates"]!.AsArray().Single(c => (string?)c!["file"] == "scheduler.conf" && (string?)c["field"] == "client-certificate-data")!;
         config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
@@ -245,10 +249,7 @@ public sealed class SignedSetTests(RigFixture fixture)
     [Fact]
     public async Task The_daemon_reads_a_sets_signature_once_for_the_same_manifest_bytes_and_again_when_they_change()
     {
-        var (config, root) = Filesystem("forged-seeder");
-        var genuine = await BackupAsync(config);
-        var forged = await BackupAsync(config);
-        await ForgeAsync(root, "forged-seeder", forged);
+        var (config, root, genuine, forged) = await GenuineThenForgedAsync("forged-seeder");
         var settings = ConfigurationLoader.Load(await CliRunner.WriteConfigAsync(config));
         var cluster = settings.Clusters[0];
         await using var services = new ServiceCollection()
