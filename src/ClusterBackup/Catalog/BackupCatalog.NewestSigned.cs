@@ -11,13 +11,17 @@ internal sealed record NewestSigned(CatalogSet? Newest, bool Unsigned, IReadOnly
 /// <summary>A complete set whose signature the policy refused, and why (cluster, set, what is wrong, what to do).</summary>
 internal sealed record RefusedSet(CatalogSet Set, string Reason);
 
-/// <summary>Which set the reports of a cluster (<c>certs</c>, the daemon's gauges) come from: one a trusted key signed.</summary>
+/// <summary>
+/// Which set the reports of a cluster (<c>certs</c>, the daemon's gauges) come from, and which one
+/// retention always keeps: the newest one a trusted key signed.
+/// </summary>
 internal sealed partial class BackupCatalog
 {
     /// <summary>
     /// Walks a scan's complete sets from the newest, checking each one's signature as
     /// <see cref="OpenSignedAsync"/> does, until one is accepted: a set forged by someone who can
-    /// write to storage neither makes a cluster look backed up nor hides its certificates' expiry.
+    /// write to storage neither makes a cluster look backed up, nor hides its certificates' expiry,
+    /// nor pushes the newest genuine set out of retention.
     /// <paramref name="known"/> gives what an earlier walk found for a set with these very manifest
     /// bytes (true: accepted; false: refused, skipped and not listed again), so that its signature
     /// is not read again; null: check it.

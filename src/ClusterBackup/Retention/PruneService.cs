@@ -28,7 +28,8 @@ internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int Abort
 /// that cannot be read) is kept and counted by no rule, so it never costs an intact set its place.
 /// The newest set a trusted key signed is always kept: sets forged in storage may still count for
 /// the rules (checking them all would read every set's signature at each prune), but never cost
-/// the cluster its newest genuine one. Deletion removes a set's manifest first; the kept sets' manifests are then stored in one object
+/// the cluster its newest genuine one. Deletion removes a set's manifest first; the kept sets'
+/// manifests are then stored in one object
 /// (<see cref="BackupCatalog.WriteStoredCacheAsync"/>), after a backup and after a <c>prune</c> run by hand.
 /// </summary>
 internal sealed partial class PruneService(

@@ -14,7 +14,7 @@ internal sealed record RetentionDecision(SetId Id, bool Keep, IReadOnlyList<stri
 /// left, the oldest set is kept too, which keeps the history as long as the policy allows.
 /// <c>Within</c> keeps every set within that calendar duration of the newest set (not of now, so a
 /// stopped backup never makes the history expire). The newest set is never removed, nor the newest
-/// one a trusted key signed (<paramref name="newestSigned"/>), which sets forged in storage (newer,
+/// one a trusted key signed (<c>newestSigned</c>), which sets forged in storage (newer,
 /// or filling every period) would otherwise push out.
 /// </summary>
 internal static class RetentionPlanner
