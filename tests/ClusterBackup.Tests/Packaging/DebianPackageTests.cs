@@ -1,14 +1,23 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using ClusterBackup.Rig;
+using ClusterBackup.Tests.Scheduling;
+using ClusterBackup.Tests.Support;
 
 namespace ClusterBackup.Tests.Packaging;
 
 /// <summary>
 /// packaging/build-deb, as an operator meets it: the .deb installs on this machine with no .NET,
 /// its binary runs, the packaged configuration says what to fill in, the installed unit verifies
-/// (its man page included), and it removes cleanly. Needs root, as CI runs.
+/// (its man page included), the shipped binary (ReadyToRun, trimmed: not the build the other tests
+/// run in-process) backs up, lists, verifies, reports and runs the daemon on a shared PostgreSQL
+/// store, and it removes cleanly. Needs root, as CI runs.
 /// </summary>
-public sealed class DebianPackageTests : IDisposable
+[Collection(RigCollection.Name)]
+public sealed class DebianPackageTests(RigFixture fixture, SharedSchedulerFixture shared) : IClassFixture<SharedSchedulerFixture>, IDisposable
 {
+    private const string Installed = "/usr/bin/cluster-backup";
+    private readonly LocalRig _rig = fixture.Rig;
     private readonly string _out = Directory.CreateTempSubdirectory("cluster-backup-deb-").FullName;
 
     [Fact]
@@ -39,8 +48,8 @@ public sealed class DebianPackageTests : IDisposable
             var install = await Tools.RunAsync("dpkg", ["-i", deb]);
             Assert.True(install.ExitCode == 0, install.ToString());
 
-            Assert.Equal("0.1.0", (await Tools.CheckAsync("/usr/bin/cluster-backup", "--version")).Trim());
-            var check = await Tools.RunAsync("/usr/bin/cluster-backup", ["config", "check"]);
+            Assert.Equal("0.1.0", (await Tools.CheckAsync(Installed, "--version")).Trim());
+            var check = await Tools.RunAsync(Installed, ["config", "check"]);
             Assert.Equal(78, check.ExitCode);
             Assert.Contains("ClusterBackup:Encryption:Recipients:0: 'age1-REPLACE", check.Error, StringComparison.Ordinal);
             Assert.DoesNotContain("PrivateKeyFile", check.Error, StringComparison.Ordinal); // made at installation
@@ -53,6 +62,8 @@ public sealed class DebianPackageTests : IDisposable
 
             var verify = await Tools.RunAsync("systemd-analyze", ["verify", "/lib/systemd/system/cluster-backup.service"]);
             Assert.True(verify.ExitCode == 0 && verify.Error.Trim().Length == 0, verify.ToString());
+
+            await TheShippedBinaryWorksEndToEndAsync();
         }
         finally
         {
@@ -68,6 +79,43 @@ public sealed class DebianPackageTests : IDisposable
             }
         }
     }
+
+    /// <summary>The paths where trimming or ahead-of-time code could break what a plain build does: configuration binding, SSH, gRPC, S3, JSON, Quartz and Npgsql.</summary>
+    private async Task TheShippedBinaryWorksEndToEndAsync()
+    {
+        var tunnel = _rig.Config("moto", "packaged", "tunnel", _rig.Node1);
+        var exec = _rig.Config("s3rver", "packaged-exec", "exec", _rig.Node1);
+        foreach (var config in new[] { tunnel, exec })
+        {
+            var backup = await InstalledAsync(config, "backup");
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            Assert.Contains("committed set ", backup.Output, StringComparison.Ordinal);
+        }
+
+        var list = await InstalledAsync(tunnel, "list", "--json");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Equal("packaged", JsonSerializer.Deserialize<JsonElement>(list.Output)[0].GetProperty("cluster").GetString());
+        var verify = await InstalledAsync(exec, "verify", "--deep", "--identity", _rig.AgeIdentityFile);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+        var certs = await InstalledAsync(tunnel, "certs");
+        Assert.Equal(1, certs.ExitCode); // the rig's scheduler.conf expires in 10 days
+        Assert.Matches(@"packaged\s+scheduler\.conf\s+cp1\s+.*EXPIRING", certs.Output);
+
+        // The daemon on a shared PostgreSQL store: a cluster with no set is backed up at start-up.
+        var (_, connection) = await shared.NewDatabaseAsync();
+        var daemonConfig = _rig.Config("moto", "packaged-daemon", "tunnel", _rig.Node1);
+        daemonConfig["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 0 1 1 ? 2099";
+        daemonConfig["ClusterBackup"]!["Scheduler"] = new JsonObject { ["Store"] = "postgres", ["ConnectionString"] = connection, ["InstanceName"] = "packaged" };
+        await using var daemon = await DaemonProcess.StartAsync(daemonConfig, "cluster-backup-packaged", Installed);
+        await daemon.WaitUntilAsync(
+            async () => await daemon.ValueAsync("cluster_backup_runs_total{cluster=\"packaged-daemon\",result=\"success\"}") == 1,
+            "the catch-up backup", TimeSpan.FromSeconds(90));
+        Assert.Equal(1, await daemon.ValueAsync("cluster_backup_scheduler_instances"));
+        Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    private static async Task<ToolResult> InstalledAsync(JsonObject config, params string[] args) =>
+        await Tools.RunAsync(Installed, [.. args, "--config", await CliRunner.WriteConfigAsync(config)], new Dictionary<string, string>(S3Server.Credentials));
 
     public void Dispose() => Directory.Delete(_out, recursive: true);
 }

@@ -20,13 +20,14 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// <summary>Everything the daemon logged so far (compact JSON: its output is not a terminal).</summary>
     public string Log => _process.ReadLog();
 
-    public static async Task<DaemonProcess> StartAsync(JsonObject config, string name = "cluster-backup-run")
+    /// <param name="binary">The binary to run: this build's by default; the package's installed one in its test.</param>
+    public static async Task<DaemonProcess> StartAsync(JsonObject config, string name = "cluster-backup-run", string? binary = null)
     {
         var port = Tools.FreePort();
         config["ClusterBackup"]!["Metrics"] = new JsonObject { ["Listen"] = $"127.0.0.1:{port}" };
         var path = await CliRunner.WriteConfigAsync(config);
         var process = ExternalProcess.Start(
-            name, Path.Combine(AppContext.BaseDirectory, "cluster-backup"), ["run", "--config", path],
+            name, binary ?? Path.Combine(AppContext.BaseDirectory, "cluster-backup"), ["run", "--config", path],
             Path.GetDirectoryName(path)!, S3Server.Credentials);
         return new DaemonProcess(process, port);
     }
