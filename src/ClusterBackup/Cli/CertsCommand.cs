@@ -43,7 +43,7 @@ internal static class CertsCommand
             var name = parse.GetValue(cluster);
             var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var rows = new List<CertificateRow>();
-            var missing = 0;
+            var problems = 0; // refused sets, and clusters with nothing to report
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
                 var scan = await catalog.ScanAsync(selected.Name, ct);
@@ -51,7 +51,7 @@ internal static class CertsCommand
                 var newest = signed.Newest?.Manifest;
                 foreach (var refused in signed.Refused)
                 {
-                    missing++;
+                    problems++;
                     await host.Error.WriteLineAsync($"error: {refused.Reason}; its certificates are not reported");
                 }
 
@@ -62,7 +62,7 @@ internal static class CertsCommand
 
                 if (newest is null || newest.Certificates.Count == 0)
                 {
-                    missing++;
+                    problems++;
                     await host.Error.WriteLineAsync(newest is not null
                         ? $"error: cluster {selected.Name}: set {newest.SetId} records no certificates (taken by agent {newest.AgentVersion}); the next backup records them"
                         : signed.Refused.Count > 0
@@ -95,7 +95,7 @@ internal static class CertsCommand
                 await host.Error.WriteLineAsync($"warning: {attention} certificate(s) expire within {warnDays} days (Certificates:WarnDays) or have expired: renew them (kubeadm certs renew), then back up again");
             }
 
-            return attention + missing == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+            return attention + problems == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         }, cancellationToken));
         return command;
     }

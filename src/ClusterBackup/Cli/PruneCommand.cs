@@ -21,7 +21,9 @@ internal static class PruneCommand
             is never removed. Sets without a manifest and open uploads are removed once older than
             Retention:IncompleteGraceHours. A DAMAGED set (its manifest.json cannot be read) is counted
             by no rule and never removed: inspect it, then remove it by hand. The newest complete set
-            means the newest readable one. prune also runs after every successful backup. Both then
+            means the newest readable one. The newest set a trusted key signed is never removed either
+            (newer sets whose signature is refused would otherwise take the rules' places).
+            prune also runs after every successful backup. Both then
             store the kept sets' manifests in one object ({Prefix}/{Cluster}/manifests.cache.zst),
             which a scan without a local cache reads instead of each manifest.
             Exit status: 0 ok, 1 a removal failed, 78 configuration error.
