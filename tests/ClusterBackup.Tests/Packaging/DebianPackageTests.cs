@@ -10,8 +10,8 @@ namespace ClusterBackup.Tests.Packaging;
 /// packaging/build-deb, as an operator meets it: the .deb installs on this machine with no .NET,
 /// its binary runs, the packaged configuration says what to fill in, the installed unit verifies
 /// (its man page included), the shipped binary (ReadyToRun, trimmed: not the build the other tests
-/// run in-process) backs up, lists, verifies, reports and runs the daemon on a shared PostgreSQL
-/// store, and it removes cleanly. Needs root, as CI runs.
+/// run in-process) backs up, lists, verifies, reports, runs the daemon on a shared PostgreSQL
+/// store, prunes, downloads and restores a member, and it removes cleanly. Needs root, as CI runs.
 /// </summary>
 [Collection(RigCollection.Name)]
 public sealed class DebianPackageTests(RigFixture fixture, SharedSchedulerFixture shared) : IClassFixture<SharedSchedulerFixture>, IDisposable
@@ -112,6 +112,47 @@ public sealed class DebianPackageTests(RigFixture fixture, SharedSchedulerFixtur
             "the catch-up backup", TimeSpan.FromSeconds(90));
         Assert.Equal(1, await daemon.ValueAsync("cluster_backup_scheduler_instances"));
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+
+        await TheShippedBinaryBringsAClusterBackAsync();
+    }
+
+    /// <summary>The bad night, with the shipped binary: download a set, prune, and restore a member whose etcd data is corrupted.</summary>
+    private async Task TheShippedBinaryBringsAClusterBackAsync()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "packaged-restore", 1);
+        var inSet = Enumerable.Range(0, 10).ToDictionary(i => $"/registry/packaged-restore/{i}", i => $"value {i}");
+        foreach (var (key, value) in inSet)
+        {
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", key, value])).ExitCode);
+        }
+
+        var config = cluster.Config("packaged-restore");
+        var retention = (JsonObject)config["ClusterBackup"]!["Clusters"]![0]!;
+        retention["Retention"] = new JsonObject { ["KeepLast"] = 10 };
+        for (var i = 0; i < 2; i++)
+        {
+            var backup = await InstalledAsync(config, "backup");
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+        }
+
+        retention["Retention"] = new JsonObject { ["KeepLast"] = 1 };
+        var prune = await InstalledAsync(config, "prune");
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        Assert.Contains("removed 1 set", prune.Output, StringComparison.Ordinal);
+        Assert.Equal(1, JsonSerializer.Deserialize<JsonElement>((await InstalledAsync(config, "list", "--json")).Output).GetArrayLength());
+
+        var target = Path.Combine(_out, "downloaded");
+        var download = await InstalledAsync(config, "download", "--cluster", "packaged-restore", "--to", target, "--identity", _rig.AgeIdentityFile);
+        Assert.True(download.ExitCode == 0, download.ToString());
+        var status = await Tools.RunAsync("etcdctl", ["snapshot", "status", Path.Combine(target, "etcd-snapshot.db"), "-w", "json"], new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
+        Assert.True(status.ExitCode == 0, status.ToString());
+
+        Assert.Equal(0, (await cluster.EtcdctlAsync(["put", "/registry/packaged-restore/after-the-backup", "x"])).ExitCode);
+        await cluster.Members[0].CorruptAsync();
+        var restore = await InstalledAsync(config, "restore", "--cluster", "packaged-restore", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        Assert.Contains("cluster packaged-restore restored", restore.Output, StringComparison.Ordinal);
+        await Restore.RestoredClusters.AssertHoldsTheSetAsync(cluster, "packaged-restore", inSet);
     }
 
     private static async Task<ToolResult> InstalledAsync(JsonObject config, params string[] args) =>
