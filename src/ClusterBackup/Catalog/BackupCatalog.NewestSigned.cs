@@ -12,16 +12,15 @@ internal sealed record NewestSigned(CatalogSet? Newest, bool Unsigned, IReadOnly
 internal sealed record RefusedSet(CatalogSet Set, string Reason);
 
 /// <summary>
-/// Which set the reports of a cluster (<c>certs</c>, the daemon's gauges) come from, and which one
-/// retention always keeps: the newest one a trusted key signed.
+/// Which set the reports of a cluster (<c>certs</c>, the daemon's gauges) come from: the newest
+/// one a trusted key signed.
 /// </summary>
 internal sealed partial class BackupCatalog
 {
     /// <summary>
     /// Walks a scan's complete sets from the newest, checking each one's signature as
     /// <see cref="OpenSignedAsync"/> does, until one is accepted: a set forged by someone who can
-    /// write to storage neither makes a cluster look backed up, nor hides its certificates' expiry,
-    /// nor pushes the newest genuine set out of retention.
+    /// write to storage neither makes a cluster look backed up nor hides its certificates' expiry.
     /// <paramref name="known"/> gives what an earlier walk found for a set with these very manifest
     /// bytes (true: accepted; false: refused, skipped and not listed again), so that its signature
     /// is not read again; null: check it.

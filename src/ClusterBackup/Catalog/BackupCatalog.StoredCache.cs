@@ -7,17 +7,13 @@ internal sealed partial class BackupCatalog
 {
     /// <summary>
     /// After retention (a backup's, or <c>prune</c> run by hand): replaces the cluster's stored manifest cache with the manifests of
-    /// the sets kept (see <see cref="StoredManifestCache"/>). Not written where no listing names a
+    /// the sets kept, and the signatures retention read of them (see <see cref="StoredManifestCache"/>). Not written where no listing names a
     /// manifest by its MD5 (a directory; SSE-KMS), nor under Object Lock, where each write would be
     /// a version kept for the lock's days. Best effort: a failure is logged, and the next backup or prune writes it.
     /// </summary>
     public async Task WriteStoredCacheAsync(string cluster, IEnumerable<StoredSet> kept, CancellationToken cancellationToken = default)
     {
-        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var set in kept.Where(s => s is { Complete: true, ManifestMd5: not null, ManifestBytes: not null }))
-        {
-            entries[set.ManifestMd5!] = set.ManifestBytes!;
-        }
+        var entries = kept.SelectMany(s => s.CacheEntries()).DistinctBy(e => e.Key, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
 
         if (entries.Count == 0 || options.ObjectLock.Mode is not null)
         {
@@ -40,7 +36,8 @@ internal sealed partial class BackupCatalog
     /// it lacks enough of them (<see cref="StoredManifestCache.WorthReading"/>); none otherwise.
     /// </summary>
     private async Task<Dictionary<string, ParsedManifest>> ReadStoredCacheAsync(
-        string cluster, StoredSet[] sets, Dictionary<SetId, string?> manifestMd5s, Dictionary<string, ParsedManifest> cached, CancellationToken cancellationToken)
+        string cluster, StoredSet[] sets, Dictionary<SetId, string?> manifestMd5s, Dictionary<SetId, string> signatureMd5s,
+        Dictionary<string, ParsedManifest> cached, CancellationToken cancellationToken)
     {
         var listed = sets.Where(s => s.Complete).Select(s => manifestMd5s[s.Id]).OfType<string>().ToList();
         var missing = listed.Where(md5 => !cached.ContainsKey(md5)).ToHashSet(StringComparer.Ordinal);
@@ -49,6 +46,7 @@ internal sealed partial class BackupCatalog
             return [];
         }
 
+        missing.UnionWith(sets.Where(s => s.Complete && signatureMd5s.ContainsKey(s.Id)).Select(s => signatureMd5s[s.Id]).Where(md5 => !cached.ContainsKey(md5)));
         return await storedCache.ReadAsync(ClusterPrefix(cluster) + StoredManifestCache.Name, missing.Contains, ParsedManifest.Parse, cancellationToken);
     }
 

@@ -44,6 +44,7 @@ internal sealed partial class BackupCatalog(
         var objects = new SortedDictionary<SetId, List<StoredObject>>();
         // The sets with a manifest, each with the MD5 its listing gives (S3's ETag), if any.
         var manifestMd5s = new Dictionary<SetId, string?>();
+        var signatureMd5s = new Dictionary<SetId, string>();
         var storedCacheListed = false;
         await foreach (var item in store.ListAsync(prefix, cancellationToken))
         {
@@ -60,6 +61,10 @@ internal sealed partial class BackupCatalog(
                 {
                     manifestMd5s[id] = ManifestCache.Md5OfETag(item.ETag);
                 }
+                else if (name == SetManifest.SignatureFileName && ManifestCache.Md5OfETag(item.ETag) is { } signatureMd5)
+                {
+                    signatureMd5s[id] = signatureMd5;
+                }
             }
         }
 
@@ -73,7 +78,7 @@ internal sealed partial class BackupCatalog(
         // Only a listing that names manifests by their MD5 can use the cache (not a directory store's).
         var cached = manifestMd5s.Values.Any(md5 => md5 is not null) ? await parsing : new Dictionary<string, ParsedManifest>();
         var stored = await early
-            ?? (storedCacheListed ? await ReadStoredCacheAsync(cluster, sets, manifestMd5s, cached, cancellationToken) : new Dictionary<string, ParsedManifest>());
+            ?? (storedCacheListed ? await ReadStoredCacheAsync(cluster, sets, manifestMd5s, signatureMd5s, cached, cancellationToken) : new Dictionary<string, ParsedManifest>());
         var kept = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal);
         var (fromCache, fromStored, fromStorage) = (0, 0, 0);
         await Parallel.ForEachAsync(
@@ -88,12 +93,19 @@ internal sealed partial class BackupCatalog(
 
                 var (manifest, read, damage) = hit.Manifest is not null ? hit : await ReadManifestAsync(cluster, sets[i].Id, ct);
                 var known = manifest is not null && md5 is not null && (hit.Manifest is not null || ManifestCache.Md5Hex(read) == md5);
+                var signatureMd5 = signatureMd5s.GetValueOrDefault(sets[i].Id);
+                var signature = signatureMd5 is null ? null : Cached(cached, signatureMd5) ?? Cached(stored, signatureMd5);
                 if (known)
                 {
                     kept[md5!] = read!;
+                    if (signature is not null)
+                    {
+                        kept[signatureMd5!] = signature;
+                    }
                 }
 
-                sets[i] = manifest is not null ? sets[i] with { Manifest = manifest, ManifestBytes = read, ManifestMd5 = known ? md5 : null }
+                sets[i] = manifest is not null
+                    ? sets[i] with { Manifest = manifest, ManifestBytes = read, ManifestMd5 = known ? md5 : null, SignatureMd5 = signatureMd5, SignatureBytes = signature }
                     : damage is not null ? sets[i] with { State = SetState.Damaged, Damage = damage }
                     : sets[i] with { State = SetState.Incomplete }; // removed while listing
             });
@@ -228,27 +240,29 @@ internal sealed partial class BackupCatalog(
     /// </summary>
     public async Task<SignedSet> OpenSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
     {
+        var (signed, refused) = await CheckSignedAsync(set, policy, cancellationToken);
+        return signed ?? throw refused!;
+    }
+
+    /// <summary><see cref="OpenSignedAsync"/>, the refusal returned rather than thrown: for retention, which checks many sets.</summary>
+    public async Task<(SignedSet? Signed, SetRefusedException? Refused)> CheckSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
+    {
         var cluster = set.Manifest.Cluster;
-        var signature = await ReadBytesAsync(SignatureKey(cluster, set.Id), cancellationToken);
+        var signature = set.SignatureBytes ?? (set.SignatureListed ? await ReadBytesAsync(SignatureKey(cluster, set.Id), cancellationToken) : null);
         var check = SshSignature.Verify(set.ManifestBytes.Span, signature, policy.Trusted ?? AllowedSigners.Of());
-        if (check.Problem == SignatureProblem.NotSigned && policy.AllowUnsigned)
+        if ((check.Problem == SignatureProblem.NotSigned && policy.AllowUnsigned) || check.Valid)
         {
-            return new SignedSet(set, check);
+            // The manifest was parsed from these very bytes, and the scan checked that it names this set.
+            return (new SignedSet(set, check, signature), null);
         }
 
-        if (!check.Valid)
+        var hint = check.Problem switch
         {
-            var hint = check.Problem switch
-            {
-                SignatureProblem.NotSigned => "; a set written before signing existed is read with --allow-unsigned",
-                SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
-                _ => "; the set may have been forged: use another set",
-            };
-            throw new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}");
-        }
-
-        // The manifest was parsed from these very bytes, and the scan checked that it names this set.
-        return new SignedSet(set, check);
+            SignatureProblem.NotSigned => "; a set written before signing existed is read with --allow-unsigned",
+            SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
+            _ => "; the set may have been forged: use another set",
+        };
+        return (null, new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}", check.Problem!.Value, signature));
     }
 
     private async Task<byte[]?> ReadBytesAsync(string key, CancellationToken cancellationToken)
@@ -280,32 +294,6 @@ internal sealed partial class BackupCatalog(
     /// <summary>The set and the object's name of a key listed under a cluster's prefix; null for a key of no set.</summary>
     private static (SetId Set, string Name)? InSet(string clusterPrefix, string key) =>
         key[clusterPrefix.Length..].Split('/') is [var set, var name] && SetId.TryParse(set, out var id) ? (id, name) : null;
-
-    /// <summary>The cluster's cached manifests, each parsed, under the MD5 of its bytes.</summary>
-    private Dictionary<string, ParsedManifest> ParseCached(string cluster) =>
-        cache.Load(cluster).AsParallel().ToDictionary(entry => entry.Key, entry => ParsedManifest.Parse(entry.Value), StringComparer.Ordinal);
-
-    /// <summary>A manifest parsed from its bytes, or why they are not one.</summary>
-    private readonly record struct ParsedManifest(SetManifest? Manifest, byte[] Bytes, string? Damage)
-    {
-        public static ParsedManifest Parse(byte[] bytes)
-        {
-            try
-            {
-                return new(SetManifest.FromJson(bytes), bytes, null);
-            }
-            catch (JsonException ex)
-            {
-                return new(null, bytes, $"not a valid manifest: {ex.Message}");
-            }
-        }
-
-        /// <summary>The manifest checked to name the set it was stored as; or why it cannot be read.</summary>
-        public (SetManifest? Manifest, byte[]? Bytes, string? Damage) Of(string cluster, SetId id) =>
-            Manifest is null ? (null, null, Damage)
-            : Manifest.Cluster != cluster || Manifest.SetId != id.ToString() ? (null, null, $"it names cluster {Manifest.Cluster} set {Manifest.SetId}")
-            : (Manifest, Bytes, null);
-    }
 
     [LoggerMessage(Level = LogLevel.Debug,
         Message = "Scanned cluster {Cluster}: {Sets} sets, {CachedManifests} manifests from the local cache, {ReadManifests} read from storage one by one, {StoredCacheManifests} from the stored cache")]

@@ -21,8 +21,10 @@ internal static class PruneCommand
             is never removed. Sets without a manifest and open uploads are removed once older than
             Retention:IncompleteGraceHours. A DAMAGED set (its manifest.json cannot be read) is counted
             by no rule and never removed: inspect it, then remove it by hand. The newest complete set
-            means the newest readable one. The newest set a trusted key signed is never removed either
-            (newer sets whose signature is refused would otherwise take the rules' places).
+            means the newest readable one. Sets whose signature is refused (forged, or signed by a key
+            not trusted) count for the rules, but cost no signed set its place: a set the rules keep
+            among the sets whose signature is accepted is kept. prune reads the signature of every
+            set it keeps.
             prune also runs after every successful backup. Both then
             store the kept sets' manifests in one object ({Prefix}/{Cluster}/manifests.cache.zst),
             which a scan without a local cache reads instead of each manifest.

@@ -1,5 +1,6 @@
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Signing;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -26,28 +27,36 @@ internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int Abort
 /// <see cref="RetentionPlanner"/>; incomplete sets (no manifest) and open uploads once older than
 /// the cluster's grace period, which protects a run still in progress. A damaged set (a manifest
 /// that cannot be read) is kept and counted by no rule, so it never costs an intact set its place.
-/// The newest set a trusted key signed is always kept: sets forged in storage may still count for
-/// the rules (checking them all would read every set's signature at each prune), but never cost
-/// the cluster its newest genuine one. Deletion removes a set's manifest first; the kept sets'
-/// manifests are then stored in one object
+/// A set whose signature is refused counts for the rules as stored, but never costs a signed set
+/// its place (see <see cref="RetentionPlanner"/>): the signature of every set the plan keeps is
+/// read, and a refused one planned again without it. Deletion removes a set's manifest first; the
+/// kept sets' manifests are then stored in one object
 /// (<see cref="BackupCatalog.WriteStoredCacheAsync"/>), after a backup and after a <c>prune</c> run by hand.
 /// </summary>
 internal sealed partial class PruneService(
     BackupCatalog catalog, IBackupStore store, SigningSettings signing, TimeProvider time, ILogger<PruneService> logger)
 {
-    public async Task<PrunePlan> PlanAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
+    /// <summary>What the plan says of a kept set whose signature is refused.</summary>
+    private const string RefusedNote = "its signature is refused: it counts for the rules, but costs no signed set its place";
+
+    public Task<PrunePlan> PlanAsync(ClusterSettings cluster, CancellationToken cancellationToken = default) =>
+        PlanAsync(cluster, signatures: true, cancellationToken);
+
+    private async Task<PrunePlan> PlanAsync(ClusterSettings cluster, bool signatures, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var stored = await catalog.ScanAsync(cluster.Name, cancellationToken);
-        var signed = await catalog.NewestSignedAsync(stored, signing.ReadPolicy(), cancellationToken: cancellationToken);
-        var decisions = RetentionPlanner.Plan(stored.Where(s => s.Complete).Select(s => s.Id), cluster.Retention, cluster.TimeZone, signed.Newest?.Id)
-            .ToDictionary(d => d.Id);
+        var (decisions, refused, scan) = signatures
+            ? await DecideAsync(cluster, stored, cancellationToken)
+            : (RetentionPlanner.Plan(stored.Where(s => s.Complete).Select(s => s.Id), cluster.Retention, cluster.TimeZone).ToDictionary(d => d.Id), [], stored);
+        stored = scan;
         var sets = stored.Select(set =>
             {
                 if (set.Complete)
                 {
                     var decision = decisions[set.Id];
-                    return new PlannedSet(set, decision.Keep, decision.Reasons);
+                    return new PlannedSet(
+                        set, decision.Keep, decision.Keep && refused.ContainsKey(set.Id) ? [.. decision.Reasons, RefusedNote] : decision.Reasons);
                 }
 
                 if (set.State == SetState.Damaged)
@@ -75,12 +84,74 @@ internal sealed partial class PruneService(
     }
 
     /// <summary>
+    /// The rules' decisions for the complete sets, and the sets whose signature is refused (with why):
+    /// the signature of every set a plan keeps is checked, and while one is refused the plan is made
+    /// again without it. Sets that no plan keeps are never checked: leaving them out would not change
+    /// the plan. Signatures come from the manifest caches where they hold them; those read from
+    /// storage are added to the scan's sets, and to the local cache.
+    /// </summary>
+    private async Task<(Dictionary<SetId, RetentionDecision> Decisions, Dictionary<SetId, string> Refused, IReadOnlyList<StoredSet> Scan)> DecideAsync(
+        ClusterSettings cluster, IReadOnlyList<StoredSet> stored, CancellationToken cancellationToken)
+    {
+        var complete = stored.Where(s => s.Complete).ToDictionary(s => s.Id);
+        var policy = signing.ReadPolicy();
+        var checkedSets = new System.Collections.Concurrent.ConcurrentDictionary<SetId, string?>(); // null: accepted
+        var read = new System.Collections.Concurrent.ConcurrentDictionary<SetId, byte[]>();
+        var unsigned = 0;
+        while (true)
+        {
+            var refused = checkedSets.Where(r => r.Value is not null).Select(r => r.Key).ToHashSet();
+            var decisions = RetentionPlanner.Plan(complete.Keys, cluster.Retention, cluster.TimeZone, refused);
+            var toCheck = decisions.Where(d => d.Keep && !checkedSets.ContainsKey(d.Id)).Select(d => complete[d.Id]).ToList();
+            if (toCheck.Count == 0)
+            {
+                LogSignaturesChecked(cluster.Name, checkedSets.Count, read.Count);
+                if (unsigned > 0)
+                {
+                    LogUnsigned(cluster.Name, unsigned);
+                }
+
+                var scan = stored;
+                if (!read.IsEmpty)
+                {
+                    scan = stored.Select(s => read.TryGetValue(s.Id, out var bytes) ? s with { SignatureBytes = bytes } : s).ToList();
+                    catalog.SaveCache(cluster.Name, scan);
+                }
+
+                return (decisions.ToDictionary(d => d.Id), checkedSets.Where(r => r.Value is not null).ToDictionary(r => r.Key, r => r.Value!), scan);
+            }
+
+            await Parallel.ForEachAsync(
+                toCheck, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (set, ct) =>
+                {
+                    var (signed, refusal) = await catalog.CheckSignedAsync(set.ToCatalogSet(), policy, ct);
+                    var signature = signed?.SignatureBytes ?? refusal?.SignatureBytes;
+                    checkedSets[set.Id] = refusal?.Reason;
+                    if (refusal is { Problem: SignatureProblem.NotSigned })
+                    {
+                        Interlocked.Increment(ref unsigned);
+                    }
+                    else if (refusal is not null)
+                    {
+                        LogRefused(cluster.Name, set.Id.ToString(), refusal.Reason);
+                    }
+
+                    // Kept only under the MD5 the listing gave: the bytes storage held when it was made.
+                    if (set.SignatureBytes is null && signature is not null && set.SignatureMd5 == ManifestCache.Md5Hex(signature))
+                    {
+                        read[set.Id] = signature;
+                    }
+                });
+        }
+    }
+
+    /// <summary>
     /// What a run that died left: every set without a manifest and every open upload of the cluster,
     /// whatever their age. Only for a caller holding the cluster's run lock (no run is writing).
     /// </summary>
     public async Task<PrunePlan> PlanLeftoversAsync(ClusterSettings cluster, CancellationToken cancellationToken = default)
     {
-        var plan = await PlanAsync(cluster with { IncompleteGrace = TimeSpan.Zero }, cancellationToken);
+        var plan = await PlanAsync(cluster with { IncompleteGrace = TimeSpan.Zero }, signatures: false, cancellationToken);
         return plan with
         {
             Sets = plan.Sets.Where(s => s.Set.State == SetState.Incomplete)
@@ -152,6 +223,15 @@ internal sealed partial class PruneService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Aborted the stale upload of {Key} of {Cluster}, started {Initiated:u}")]
     private partial void LogUploadAborted(string cluster, string key, DateTimeOffset initiated);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Set {SetId} of {Cluster} counts for retention, but costs no signed set its place: {Reason}")]
+    private partial void LogRefused(string cluster, string setId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} sets of {Cluster} are not signed (written before signing existed, or their signature removed): they count for retention, but cost no signed set its place")]
+    private partial void LogUnsigned(string cluster, int count);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Retention of {Cluster} checked {Checked} signatures, {Read} of them read from storage")]
+    private partial void LogSignaturesChecked(string cluster, int @checked, int read);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Open uploads of {Cluster} were not checked: {Reason}")]
     private partial void LogUploadsNotListed(string cluster, string reason);

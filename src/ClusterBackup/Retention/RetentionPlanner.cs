@@ -13,13 +13,18 @@ internal sealed record RetentionDecision(SetId Id, bool Keep, IReadOnlyList<stri
 /// year, in the cluster's time zone) not yet seen and the count is not used up; while a count is
 /// left, the oldest set is kept too, which keeps the history as long as the policy allows.
 /// <c>Within</c> keeps every set within that calendar duration of the newest set (not of now, so a
-/// stopped backup never makes the history expire). The newest set is never removed, nor the newest
-/// one a trusted key signed (<c>newestSigned</c>), which sets forged in storage (newer,
-/// or filling every period) would otherwise push out.
+/// stopped backup never makes the history expire). The newest set is never removed.
+/// Sets whose signature is refused (<c>refused</c>) count for the rules as stored, but never cost
+/// a signed set its place: a set is kept when the rules keep it among all sets, or among the sets
+/// that are not refused. So sets forged in storage (newer, or filling every period) cannot make
+/// retention remove genuine ones.
 /// </summary>
 internal static class RetentionPlanner
 {
-    public static IReadOnlyList<RetentionDecision> Plan(IEnumerable<SetId> sets, RetentionPolicy policy, TimeZoneInfo zone, SetId? newestSigned = null)
+    /// <summary>The suffix of a reason that holds only once the refused sets are left out.</summary>
+    public const string AmongSigned = " (among the sets whose signature is accepted)";
+
+    public static IReadOnlyList<RetentionDecision> Plan(IEnumerable<SetId> sets, RetentionPolicy policy, TimeZoneInfo zone, IReadOnlySet<SetId>? refused = null)
     {
         if (policy.IsEmpty)
         {
@@ -27,6 +32,23 @@ internal static class RetentionPlanner
         }
 
         var ordered = sets.Distinct().OrderByDescending(s => s).ToList();
+        var decisions = Decide(ordered, policy, zone);
+        if (refused is null || !ordered.Any(refused.Contains))
+        {
+            return decisions;
+        }
+
+        var amongSigned = Decide(ordered.Where(s => !refused.Contains(s)).ToList(), policy, zone).ToDictionary(d => d.Id);
+        return decisions
+            .Select(d => d.Keep || !amongSigned.TryGetValue(d.Id, out var signed) || !signed.Keep
+                ? d
+                : new RetentionDecision(d.Id, true, signed.Reasons.Select(r => r + AmongSigned).ToList()))
+            .ToList();
+    }
+
+    /// <summary>The rules over sets ordered newest first.</summary>
+    private static List<RetentionDecision> Decide(List<SetId> ordered, RetentionPolicy policy, TimeZoneInfo zone)
+    {
         var decisions = new List<RetentionDecision>(ordered.Count);
         if (ordered.Count == 0)
         {
@@ -81,10 +103,6 @@ internal static class RetentionPlanner
             if (nr == 0 && reasons.Count == 0)
             {
                 reasons.Add("newest set");
-            }
-            else if (ordered[nr] == newestSigned && reasons.Count == 0)
-            {
-                reasons.Add("the newest set a trusted key signed (the signatures of the newer ones are refused)");
             }
 
             decisions.Add(new RetentionDecision(ordered[nr], reasons.Count > 0, reasons));

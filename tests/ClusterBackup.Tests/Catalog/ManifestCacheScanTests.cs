@@ -219,6 +219,46 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     }
 
     /// <summary>The S3 server and a tunnel-mode configuration of a cluster backed up to it.</summary>
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Retention_reads_each_kept_sets_signature_from_storage_once_and_a_replaced_one_again(string storage)
+    {
+        var cluster = $"signature-cache-{storage}";
+        var (s3, config) = Store(storage, cluster);
+        string[] sets = [await BackupAsync(config), await BackupAsync(config), await BackupAsync(config)];
+
+        // Each backup's retention read the signature of the set it made; the caches hold the others.
+        (await PruneAsync(config, cluster)).AssertError($"Retention of {cluster} checked 3 signatures, 0 of them read from storage");
+        // A workstation without a local cache finds them in the stored copy.
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        (await PruneAsync(config, cluster)).AssertError($"Retention of {cluster} checked 3 signatures, 0 of them read from storage");
+        // Without either, each is read once.
+        File.Delete(TestEnvironment.ManifestCache(cluster));
+        await CheckAwsAsync(s3, "s3", "rm", $"s3://{LocalRig.Bucket}/backups/{cluster}/{StoredManifestCache.Name}");
+        (await PruneAsync(config, cluster, "--dry-run")).AssertError($"Retention of {cluster} checked 3 signatures, 3 of them read from storage");
+        (await PruneAsync(config, cluster, "--dry-run")).AssertError($"Retention of {cluster} checked 3 signatures, 0 of them read from storage");
+
+        // A signature replaced in storage (another set's, a line added: well formed, over other bytes) is read again, and refused, once.
+        var other = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "manifest.json.sig");
+        await CheckAwsAsync(s3, "s3", "cp", $"s3://{LocalRig.Bucket}/backups/{cluster}/{sets[1]}/manifest.json.sig", other);
+        await File.AppendAllTextAsync(other, "\n");
+        await CheckAwsAsync(s3, "s3", "cp", other, $"s3://{LocalRig.Bucket}/backups/{cluster}/{sets[0]}/manifest.json.sig");
+        foreach (var read in new[] { 1, 0 })
+        {
+            var prune = await PruneAsync(config, cluster, "--dry-run");
+            prune.AssertError($"Retention of {cluster} checked 3 signatures, {read} of them read from storage");
+            prune.AssertError($"Set {sets[0]} of {cluster} counts for retention, but costs no signed set its place: cluster {cluster}: set {sets[0]}: signature does not match the manifest");
+            Assert.Matches($@"(?m)^{sets[0]} .* keep\s+.*its signature is refused", prune.Output);
+        }
+    }
+
+    private static async Task<CliResult> PruneAsync(System.Text.Json.Nodes.JsonObject config, string cluster, params string[] options)
+    {
+        var prune = await CliRunner.RunAsync(config, ["prune", "--cluster", cluster, "--verbose", .. options]);
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        return prune;
+    }
+
     private (S3Server S3, System.Text.Json.Nodes.JsonObject Config) Store(string storage, string cluster) =>
         (storage == "moto" ? _rig.Moto : _rig.S3rver, _rig.Config(storage, cluster, "tunnel", _rig.Node1));
 

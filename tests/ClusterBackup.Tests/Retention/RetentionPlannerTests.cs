@@ -127,25 +127,32 @@ public sealed class RetentionPlannerTests
     }
 
     [Fact]
-    public void The_newest_signed_set_is_kept_whatever_forged_sets_newer_than_it_fill()
+    public void Sets_whose_signature_is_refused_cost_no_signed_set_its_place()
     {
-        // Three genuine daily sets, then forged ones dated a day apart into the future: they take the
-        // Last, Daily and Within rules' places, yet the newest genuine set stays.
+        // Three genuine daily sets, then forged ones dated a day apart into the future: among all
+        // sets they take the Last, Daily and Within rules' places; the genuine ones are kept as the
+        // rules keep them among the sets whose signature is accepted.
         var start = new DateTimeOffset(2025, 1, 1, 3, 0, 0, TimeSpan.Zero);
         var genuine = Every(TimeSpan.FromDays(1), start, start.AddDays(2)).ToList();
         var forged = Every(TimeSpan.FromDays(1), start.AddYears(10), start.AddYears(10).AddDays(9)).ToList();
         Assert.True(RetentionDuration.TryParse("2d", out var twoDays));
         var policy = new RetentionPolicy(Last: 3, Daily: 7, Within: twoDays);
 
-        var decisions = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc, newestSigned: genuine[^1]);
-        var unpinned = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc);
+        var decisions = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc, forged.ToHashSet());
+        var blind = RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc);
 
         AssertInvariants(decisions, genuine.Concat(forged));
-        var kept = decisions.Single(d => d.Id == genuine[^1]);
-        Assert.True(kept.Keep);
-        Assert.Equal(["the newest set a trusted key signed (the signatures of the newer ones are refused)"], kept.Reasons);
-        Assert.False(unpinned.Single(d => d.Id == genuine[^1]).Keep);
-        Assert.Equal(unpinned.Count(d => d.Keep) + 1, decisions.Count(d => d.Keep)); // nothing else changes
+        Assert.All(genuine, id => Assert.False(blind.Single(d => d.Id == id).Keep));
+        Assert.All(genuine, id => Assert.True(decisions.Single(d => d.Id == id).Keep));
+        Assert.Equal(
+            ["within 2d of the newest" + RetentionPlanner.AmongSigned, "last set" + RetentionPlanner.AmongSigned, "daily 2025-01-03" + RetentionPlanner.AmongSigned],
+            decisions.Single(d => d.Id == genuine[^1]).Reasons);
+        Assert.Equal(["last set" + RetentionPlanner.AmongSigned, "daily 2025-01-01" + RetentionPlanner.AmongSigned], decisions.Single(d => d.Id == genuine[0]).Reasons);
+        // The refused sets are decided as if nothing were refused.
+        Assert.Equal(blind.Where(d => forged.Contains(d.Id)).Select(d => (d.Id, d.Keep)), decisions.Where(d => forged.Contains(d.Id)).Select(d => (d.Id, d.Keep)));
+        // Refusing sets the rules remove changes nothing.
+        var removed = blind.Where(d => !d.Keep).Select(d => d.Id).Take(5).ToHashSet();
+        Assert.Equal(blind.Select(d => (d.Id, d.Keep)), RetentionPlanner.Plan(genuine.Concat(forged), policy, TimeZoneInfo.Utc, removed).Select(d => (d.Id, d.Keep)));
     }
 
     [Theory]

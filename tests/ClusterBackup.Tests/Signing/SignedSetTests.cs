@@ -270,18 +270,18 @@ public sealed class SignedSetTests(RigFixture fixture)
     }
 
     [Fact]
-    public async Task Retention_keeps_the_newest_signed_set_when_forged_newer_sets_would_push_it_out()
+    public async Task Sets_forged_in_storage_cost_no_signed_set_its_place_at_retention()
     {
         var (config, root) = Filesystem("forged-prune");
-        var genuine = await BackupAsync(config);
+        string[] genuine = [await BackupAsync(config), await BackupAsync(config)];
         var clusterDir = Path.Combine(root, "backups", "forged-prune");
 
-        // Someone who can write to storage copies the set under two later ids, each manifest edited to name its set.
+        // Someone who can write to storage copies a set under two later ids, each manifest edited to name its set.
         string[] forged = ["20990101T000000Z", "20990102T000000Z"];
         foreach (var id in forged)
         {
             var copy = Directory.CreateDirectory(Path.Combine(clusterDir, id)).FullName;
-            foreach (var file in Directory.GetFiles(Path.Combine(clusterDir, genuine)))
+            foreach (var file in Directory.GetFiles(Path.Combine(clusterDir, genuine[1])))
             {
                 File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
             }
@@ -292,17 +292,27 @@ public sealed class SignedSetTests(RigFixture fixture)
             await File.WriteAllTextAsync(Path.Combine(copy, "manifest.json"), manifest.ToJsonString());
         }
 
-        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepLast"] = 1 };
-        var dry = await CliRunner.RunAsync(config, "prune", "--dry-run");
-        var prune = await CliRunner.RunAsync(config, "prune");
-        var verify = await CliRunner.RunAsync(config, "verify", "--set", genuine, "--identity", _rig.AgeIdentityFile);
+        // The forged sets take both places of "last 2" among all sets; the genuine ones keep theirs among the signed.
+        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepLast"] = 2 };
+        var keepTwo = await CliRunner.RunAsync(config, "prune", "--dry-run");
+        Assert.True(keepTwo.ExitCode == 0, keepTwo.ToString());
+        foreach (var id in genuine)
+        {
+            Assert.Matches($@"(?m)^{id} .* keep\s+last set \(among the sets whose signature is accepted\)$", keepTwo.Output);
+        }
 
-        Assert.True(dry.ExitCode == 0, dry.ToString());
-        Assert.Matches($@"(?m)^{genuine} .* keep\s+the newest set a trusted key signed \(the signatures of the newer ones are refused\)$", dry.Output);
-        Assert.Matches($@"(?m)^{forged[0]} .* remove$", dry.Output);
+        Assert.Matches($@"(?m)^{forged[0]} .* keep\s+last set, its signature is refused: it counts for the rules, but costs no signed set its place$", keepTwo.Output);
+        keepTwo.AssertOutput("dry run: would remove 0 sets");
+
+        config["ClusterBackup"]!["Clusters"]![0]!["Retention"] = new JsonObject { ["KeepLast"] = 1 };
+        var prune = await CliRunner.RunAsync(config, "prune");
+        var verify = await CliRunner.RunAsync(config, "verify", "--set", genuine[1], "--identity", _rig.AgeIdentityFile);
+
         Assert.True(prune.ExitCode == 0, prune.ToString());
-        prune.AssertOutput("removed 1 set");
-        Assert.Equal([forged[1], genuine], Directory.GetDirectories(clusterDir).Select(Path.GetFileName).OrderDescending(StringComparer.Ordinal));
+        Assert.Matches($@"(?m)^{genuine[0]} .* remove$", prune.Output);
+        Assert.Matches($@"(?m)^{forged[0]} .* remove$", prune.Output);
+        prune.AssertOutput("removed 2 sets");
+        Assert.Equal([forged[1], genuine[1]], Directory.GetDirectories(clusterDir).Select(Path.GetFileName).OrderDescending(StringComparer.Ordinal));
         Assert.True(verify.ExitCode == 0, verify.ToString());
     }
 }
