@@ -93,9 +93,14 @@ public sealed class ExternalProcess : IAsyncDisposable
     }
 
     /// <summary>Sends SIGTERM, as systemd stops a unit, and returns the exit code.</summary>
-    public async Task<int> TerminateAsync(TimeSpan timeout)
+    public Task<int> TerminateAsync(TimeSpan timeout) => SignalAsync("TERM", timeout);
+
+    /// <summary>Sends SIGINT, as Ctrl-C in a terminal does, and returns the exit code.</summary>
+    public Task<int> InterruptAsync(TimeSpan timeout) => SignalAsync("INT", timeout);
+
+    private async Task<int> SignalAsync(string signal, TimeSpan timeout)
     {
-        await Tools.CheckAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Tools.CheckAsync("kill", "-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         using var wait = new CancellationTokenSource(timeout);
         await _process.WaitForExitAsync(wait.Token);
         return _process.ExitCode;

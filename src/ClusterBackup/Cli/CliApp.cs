@@ -40,10 +40,16 @@ internal static class CliApp
             return ExitCodes.Usage;
         }
 
-        // The daemon's host handles SIGTERM itself (graceful stop within its shutdown timeout).
-        var daemon = parse.CommandResult.Command.Name == RunCommand.Name;
+        // The daemon's host handles SIGTERM itself (graceful stop within its shutdown timeout). An
+        // interrupted restore finishes the step in progress on each member and undoes what it did.
+        var terminationTimeout = parse.CommandResult.Command.Name switch
+        {
+            RunCommand.Name => (TimeSpan?)null,
+            RestoreCommand.Name => RestoreCommand.InterruptionTimeout,
+            _ => TimeSpan.FromSeconds(30),
+        };
         return await parse.InvokeAsync(
-            new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = daemon ? null : TimeSpan.FromSeconds(30) },
+            new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = terminationTimeout },
             cancellationToken);
     }
 }

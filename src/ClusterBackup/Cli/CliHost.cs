@@ -96,6 +96,9 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             case RestoreStepFailedException step:
                 Error.WriteLine($"error: node {step.Node}: {step.Step.Describe()}: {step.Message}");
                 break;
+            case RestoreInterruptedException interrupted:
+                Error.WriteLine($"error: {interrupted.Message}");
+                break;
             default:
                 Error.WriteLine($"error: unexpected {ex.GetType().Name}: {ex.Message}{(verbose ? string.Empty : " (run with --verbose for details)")}");
                 break;

@@ -10,6 +10,11 @@ namespace ClusterBackup.Cli;
 /// <summary><c>cluster-backup restore --cluster NAME [--set ID|latest] [--member NAME]... [--pki] [--force] [--dry-run] [--yes] [--identity FILE]</c>.</summary>
 internal static class RestoreCommand
 {
+    public const string Name = "restore";
+
+    /// <summary>How long an interrupted restore may take to finish the steps in progress and undo what it did, before the process ends anyway.</summary>
+    public static readonly TimeSpan InterruptionTimeout = TimeSpan.FromMinutes(10);
+
     public static Command Create(CliHost host)
     {
         var cluster = new Option<string>("--cluster") { Description = "The cluster to restore", HelpName = "NAME", Required = true };
@@ -21,7 +26,7 @@ internal static class RestoreCommand
         var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation" };
         var identity = IdentityOption.Create();
         var allowUnsigned = AllowUnsignedOption.Create();
-        var command = new Command("restore", """
+        var command = new Command(Name, """
             Restore etcd (and with --pki the PKI and kubeconfigs) of a cluster's control planes from a set, over SSH,
             following the manual runbook. First the set's signature is checked (as by verify; refused
             sets are never read). Then every member's health is probed and a plan printed:
@@ -44,6 +49,9 @@ internal static class RestoreCommand
             kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
             A failing step stops the other members after the step they are in, then undoes every
             step done so far, in reverse, on every member touched, and names node and step.
+            Interrupted (Ctrl-C, SIGTERM) while preparing, every member stops after the step in
+            progress (a command is never cut off), the steps done are undone the same way, and the
+            error says so; interrupted once a member has started, it says what stays in place.
             --dry-run prints the plan's steps, exactly as they would run.
             Without --yes it asks first, and refuses when standard input is not a terminal.
             The SSH user is root, or a user with passwordless sudo and Ssh:Sudo set.
@@ -86,6 +94,8 @@ internal static class RestoreCommand
                 throw new RestoreRefusedException("restore not confirmed; nothing was changed");
             }
 
+            await using var interrupted = ct.Register(() => host.Error.WriteLine(
+                "interrupted: each member stops after the step in progress, then what was done is undone; this can take as long as that step"));
             var report = await restore.ExecuteAsync(plan, identities, ct);
             foreach (var (heading, output) in report.Sections)
             {

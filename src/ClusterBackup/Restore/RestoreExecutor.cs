@@ -31,9 +31,17 @@ internal sealed class RestoreStepFailedException(string node, RestoreStepKind st
 }
 
 /// <summary>
+/// The restore was interrupted (Ctrl-C, SIGTERM); <see cref="Exception.Message"/> says where, and
+/// what was undone or what stays.
+/// </summary>
+internal sealed class RestoreInterruptedException(string message) : Exception(message);
+
+/// <summary>
 /// Carries out a <see cref="RestorePlan"/>. Every member is prepared at the same time, each member's
 /// steps in order; a failure (or cancellation) while preparing stops the other members after the step
-/// they are in, then undoes what was done, in reverse order, on every member touched. The members
+/// they are in, then undoes what was done, in reverse order, on every member touched: a command in
+/// progress is never cut off, not even by an interruption, so that what it changed is known and
+/// nothing still runs on a node while its undo does. The members
 /// start one after another once all are prepared; a failure after the first member started is
 /// reported with what stays in place, because the members then run the restored data.
 /// </summary>
@@ -52,6 +60,10 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
             catch (RestoreStepFailedException failure) when (step.LeftInPlace is not null)
             {
                 throw new RestoreStepFailedException(failure.Node, failure.Step, $"{failure.Message}; {step.LeftInPlace}", failure.InnerException);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && step.LeftInPlace is not null)
+            {
+                throw new RestoreInterruptedException($"restore interrupted: node {step.Node}: {step.Kind.Describe()} cut short; {step.LeftInPlace}");
             }
             catch (Exception ex) when (ex is not (RestoreStepFailedException or OperationCanceledException) && step.LeftInPlace is not null)
             {
@@ -72,10 +84,12 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
     }
 
     /// <summary>
-    /// Prepares every member at once. When one fails, the others stop after the step they are in:
-    /// a command is never cut off for it (what a command changed must be known to be undone), an
-    /// upload is (its undo holds either way). The failure reported is the first that was not itself
-    /// the stop of another (an upload broken off because its sibling stopped).
+    /// Prepares every member at once. When one fails, or the restore is interrupted, every member
+    /// stops after the step it is in: a command is never cut off (what a command changed must be
+    /// known to be undone, and it must not run on while its undo does), an upload is (its undo holds
+    /// either way). The failure reported is the first that was not itself the stop of another (an
+    /// upload broken off because its sibling stopped); an interruption is reported as such, with
+    /// what was undone.
     /// </summary>
     private async Task PrepareAsync(
         List<RestoreStep> steps, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
@@ -95,7 +109,7 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
                     stopping.Token.ThrowIfCancellationRequested();
                     var node = await ConnectAsync(step.Node, connect, stopping.Token);
                     attempted.Add((step, false));
-                    await RunAsync(node, step, files, step.Action is Upload ? stopping.Token : cancellationToken);
+                    await RunAsync(node, step, files, step.Action is Upload ? stopping.Token : CancellationToken.None);
                     attempted[^1] = (step, true);
                 }
             }
@@ -121,8 +135,14 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
             throw new RestoreStepFailedException(failure.Node, failure.Step, failure.Message + await UndoAsync(done, connect), failure.InnerException);
         }
 
-        await UndoAsync(done, connect);
-        cancellationToken.ThrowIfCancellationRequested();
+        var undone = await UndoAsync(done, connect);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            // Each member's last step, which it finished (a command) or broke off (an upload) before the undo.
+            var at = string.Join(", ", done.GroupBy(d => d.Step.Node).Select(g => $"{g.Key}: {g.Last().Step.Kind.Describe()}"));
+            throw new RestoreInterruptedException($"restore interrupted while preparing{(at.Length == 0 ? string.Empty : $" ({at})")}{undone}");
+        }
+
         ExceptionDispatchInfo.Throw(reported);
 
         static bool Stopped(Exception? ex)

@@ -336,28 +336,32 @@ public sealed class RestoreExecutorTests
     }
 
     [Fact]
-    public async Task Cancellation_while_preparing_undoes_what_was_done_and_stays_a_cancellation()
+    public async Task An_interruption_while_preparing_lets_the_command_in_progress_end_then_undoes_what_was_done_and_says_so()
     {
         using var cancel = new CancellationTokenSource();
         var stopAt = PreparationOf("cp1").First(s => s.Kind == RestoreStepKind.WaitForEtcdToStop);
         var nodes = new Nodes();
-        nodes.During = (node, what, _) =>
+        bool? cutOff = null;
+        nodes.During = async (node, what, ct) =>
         {
             if (node == "cp1" && what == Target(stopAt))
             {
-                cancel.Cancel();
+                await cancel.CancelAsync();
+                await Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None);
+                cutOff = ct.IsCancellationRequested;
             }
-
-            return Task.CompletedTask;
         };
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+        var ex = await Assert.ThrowsAsync<RestoreInterruptedException>(() =>
             new RestoreExecutor(NullLogger<RestoreExecutor>.Instance).ExecuteAsync(TwoMembers, nodes.Connect, Files, cancel.Token));
 
+        Assert.False(cutOff);
         var tried = AssertPreparedThenUndone(nodes.Log, failing: null);
         Assert.Equal(stopAt, tried["cp1"][^1]);
         Assert.Equal("cp1: rm -f /backup/snapshot-20261126T221408Z.db", nodes.Log[^1]);
         Assert.Contains($"cp1: {NodeCommands.MoveStaticPodManifests("/backup", "/etc/kubernetes/manifests")}", nodes.Log);
         Assert.Contains($"cp1: {NodeCommands.PutBack("/etc/kubernetes/pki", "/etc/kubernetes/pki.before-restore-20261127T010203Z")}", nodes.Log);
+        Assert.StartsWith($"restore interrupted while preparing (cp1: {stopAt.Kind.Describe()}", ex.Message, StringComparison.Ordinal);
+        Assert.Matches(@"; rolled back: cp1(, cp2)? \(data dirs and manifests as they were\)$", ex.Message); // cp2 may not have begun
     }
 }

@@ -114,8 +114,7 @@ public sealed class RestoreFaultTests(RigFixture fixture)
         var restored = Path.GetFileName(member.DataDirectory) + ".restored-*";
 
         // etcdctl takes its time, as with a large snapshot: the agent is killed while it restores.
-        var slow = (JsonObject)config.DeepClone();
-        slow["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Restore"] = new JsonObject { ["Etcdctl"] = "sh -c 'etcdctl \"$@\" && sleep 5' etcdctl" };
+        var slow = WithEtcdctl(config, "sh -c 'etcdctl \"$@\" && sleep 5' etcdctl");
         await using (var agent = await CliProcess.StartAsync(slow, "restore-rk", "restore", "--cluster", "rk", "--yes", "--identity", _rig.AgeIdentityFile))
         {
             await agent.WaitUntilAsync(() => Task.FromResult(Directory.GetDirectories(parent, restored).Length > 0), "etcdctl restoring", TimeSpan.FromSeconds(60));
@@ -128,6 +127,42 @@ public sealed class RestoreFaultTests(RigFixture fixture)
         await AssertHoldsTheSetAsync(cluster, "rk", inSet);
         Assert.Empty(Directory.GetDirectories(parent, restored));
         Assert.Empty(Directory.GetFiles(member.StagingDirectory));
+    }
+
+    [Fact]
+    public async Task A_restore_interrupted_while_etcdctl_restores_finishes_that_step_undoes_every_step_says_so_and_the_next_restore_succeeds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "ri", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "ri");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+        var before = Snapshot(member);
+        var markers = Directory.CreateTempSubdirectory("cluster-backup-interrupt-").FullName;
+        var (started, finished) = (Path.Combine(markers, "started"), Path.Combine(markers, "finished"));
+
+        // etcdctl takes its time, as with a large snapshot: the restore is interrupted (Ctrl-C) while it runs.
+        var slow = WithEtcdctl(config, $"sh -c 'touch {started} && sleep 3 && etcdctl \"$@\" && touch {finished}' etcdctl");
+        int exit;
+        string log;
+        await using (var agent = await CliProcess.StartAsync(slow, "restore-ri", "restore", "--cluster", "ri", "--yes", "--identity", _rig.AgeIdentityFile))
+        {
+            await agent.WaitUntilAsync(() => Task.FromResult(File.Exists(started)), "etcdctl started", TimeSpan.FromSeconds(60));
+            exit = await agent.InterruptAsync(TimeSpan.FromSeconds(60));
+            log = agent.ReadLog();
+        }
+
+        // The command in progress was not cut off: it ended before the undo, so nothing runs on the node any more.
+        Assert.True(File.Exists(finished), "the agent exited while etcdctl was still running on the node:\n" + log);
+        Assert.Equal(1, exit);
+        Assert.Contains("interrupted: each member stops after the step in progress, then what was done is undone", log, StringComparison.Ordinal);
+        Assert.Contains("error: restore interrupted while preparing (ri-cp1: etcdctl snapshot restore); rolled back: ri-cp1 (data dirs and manifests as they were)", log, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(member).Where(entry => entry != member.StagingDirectory)); // staging stays, empty, as after any restore
+        Assert.Empty(Directory.GetFiles(member.StagingDirectory));
+
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "ri", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        await AssertHoldsTheSetAsync(cluster, "ri", inSet);
     }
 
     [Fact]
@@ -205,5 +240,13 @@ public sealed class RestoreFaultTests(RigFixture fixture)
         Assert.True(again.ExitCode == 0, again.ToString());
         await AssertHoldsTheSetAsync(cluster, name, inSet);
         Directory.Delete(work, recursive: true);
+    }
+
+    /// <summary>The configuration with the first member's <c>Restore:Etcdctl</c> set: how the restore runs etcdctl on the node.</summary>
+    private static JsonObject WithEtcdctl(JsonObject config, string etcdctl)
+    {
+        var changed = (JsonObject)config.DeepClone();
+        changed["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Restore"] = new JsonObject { ["Etcdctl"] = etcdctl };
+        return changed;
     }
 }
