@@ -163,7 +163,8 @@ internal sealed partial class BackupCycle(
         {
             var plan = await pruner.PlanAsync(cluster, cancellationToken);
             var pruned = await pruner.ApplyAsync(plan, cancellationToken);
-            metrics.RecordPruned(cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets, plan.Sets.Count(s => s.Set.State == SetState.Damaged));
+            metrics.RecordPruned(
+                cluster.Name, pruned.RemovedSets, plan.Sets.Count(s => s.Set.Complete) - pruned.RemovedSets, plan.Sets.Count(s => s.Set.State == SetState.Damaged), plan.RefusedNewer);
             return new CycleOutcome(manifest, null, pruned, null);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

@@ -9,7 +9,7 @@ namespace ClusterBackup.Catalog;
 internal sealed record NewestSigned(CatalogSet? Newest, bool Unsigned, IReadOnlyList<RefusedSet> Refused);
 
 /// <summary>A complete set whose signature the policy refused, and why (cluster, set, what is wrong, what to do).</summary>
-internal sealed record RefusedSet(CatalogSet Set, string Reason);
+internal sealed record RefusedSet(CatalogSet Set, string Reason, SignatureProblem Problem);
 
 /// <summary>
 /// Which set the reports of a cluster (<c>certs</c>, the daemon's gauges) come from: the newest
@@ -46,7 +46,7 @@ internal sealed partial class BackupCatalog
             }
             catch (SetRefusedException ex)
             {
-                refused.Add(new RefusedSet(set, ex.Reason));
+                refused.Add(new RefusedSet(set, ex.Reason, ex.Problem));
             }
         }
 

@@ -18,6 +18,7 @@ internal sealed class AgentMetrics
     private readonly Gauge _lastSize;
     private readonly Gauge _sets;
     private readonly Gauge _damaged;
+    private readonly Gauge _refused;
     private readonly Counter _pruned;
     private readonly Gauge _lastVerifySuccess;
     private readonly Gauge _etcdRevision;
@@ -47,6 +48,10 @@ internal sealed class AgentMetrics
         _lastSize = factory.CreateGauge("cluster_backup_last_size_bytes", "Stored bytes of each artifact of the newest complete set.", "cluster", "artifact");
         _sets = factory.CreateGauge("cluster_backup_sets", "Complete backup sets in storage.", "cluster");
         _damaged = factory.CreateGauge("cluster_backup_damaged_sets", "Sets whose manifest.json cannot be read: never restored, and counted or removed by no retention rule.", "cluster");
+        _refused = factory.CreateGauge(
+            "cluster_backup_refused_sets",
+            "Complete sets newer than the newest set a trusted key signed, whose signature is wrong or untrusted (forged in storage, or signed by a key not trusted): never restored, never reported.",
+            "cluster");
         _pruned = factory.CreateCounter("cluster_backup_pruned_sets_total", "Sets removed by retention.", "cluster");
         _lastVerifySuccess = factory.CreateGauge("cluster_backup_last_verify_success_timestamp_seconds", "When a verification of the cluster's newest set last succeeded (Unix seconds).", "cluster");
         _etcdRevision = factory.CreateGauge("cluster_backup_etcd_revision", "etcd revision of the newest complete set.", "cluster");
@@ -86,6 +91,7 @@ internal sealed class AgentMetrics
             _lastSize.WithLabels(name, ArtifactKinds.EtcdSnapshot).Set(0);
             _sets.WithLabels(name).Set(0);
             _damaged.WithLabels(name).Set(0);
+            _refused.WithLabels(name).Set(0);
             _pruned.WithLabels(name).IncTo(0);
             _lastVerifySuccess.WithLabels(name).Set(0);
             _etcdRevision.WithLabels(name).Set(0);
@@ -95,10 +101,11 @@ internal sealed class AgentMetrics
     }
 
     /// <summary>Sets the freshness gauges from what storage holds, as after a restart.</summary>
-    public void Seed(string cluster, int completeSets, int damagedSets, SetManifest? newest)
+    public void Seed(string cluster, int completeSets, int damagedSets, int refusedSets, SetManifest? newest)
     {
         _sets.WithLabels(cluster).Set(completeSets);
         _damaged.WithLabels(cluster).Set(damagedSets);
+        _refused.WithLabels(cluster).Set(refusedSets);
         if (newest is not null)
         {
             ShowNewest(cluster, newest);
@@ -131,11 +138,12 @@ internal sealed class AgentMetrics
         _duration.WithLabels(cluster).Observe(duration.TotalSeconds);
     }
 
-    public void RecordPruned(string cluster, int removed, int remaining, int damaged)
+    public void RecordPruned(string cluster, int removed, int remaining, int damaged, int refused)
     {
         _pruned.WithLabels(cluster).Inc(removed);
         _sets.WithLabels(cluster).Set(remaining);
         _damaged.WithLabels(cluster).Set(damaged);
+        _refused.WithLabels(cluster).Set(refused);
     }
 
     public void RecordSchedulerInstances(int alive) => _schedulerInstances.Set(alive);

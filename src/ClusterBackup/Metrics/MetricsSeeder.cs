@@ -1,5 +1,6 @@
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Signing;
 using ClusterBackup.Storage;
 using Microsoft.Extensions.Logging;
 
@@ -17,9 +18,10 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
 
     /// <summary>
     /// By cluster, the signatures already checked of sets still in storage, by set and manifest bytes
-    /// (true: accepted): each is read and a refusal logged once, and what retention removed is forgotten.
+    /// (null: accepted; else what is wrong): each is checked and a refusal logged once, and what
+    /// retention removed is forgotten.
     /// </summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<(string Set, string Manifest), bool>> _checked =
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Dictionary<(string Set, string Manifest), SignatureProblem?>> _checked =
         new(StringComparer.Ordinal);
 
     /// <summary>Seeds one cluster; returns its newest complete set, or null. A storage failure is logged and leaves the gauges at zero.</summary>
@@ -31,23 +33,26 @@ internal sealed partial class MetricsSeeder(BackupCatalog catalog, AgentMetrics 
             var scan = await catalog.ScanAsync(cluster.Name, cancellationToken);
             var known = _checked.GetValueOrDefault(cluster.Name) ?? [];
             var signed = await catalog.NewestSignedAsync(
-                scan, signing.ReadPolicy(), set => known.TryGetValue(Key(set), out var accepted) ? accepted : null, cancellationToken);
+                scan, signing.ReadPolicy(), set => known.TryGetValue(Key(set), out var problem) ? problem is null : null, cancellationToken);
             var stored = scan.Where(s => s.Complete).Select(s => s.Id.ToString()).ToHashSet(StringComparer.Ordinal);
             var checkedNow = known.Where(k => stored.Contains(k.Key.Set)).ToDictionary();
             foreach (var refused in signed.Refused)
             {
-                checkedNow[Key(refused.Set)] = false;
+                checkedNow[Key(refused.Set)] = refused.Problem;
                 LogRefused(cluster.Name, refused.Set.Id.ToString(), refused.Reason);
             }
 
             if (signed.Newest is { } newestSet)
             {
-                checkedNow[Key(newestSet)] = true;
+                checkedNow[Key(newestSet)] = null;
             }
 
             _checked[cluster.Name] = checkedNow;
             var newest = signed.Newest?.Manifest;
-            metrics.Seed(cluster.Name, stored.Count, scan.Count(s => s.State == SetState.Damaged), newest);
+            // Sets newer than the newest signed one whose signature is wrong or untrusted, as retention counts them.
+            var newestId = signed.Newest?.Id.ToString() ?? string.Empty;
+            var forged = checkedNow.Count(c => c.Value is { } problem && problem != SignatureProblem.NotSigned && string.CompareOrdinal(c.Key.Set, newestId) > 0);
+            metrics.Seed(cluster.Name, stored.Count, scan.Count(s => s.State == SetState.Damaged), forged, newest);
             if (refresh)
             {
                 _failing.TryRemove(cluster.Name, out _);

@@ -6,8 +6,11 @@ using Microsoft.Extensions.Logging;
 
 namespace ClusterBackup.Retention;
 
-/// <summary>One set in a prune plan: what retention decided, and why.</summary>
-internal sealed record PlannedSet(StoredSet Set, bool Keep, IReadOnlyList<string> Reasons);
+/// <summary>One set in a prune plan: what retention decided, and why; for a set it checked and refused, what is wrong with its signature.</summary>
+internal sealed record PlannedSet(StoredSet Set, bool Keep, IReadOnlyList<string> Reasons)
+{
+    public SignatureProblem? Refused { get; init; }
+}
 
 /// <summary>What prune keeps and removes for a cluster. <see cref="UploadsNote"/> says why open uploads were not checked.</summary>
 internal sealed record PrunePlan(
@@ -18,6 +21,21 @@ internal sealed record PrunePlan(
     string? UploadsNote)
 {
     public IEnumerable<PlannedSet> Removed => Sets.Where(s => !s.Keep);
+
+    /// <summary>
+    /// The kept sets newer than the newest one whose signature is accepted, whose signature is wrong
+    /// or untrusted (not merely absent): forged in storage, or signed by a key not trusted. What the
+    /// daemon's <c>cluster_backup_refused_sets</c> shows, as its seeding from storage counts them.
+    /// </summary>
+    public int RefusedNewer
+    {
+        get
+        {
+            var kept = Sets.Where(s => s.Keep && s.Set.Complete).ToList();
+            var newest = kept.Where(s => s.Refused is null).Select(s => s.Set.Id.ToString()).DefaultIfEmpty(string.Empty).Max(StringComparer.Ordinal);
+            return kept.Count(s => s.Refused is { } problem && problem != SignatureProblem.NotSigned && string.CompareOrdinal(s.Set.Id.ToString(), newest) > 0);
+        }
+    }
 }
 
 internal sealed record PruneResult(int RemovedSets, long RemovedBytes, int AbortedUploads);
@@ -55,8 +73,11 @@ internal sealed partial class PruneService(
                 if (set.Complete)
                 {
                     var decision = decisions[set.Id];
-                    return new PlannedSet(
-                        set, decision.Keep, decision.Keep && refused.ContainsKey(set.Id) ? [.. decision.Reasons, RefusedNote] : decision.Reasons);
+                    var problem = refused.TryGetValue(set.Id, out var refusal) ? refusal.Problem : (SignatureProblem?)null;
+                    return new PlannedSet(set, decision.Keep, decision.Keep && problem is not null ? [.. decision.Reasons, RefusedNote] : decision.Reasons)
+                    {
+                        Refused = problem,
+                    };
                 }
 
                 if (set.State == SetState.Damaged)
@@ -90,12 +111,12 @@ internal sealed partial class PruneService(
     /// the plan. Signatures come from the manifest caches where they hold them; those read from
     /// storage are added to the scan's sets, and to the local cache.
     /// </summary>
-    private async Task<(Dictionary<SetId, RetentionDecision> Decisions, Dictionary<SetId, string> Refused, IReadOnlyList<StoredSet> Scan)> DecideAsync(
+    private async Task<(Dictionary<SetId, RetentionDecision> Decisions, Dictionary<SetId, SetRefusedException> Refused, IReadOnlyList<StoredSet> Scan)> DecideAsync(
         ClusterSettings cluster, IReadOnlyList<StoredSet> stored, CancellationToken cancellationToken)
     {
         var complete = stored.Where(s => s.Complete).ToDictionary(s => s.Id);
         var policy = signing.ReadPolicy();
-        var checkedSets = new System.Collections.Concurrent.ConcurrentDictionary<SetId, string?>(); // null: accepted
+        var checkedSets = new System.Collections.Concurrent.ConcurrentDictionary<SetId, SetRefusedException?>(); // null: accepted
         var read = new System.Collections.Concurrent.ConcurrentDictionary<SetId, byte[]>();
         var unsigned = 0;
         while (true)
@@ -126,7 +147,7 @@ internal sealed partial class PruneService(
                 {
                     var (signed, refusal) = await catalog.CheckSignedAsync(set.ToCatalogSet(), policy, ct);
                     var signature = signed?.SignatureBytes ?? refusal?.SignatureBytes;
-                    checkedSets[set.Id] = refusal?.Reason;
+                    checkedSets[set.Id] = refusal;
                     if (refusal is { Problem: SignatureProblem.NotSigned })
                     {
                         Interlocked.Increment(ref unsigned);

@@ -48,14 +48,16 @@ public sealed class AgentMetricsTests
     {
         var metrics = new AgentMetrics(new CollectorRegistry(), "1.2.3");
 
-        metrics.Seed("prod", 5, 1, Set);
+        metrics.Seed("prod", 5, 1, 2, Set);
         Assert.Equal(5, await ValueAsync(metrics, "cluster_backup_sets{cluster=\"prod\"}"));
         Assert.Equal(1, await ValueAsync(metrics, "cluster_backup_damaged_sets{cluster=\"prod\"}"));
+        Assert.Equal(2, await ValueAsync(metrics, "cluster_backup_refused_sets{cluster=\"prod\"}"));
         Assert.Equal(Set.StartedAt.ToUnixTimeSeconds(), await ValueAsync(metrics, "cluster_backup_last_success_timestamp_seconds{cluster=\"prod\"}"));
 
-        metrics.RecordPruned("prod", 2, 3, 0);
+        metrics.RecordPruned("prod", 2, 3, 0, 1);
         Assert.Equal(3, await ValueAsync(metrics, "cluster_backup_sets{cluster=\"prod\"}"));
         Assert.Equal(0, await ValueAsync(metrics, "cluster_backup_damaged_sets{cluster=\"prod\"}"));
+        Assert.Equal(1, await ValueAsync(metrics, "cluster_backup_refused_sets{cluster=\"prod\"}"));
         Assert.Equal(2, await ValueAsync(metrics, "cluster_backup_pruned_sets_total{cluster=\"prod\"}"));
         Assert.Equal(1, await ValueAsync(metrics, "cluster_backup_build_info{version=\"1.2.3\"}"));
     }

@@ -243,6 +243,7 @@ public sealed class SignedSetTests(RigFixture fixture)
         Assert.Single(daemon.Log.Split('\n'), line => line.Contains("is refused, its manifest not shown in the metrics", StringComparison.Ordinal)
                                                      && line.Contains($"\"SetId\":\"{forged}\"", StringComparison.Ordinal));
         Assert.DoesNotContain("missed a scheduled backup", daemon.Log, StringComparison.Ordinal);
+        Assert.Equal(1, await daemon.ValueAsync("cluster_backup_refused_sets{cluster=\"forged-daemon\"}")); // ClusterBackupForgedSet fires
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
     }
 
