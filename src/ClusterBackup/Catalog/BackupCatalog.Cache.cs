@@ -9,12 +9,9 @@ namespace ClusterBackup.Catalog;
 /// </summary>
 internal sealed partial class BackupCatalog
 {
-    /// <summary>
-    /// Replaces the cluster's local cache with the manifests and known signatures of a scan's
-    /// complete sets: after retention read signatures that the cache lacked.
-    /// </summary>
-    public void SaveCache(string cluster, IEnumerable<StoredSet> scan) =>
-        cache.Save(cluster, scan.SelectMany(s => s.CacheEntries()).DistinctBy(e => e.Key, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal));
+    /// <summary>What the manifest caches (local, and the stored copy) keep of sets: each manifest and known signature under its MD5.</summary>
+    private static Dictionary<string, byte[]> CacheEntries(IEnumerable<StoredSet> sets) =>
+        sets.SelectMany(s => s.CacheEntries()).DistinctBy(e => e.Key, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
 
     /// <summary>A manifest cache's bytes under an MD5 (a signature's: parsed as a manifest, and not one).</summary>
     private static byte[]? Cached(Dictionary<string, ParsedManifest> entries, string md5) => entries.TryGetValue(md5, out var entry) ? entry.Bytes : null;
@@ -49,5 +46,4 @@ internal sealed partial class BackupCatalog
             : Manifest.Cluster != cluster || Manifest.SetId != id.ToString() ? (null, null, $"it names cluster {Manifest.Cluster} set {Manifest.SetId}")
             : (Manifest, Bytes, null);
     }
-
 }

@@ -13,7 +13,7 @@ internal sealed partial class BackupCatalog
     /// </summary>
     public async Task WriteStoredCacheAsync(string cluster, IEnumerable<StoredSet> kept, CancellationToken cancellationToken = default)
     {
-        var entries = kept.SelectMany(s => s.CacheEntries()).DistinctBy(e => e.Key, StringComparer.Ordinal).ToDictionary(StringComparer.Ordinal);
+        var entries = CacheEntries(kept);
 
         if (entries.Count == 0 || options.ObjectLock.Mode is not null)
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Signing;
 using ClusterBackup.Storage;
@@ -231,38 +230,6 @@ internal sealed partial class BackupCatalog(
         {
             await store.DeleteAsync(key, cancellationToken);
         }
-    }
-
-    /// <summary>
-    /// Checks a set's signature over the exact manifest bytes its manifest was read from, against the
-    /// policy's trusted keys, before anything of the set is decrypted. Returns the set (an unsigned
-    /// one only when the policy allows it); throws <see cref="SetRefusedException"/> otherwise.
-    /// </summary>
-    public async Task<SignedSet> OpenSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
-    {
-        var (signed, refused) = await CheckSignedAsync(set, policy, cancellationToken);
-        return signed ?? throw refused!;
-    }
-
-    /// <summary><see cref="OpenSignedAsync"/>, the refusal returned rather than thrown: for retention, which checks many sets.</summary>
-    public async Task<(SignedSet? Signed, SetRefusedException? Refused)> CheckSignedAsync(CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken = default)
-    {
-        var cluster = set.Manifest.Cluster;
-        var signature = set.SignatureBytes ?? (set.SignatureListed ? await ReadBytesAsync(SignatureKey(cluster, set.Id), cancellationToken) : null);
-        var check = SshSignature.Verify(set.ManifestBytes.Span, signature, policy.Trusted ?? AllowedSigners.Of());
-        if ((check.Problem == SignatureProblem.NotSigned && policy.AllowUnsigned) || check.Valid)
-        {
-            // The manifest was parsed from these very bytes, and the scan checked that it names this set.
-            return (new SignedSet(set, check, signature), null);
-        }
-
-        var hint = check.Problem switch
-        {
-            SignatureProblem.NotSigned => "; a set written before signing existed is read with --allow-unsigned",
-            SignatureProblem.Untrusted when policy.Trusted is null => "; no key is trusted: set Signing:AllowedSignersFile (or Signing:KeyFile)",
-            _ => "; the set may have been forged: use another set",
-        };
-        return (null, new SetRefusedException($"cluster {cluster}: set {set.Id}: {check.Describe()}{hint}", check.Problem!.Value, signature));
     }
 
     private async Task<byte[]?> ReadBytesAsync(string key, CancellationToken cancellationToken)

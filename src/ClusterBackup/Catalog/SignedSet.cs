@@ -3,8 +3,7 @@ using ClusterBackup.Signing;
 namespace ClusterBackup.Catalog;
 
 /// <summary>A set whose manifest is the one its signature covers (or an unsigned set the policy allows).</summary>
-/// <param name="SignatureBytes">The signature as read (null: there is none).</param>
-internal sealed record SignedSet(CatalogSet Set, SignatureCheck Signature, byte[]? SignatureBytes = null)
+internal sealed record SignedSet(CatalogSet Set, SignatureCheck Signature)
 {
     public bool Unsigned => Signature.Problem == SignatureProblem.NotSigned;
 }
@@ -12,13 +11,9 @@ internal sealed record SignedSet(CatalogSet Set, SignatureCheck Signature, byte[
 /// <summary>A set's signature is missing, untrusted or wrong: nothing of it is read.</summary>
 /// <param name="reason">Cluster, set and what is wrong with its signature, with what to do.</param>
 /// <param name="problem">What is wrong with the signature.</param>
-/// <param name="signatureBytes">The signature as read (null: there is none).</param>
-internal sealed class SetRefusedException(string reason, SignatureProblem problem, byte[]? signatureBytes)
-    : Exception(reason + "; nothing was decrypted or restored")
+internal sealed class SetRefusedException(string reason, SignatureProblem problem) : Exception(reason + "; nothing was decrypted or restored")
 {
     public string Reason { get; } = reason;
 
     public SignatureProblem Problem { get; } = problem;
-
-    public byte[]? SignatureBytes { get; } = signatureBytes;
 }

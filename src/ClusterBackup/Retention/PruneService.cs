@@ -32,8 +32,8 @@ internal sealed record PrunePlan(
         get
         {
             var kept = Sets.Where(s => s.Keep && s.Set.Complete).ToList();
-            var newest = kept.Where(s => s.Refused is null).Select(s => s.Set.Id.ToString()).DefaultIfEmpty(string.Empty).Max(StringComparer.Ordinal);
-            return kept.Count(s => s.Refused is { } problem && problem != SignatureProblem.NotSigned && string.CompareOrdinal(s.Set.Id.ToString(), newest) > 0);
+            var newest = kept.Where(s => s.Refused is null).Select(s => (SetId?)s.Set.Id).Max();
+            return kept.Count(s => s.Refused is { } problem && problem != SignatureProblem.NotSigned && (newest is null || s.Set.Id.CompareTo(newest.Value) > 0));
         }
     }
 }
@@ -108,62 +108,45 @@ internal sealed partial class PruneService(
     /// The rules' decisions for the complete sets, and the sets whose signature is refused (with why):
     /// the signature of every set a plan keeps is checked, and while one is refused the plan is made
     /// again without it. Sets that no plan keeps are never checked: leaving them out would not change
-    /// the plan. Signatures come from the manifest caches where they hold them; those read from
-    /// storage are added to the scan's sets, and to the local cache.
+    /// the plan. The scan comes back with the signatures read from storage (see <see cref="BackupCatalog.CheckSignaturesAsync"/>).
     /// </summary>
     private async Task<(Dictionary<SetId, RetentionDecision> Decisions, Dictionary<SetId, SetRefusedException> Refused, IReadOnlyList<StoredSet> Scan)> DecideAsync(
-        ClusterSettings cluster, IReadOnlyList<StoredSet> stored, CancellationToken cancellationToken)
+        ClusterSettings cluster, IReadOnlyList<StoredSet> scan, CancellationToken cancellationToken)
     {
-        var complete = stored.Where(s => s.Complete).ToDictionary(s => s.Id);
+        var complete = scan.Where(s => s.Complete).Select(s => s.Id).ToList();
         var policy = signing.ReadPolicy();
-        var checkedSets = new System.Collections.Concurrent.ConcurrentDictionary<SetId, SetRefusedException?>(); // null: accepted
-        var read = new System.Collections.Concurrent.ConcurrentDictionary<SetId, byte[]>();
-        var unsigned = 0;
+        var verdicts = new Dictionary<SetId, SetRefusedException?>(); // null: accepted
+        var read = 0;
+        IReadOnlyList<RetentionDecision> decisions;
         while (true)
         {
-            var refused = checkedSets.Where(r => r.Value is not null).Select(r => r.Key).ToHashSet();
-            var decisions = RetentionPlanner.Plan(complete.Keys, cluster.Retention, cluster.TimeZone, refused);
-            var toCheck = decisions.Where(d => d.Keep && !checkedSets.ContainsKey(d.Id)).Select(d => complete[d.Id]).ToList();
+            decisions = RetentionPlanner.Plan(complete, cluster.Retention, cluster.TimeZone, verdicts.Where(v => v.Value is not null).Select(v => v.Key).ToHashSet());
+            var toCheck = decisions.Where(d => d.Keep && !verdicts.ContainsKey(d.Id)).Select(d => d.Id).ToList();
             if (toCheck.Count == 0)
             {
-                LogSignaturesChecked(cluster.Name, checkedSets.Count, read.Count);
-                if (unsigned > 0)
-                {
-                    LogUnsigned(cluster.Name, unsigned);
-                }
-
-                var scan = stored;
-                if (!read.IsEmpty)
-                {
-                    scan = stored.Select(s => read.TryGetValue(s.Id, out var bytes) ? s with { SignatureBytes = bytes } : s).ToList();
-                    catalog.SaveCache(cluster.Name, scan);
-                }
-
-                return (decisions.ToDictionary(d => d.Id), checkedSets.Where(r => r.Value is not null).ToDictionary(r => r.Key, r => r.Value!), scan);
+                break;
             }
 
-            await Parallel.ForEachAsync(
-                toCheck, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (set, ct) =>
+            var checks = await catalog.CheckSignaturesAsync(cluster.Name, scan, toCheck, policy, cancellationToken);
+            (scan, read) = (checks.Scan, read + checks.Read);
+            foreach (var (id, refusal) in checks.Verdicts)
+            {
+                verdicts[id] = refusal;
+                if (refusal is not null && refusal.Problem != SignatureProblem.NotSigned)
                 {
-                    var (signed, refusal) = await catalog.CheckSignedAsync(set.ToCatalogSet(), policy, ct);
-                    var signature = signed?.SignatureBytes ?? refusal?.SignatureBytes;
-                    checkedSets[set.Id] = refusal;
-                    if (refusal is { Problem: SignatureProblem.NotSigned })
-                    {
-                        Interlocked.Increment(ref unsigned);
-                    }
-                    else if (refusal is not null)
-                    {
-                        LogRefused(cluster.Name, set.Id.ToString(), refusal.Reason);
-                    }
-
-                    // Kept only under the MD5 the listing gave: the bytes storage held when it was made.
-                    if (set.SignatureBytes is null && signature is not null && set.SignatureMd5 == ManifestCache.Md5Hex(signature))
-                    {
-                        read[set.Id] = signature;
-                    }
-                });
+                    LogRefused(cluster.Name, id.ToString(), refusal.Reason);
+                }
+            }
         }
+
+        LogSignaturesChecked(cluster.Name, verdicts.Count, read);
+        var refused = verdicts.Where(v => v.Value is not null).ToDictionary(v => v.Key, v => v.Value!);
+        if (refused.Values.Count(r => r.Problem == SignatureProblem.NotSigned) is > 0 and var unsigned)
+        {
+            LogUnsigned(cluster.Name, unsigned);
+        }
+
+        return (decisions.ToDictionary(d => d.Id), refused, scan);
     }
 
     /// <summary>
