@@ -150,13 +150,9 @@ internal sealed partial class BackupCatalog(
     }
 
     /// <summary>
-    /// A complete set by id, or the newest complete one with <c>latest</c>; throws
+    /// A complete set of a scan by id, or the newest complete one with <c>latest</c>; throws
     /// <see cref="SetNotFoundException"/>, naming a damaged set as such.
     /// </summary>
-    public async Task<CatalogSet> FindSetAsync(string cluster, string selector, CancellationToken cancellationToken = default) =>
-        Find(cluster, await ScanAsync(cluster, cancellationToken), selector);
-
-    /// <summary><see cref="FindSetAsync"/> over a scan already made.</summary>
     public CatalogSet Find(string cluster, IReadOnlyList<StoredSet> sets, string selector)
     {
         if (selector == LatestSelector)

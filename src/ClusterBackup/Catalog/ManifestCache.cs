@@ -19,6 +19,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     private static readonly byte[] Magic = Encoding.ASCII.GetBytes("cluster-backup manifests 1\n");
     private static readonly TimeSpan AbandonedWriteAge = TimeSpan.FromHours(1);
     private const string FileSuffix = ".manifests";
+    private const string VerifiedSuffix = ".verified";
     private const string TemporarySuffix = ".tmp";
 
     /// <summary>An entry longer than this ends a read: a manifest is a few KiB.</summary>
@@ -59,10 +60,38 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     public bool Exists(string cluster) => PathOf(cluster) is { } path && File.Exists(path);
 
     /// <summary>A cluster's entries whose bytes have the MD5 they are kept under; empty when there are none or the file cannot be read.</summary>
-    public IReadOnlyDictionary<string, byte[]> Load(string cluster)
+    public IReadOnlyDictionary<string, byte[]> Load(string cluster) => LoadFile(PathOf(cluster));
+
+    /// <summary>
+    /// The verdicts a cluster's earlier signature checks on this machine wrote (see
+    /// <see cref="SignatureVerdict"/>): a file of its own, never stored beside the sets.
+    /// </summary>
+    public IReadOnlySet<string> LoadVerified(string cluster) =>
+        LoadFile(VerifiedPathOf(cluster)).Values.Where(v => v.Length == SignatureVerdict.Length).Select(Convert.ToHexStringLower).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>Replaces a cluster's verdicts with these.</summary>
+    public void SaveVerified(string cluster, IEnumerable<string> verdicts)
     {
         var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        if (PathOf(cluster) is not { } path)
+        foreach (var bytes in verdicts.Select(Convert.FromHexString))
+        {
+            if (Md5Hex(bytes) is not { } md5)
+            {
+                return; // MD5 refused (FIPS): nothing is cached
+            }
+
+            entries[md5] = bytes;
+        }
+
+        SaveFile(VerifiedPathOf(cluster), entries);
+    }
+
+    private string? VerifiedPathOf(string cluster) => directory is null ? null : Path.Combine(directory, cluster + VerifiedSuffix);
+
+    private IReadOnlyDictionary<string, byte[]> LoadFile(string? path)
+    {
+        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        if (path is null)
         {
             return entries;
         }
@@ -139,9 +168,11 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
     /// Replaces a cluster's file with the given entries (MD5 → bytes), atomically; removes writes
     /// that a killed process left more than an hour ago.
     /// </summary>
-    public void Save(string cluster, IReadOnlyDictionary<string, byte[]> entries)
+    public void Save(string cluster, IReadOnlyDictionary<string, byte[]> entries) => SaveFile(PathOf(cluster), entries);
+
+    private void SaveFile(string? path, IReadOnlyDictionary<string, byte[]> entries)
     {
-        if (PathOf(cluster) is not { } path)
+        if (path is null)
         {
             return;
         }
@@ -166,7 +197,7 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
             TryDelete(temporary);
         }
 
-        RemoveAbandonedWrites(cluster);
+        RemoveAbandonedWrites(path);
     }
 
     /// <summary>The MD5 of bytes in lowercase hex; null where the platform refuses MD5 (OpenSSL in FIPS mode): then nothing is cached.</summary>
@@ -182,11 +213,11 @@ internal sealed partial class ManifestCache(string? directory, TimeProvider time
         }
     }
 
-    private void RemoveAbandonedWrites(string cluster)
+    private void RemoveAbandonedWrites(string path)
     {
         try
         {
-            foreach (var file in new DirectoryInfo(directory!).EnumerateFiles($"{cluster}{FileSuffix}.*{TemporarySuffix}"))
+            foreach (var file in new DirectoryInfo(directory!).EnumerateFiles($"{Path.GetFileName(path)}.*{TemporarySuffix}"))
             {
                 if (time.GetUtcNow() - file.LastWriteTimeUtc > AbandonedWriteAge)
                 {

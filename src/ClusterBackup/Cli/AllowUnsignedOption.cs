@@ -12,6 +12,28 @@ internal static class AllowUnsignedOption
         Description = "Also read sets that have no signature (written before signing existed, or with Signing:Disabled); a warning is printed",
     };
 
+    /// <summary>
+    /// Finds the set (an id, or <c>latest</c>) and opens it as <see cref="OpenAsync"/> does. A refusal
+    /// names the newest set the policy accepts: the one to use instead.
+    /// </summary>
+    public static async Task<SignedSet> FindSignedAsync(CliHost host, BackupCatalog catalog, string cluster, string selector, SignaturePolicy policy, CancellationToken cancellationToken)
+    {
+        var scan = await catalog.ScanAsync(cluster, cancellationToken);
+        try
+        {
+            return await OpenAsync(host, catalog, catalog.Find(cluster, scan, selector), policy, cancellationToken);
+        }
+        catch (SetRefusedException refused)
+        {
+            var instead = await catalog.NewestSignedAsync(scan, policy, cancellationToken: cancellationToken);
+            throw new SetRefusedException(
+                refused.Reason + (instead.Newest is { } newest
+                    ? $"; the newest set {(instead.Unsigned ? "that can be read (unsigned)" : "a trusted key signed")} is {newest.Id} (--set {newest.Id})"
+                    : $"; no set of cluster {cluster} is signed by a trusted key"),
+                refused.Problem);
+        }
+    }
+
     /// <summary>Checks the set's signature; warns on standard error when it is read unsigned.</summary>
     public static async Task<SignedSet> OpenAsync(CliHost host, BackupCatalog catalog, CatalogSet set, SignaturePolicy policy, CancellationToken cancellationToken)
     {

@@ -43,7 +43,7 @@ internal static class DownloadCommand
             var identities = IdentityOption.Load(parse.GetValue(identity), settings);
             var catalog = services.GetRequiredService<BackupCatalog>();
             var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
-            var found = (await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct)).Set;
+            var found = (await AllowUnsignedOption.FindSignedAsync(host, catalog, selected.Name, parse.GetValue(set)!, policy, ct)).Set;
             var files = await services.GetRequiredService<SetDownloader>().DownloadAsync(found, parse.GetValue(to)!, identities, ct);
             foreach (var file in files)
             {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Signing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterBackup.Cli;
@@ -20,6 +21,10 @@ internal static class ListCommand
             Incomplete sets (a run that failed or is still running) are never listed. A set whose
             manifest.json cannot be read is listed as DAMAGED (in the table, and on standard error
             with --json): it is not a backup to restore, and retention counts it for nothing.
+            Each set's signature is checked against the trusted keys, as restore checks it: the
+            SIGNATURE column says 'signed', 'unsigned' (read only with --allow-unsigned) or
+            'REFUSED' (wrong or untrusted: the set may have been forged), and each refused set is
+            named on standard error, also with --json.
 
             Examples: cluster-backup list
                       cluster-backup list --cluster prod-admin --json | jq '.[-1].setId'
@@ -34,11 +39,32 @@ internal static class ListCommand
             var catalog = services.GetRequiredService<BackupCatalog>();
             var time = services.GetRequiredService<TimeProvider>();
             var name = parse.GetValue(cluster);
+            var policy = new SignaturePolicy(settings.Signing.Trusted, AllowUnsigned: false); // to tell unsigned sets apart
             var sets = new List<(string Cluster, StoredSet Set)>();
+            var signatures = new Dictionary<(string Cluster, SetId Id), SetRefusedException?>();
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
-                sets.AddRange((await catalog.ScanAsync(selected.Name, ct)).Where(s => s.State != SetState.Incomplete).Select(s => (selected.Name, s)));
+                var scan = await catalog.ScanAsync(selected.Name, ct);
+                sets.AddRange(scan.Where(s => s.State != SetState.Incomplete).Select(s => (selected.Name, s)));
+                if (policy.Trusted is null)
+                {
+                    continue; // nothing to check them against: said once below
+                }
+
+                var checks = await catalog.CheckSignaturesAsync(selected.Name, scan, scan.Where(s => s.Complete).Select(s => s.Id), policy, ct);
+                foreach (var (id, verdict) in checks.Verdicts)
+                {
+                    signatures[(selected.Name, id)] = verdict;
+                }
             }
+
+            if (policy.Trusted is null && !settings.Signing.Disabled && sets.Any(s => s.Set.Complete && s.Set.ToCatalogSet().SignatureListed))
+            {
+                await host.Error.WriteLineAsync(
+                    "warning: no key is trusted (set Signing:AllowedSignersFile or Signing:KeyFile): signatures are not checked, and verify, download and restore refuse every signed set");
+            }
+
+            await WarnAsync(host, settings.Signing.Disabled, signatures);
 
             foreach (var (damagedCluster, damaged) in sets.Where(s => s.Set.State == SetState.Damaged))
             {
@@ -53,27 +79,64 @@ internal static class ListCommand
                 return ExitCodes.Ok;
             }
 
-            await host.Out.WriteLineAsync(Table(sets, time.GetUtcNow()));
+            await host.Out.WriteLineAsync(Table(sets, signatures, time.GetUtcNow()));
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
     }
 
-    private static string Table(IReadOnlyList<(string Cluster, StoredSet Set)> sets, DateTimeOffset now)
+    /// <summary>Names each refused set on standard error, and counts the unsigned ones (unless signing is disabled).</summary>
+    private static async Task WarnAsync(CliHost host, bool signingDisabled, IReadOnlyDictionary<(string Cluster, SetId Id), SetRefusedException?> signatures)
+    {
+        foreach (var (_, refusal) in signatures.OrderBy(s => s.Key.Cluster, StringComparer.Ordinal).ThenBy(s => s.Key.Id))
+        {
+            if (refusal is not null && refusal.Problem != SignatureProblem.NotSigned)
+            {
+                await host.Error.WriteLineAsync($"warning: {refusal.Reason}");
+            }
+        }
+
+        if (signingDisabled)
+        {
+            return;
+        }
+
+        foreach (var group in signatures.Where(s => s.Value?.Problem == SignatureProblem.NotSigned).GroupBy(s => s.Key.Cluster))
+        {
+            await host.Error.WriteLineAsync(
+                $"warning: cluster {group.Key}: {group.Count()} set(s) not signed (written before signing existed): verify, download and restore read them only with --allow-unsigned");
+        }
+    }
+
+    private static string Table(
+        IReadOnlyList<(string Cluster, StoredSet Set)> sets, IReadOnlyDictionary<(string Cluster, SetId Id), SetRefusedException?> signatures, DateTimeOffset now)
     {
         if (sets.Count == 0)
         {
             return "no complete backup sets";
         }
 
-        string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES", "SOONEST CERTIFICATE"];
-        var rows = sets.Select(entry => entry.Set.Manifest is not { } manifest
-            ? [entry.Cluster, entry.Set.Id.ToString(), Formatting.Age(now - entry.Set.Id.StartedAt), Formatting.Bytes(entry.Set.StoredBytes), "DAMAGED: manifest.json cannot be read", string.Empty, string.Empty, string.Empty]
-            : Row(new CatalogSet(entry.Set.Id, manifest), now)).ToList();
+        string[] header = ["CLUSTER", "SET", "AGE", "SIZE", "REVISION", "KEYS", "NODES", "SOONEST CERTIFICATE", "SIGNATURE"];
+        var rows = sets.Select(string[] (entry) => entry.Set.Manifest is not { } manifest
+            ? [entry.Cluster, entry.Set.Id.ToString(), Formatting.Age(now - entry.Set.Id.StartedAt), Formatting.Bytes(entry.Set.StoredBytes), "DAMAGED: manifest.json cannot be read", string.Empty, string.Empty, string.Empty, string.Empty]
+            : [.. Row(new CatalogSet(entry.Set.Id, manifest), now), Signature(entry.Set, signatures.TryGetValue((entry.Cluster, entry.Set.Id), out var refusal), refusal)]).ToList();
         var widths = header.Select((h, i) => rows.Max(r => r[i].Length) is var w && w > h.Length ? w : h.Length).ToArray();
         return string.Join('\n', new[] { header }.Concat(rows)
             .Select(r => string.Join("  ", r.Select((cell, i) => cell.PadRight(widths[i]))).TrimEnd()));
     }
+
+    /// <summary>
+    /// What the SIGNATURE column says of a set: as restore sees it when checked (refusal null:
+    /// accepted); unchecked (no key is trusted) when it has a signature, else unsigned.
+    /// </summary>
+    private static string Signature(StoredSet set, bool isChecked, SetRefusedException? refusal) =>
+        !isChecked ? (set.ToCatalogSet().SignatureListed ? "unchecked" : "unsigned")
+        : refusal?.Problem switch
+        {
+            null => "signed",
+            SignatureProblem.NotSigned => "unsigned",
+            _ => "REFUSED",
+        };
 
     private static string[] Row(CatalogSet s, DateTimeOffset now) =>
         new[]

@@ -72,7 +72,7 @@ internal static class RestoreCommand
             var catalog = services.GetRequiredService<BackupCatalog>();
             var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             restore.ConnectAhead(selected, ct);
-            var signed = await AllowUnsignedOption.OpenAsync(host, catalog, await catalog.FindSetAsync(selected.Name, parse.GetValue(set)!, ct), policy, ct);
+            var signed = await AllowUnsignedOption.FindSignedAsync(host, catalog, selected.Name, parse.GetValue(set)!, policy, ct);
             var assessment = await restore.AssessAsync(selected, signed.Set, identities, ct);
             var plan = RestorePlanner.Plan(assessment, options, restore.Stamp);
             await PrintAssessmentAsync(host.Out, assessment);

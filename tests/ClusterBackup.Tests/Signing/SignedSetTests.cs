@@ -72,6 +72,7 @@ public sealed class SignedSetTests(RigFixture fixture)
     public async Task A_replaced_pki_archive_with_edited_hashes_or_a_signature_by_another_key_is_refused_by_verify_download_and_restore()
     {
         var (config, root) = Filesystem("forged");
+        var genuine = await BackupAsync(config);
         var id = await BackupAsync(config);
         var set = Path.Combine(root, "backups", "forged", id);
         var work = Directory.CreateTempSubdirectory("cluster-backup-attacker-").FullName;
@@ -88,7 +89,7 @@ public sealed class SignedSetTests(RigFixture fixture)
         record["storedSha256"] = Sha256(stored);
         await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
 
-        await AssertRefusedAsync(config, id, "signature does not match the manifest");
+        await AssertRefusedAsync(config, id, genuine, "signature does not match the manifest");
 
         // Re-signed by the attacker's own key.
         var attacker = Path.Combine(work, "attacker_ed25519");
@@ -97,11 +98,23 @@ public sealed class SignedSetTests(RigFixture fixture)
         await Tools.CheckAsync("ssh-keygen", "-Y", "sign", "-f", attacker, "-n", "cluster-backup", manifestPath);
         var attackerFingerprint = (await Tools.CheckAsync("ssh-keygen", "-l", "-E", "sha256", "-f", attacker + ".pub")).Split(' ')[1];
 
-        await AssertRefusedAsync(config, id, $"signed by an untrusted key ({attackerFingerprint})");
+        await AssertRefusedAsync(config, id, genuine, $"signed by an untrusted key ({attackerFingerprint})");
     }
 
-    private async Task AssertRefusedAsync(JsonObject config, string id, string reason)
+    private async Task AssertRefusedAsync(JsonObject config, string id, string genuine, string reason)
     {
+        // list marks the forged set, names it on standard error, and still shows both.
+        var list = await CliRunner.RunAsync(config, "list");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        list.AssertOutput("SIGNATURE");
+        Assert.Matches($@"forged\s+{genuine}\s+.*\ssigned\n", list.Output);
+        Assert.Matches($@"forged\s+{id}\s+.*\sREFUSED", list.Output);
+        list.AssertError($"warning: cluster forged: set {id}: {reason}");
+        Assert.DoesNotContain(genuine, list.Error);
+        var json = await CliRunner.RunAsync(config, "list", "--json");
+        Assert.Equal([genuine, id], JsonSerializer.Deserialize<JsonElement>(json.Output).EnumerateArray().Select(s => s.GetProperty("setId").GetString()));
+        json.AssertError($"warning: cluster forged: set {id}: {reason}");
+
         var verify = await CliRunner.RunAsync(config, "verify", "--set", id, "--identity", _rig.AgeIdentityFile);
         Assert.Equal(1, verify.ExitCode);
         verify.AssertOutput($"forged {id}: FAILED");
@@ -113,10 +126,14 @@ public sealed class SignedSetTests(RigFixture fixture)
         download.AssertError($"error: cluster forged: set {id}: {reason}");
         Assert.False(Directory.Exists(target), "download must leave nothing behind");
 
-        var restore = await CliRunner.RunAsync(config, "restore", "--cluster", "forged", "--set", id, "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        // 'latest' is the forged set: the refusal names the genuine one to use instead.
+        var restore = await CliRunner.RunAsync(config, "restore", "--cluster", "forged", "--set", "latest", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
         Assert.Equal(1, restore.ExitCode);
         restore.AssertError($"error: cluster forged: set {id}: {reason}");
-        restore.AssertError("nothing was decrypted or restored");
+        restore.AssertError($"; the newest set a trusted key signed is {genuine} (--set {genuine}); nothing was decrypted or restored");
+        var instead = await CliRunner.RunAsync(config, "download", "--cluster", "forged", "--set", genuine, "--to", target, "--identity", _rig.AgeIdentityFile);
+        Assert.True(instead.ExitCode == 0, instead.ToString());
+        Directory.Delete(target, recursive: true);
     }
 
     [Fact]
@@ -137,6 +154,11 @@ public sealed class SignedSetTests(RigFixture fixture)
         read.AssertError($"warning: cluster unsigned: set {id} is not signed");
         Assert.True(download.ExitCode == 0, download.ToString());
         Assert.True(File.Exists(Path.Combine(target, "etcd-snapshot.db")));
+
+        var list = await CliRunner.RunAsync(config, "list");
+        Assert.True(list.ExitCode == 0, list.ToString());
+        Assert.Matches($@"unsigned\s+{id}\s+.*\sunsigned\n?$", list.Output);
+        list.AssertError("warning: cluster unsigned: 1 set(s) not signed (written before signing existed): verify, download and restore read them only with --allow-unsigned");
     }
 
     [Fact]
@@ -164,6 +186,10 @@ public sealed class SignedSetTests(RigFixture fixture)
         Assert.False(File.Exists(Path.Combine(root, "backups", "nokey", id, "manifest.json.sig")));
         Assert.True(verify.ExitCode == 0, verify.ToString());
         verify.AssertError("is not signed");
+        var unsignedList = await CliRunner.RunAsync(config, "list");
+        Assert.Matches($@"nokey\s+{id}\s+.*\sunsigned\n?$", unsignedList.Output);
+        Assert.DoesNotContain("not signed", unsignedList.Error); // with signing disabled, nothing to warn of
+        Assert.DoesNotContain("no key is trusted", unsignedList.Error);
     }
 
     /// <summary>

@@ -23,4 +23,7 @@ internal static class TestEnvironment
 
     /// <summary>The file of a cluster's cached manifests, in this run.</summary>
     public static string ManifestCache(string cluster) => Path.Combine(CacheHome, "cluster-backup", "manifests", cluster + ".manifests");
+
+    /// <summary>The file of a cluster's signature verdicts (signatures accepted before), in this run.</summary>
+    public static string SignatureVerdicts(string cluster) => Path.Combine(CacheHome, "cluster-backup", "manifests", cluster + ".verified");
 }
