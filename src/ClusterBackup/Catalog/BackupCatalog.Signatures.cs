@@ -5,8 +5,9 @@ using Microsoft.Extensions.Logging;
 namespace ClusterBackup.Catalog;
 
 /// <summary>
-/// The sets of a scan whose signatures were checked (null: accepted), the scan with the signatures
-/// read from storage added (those the manifest caches can keep), how many were read, and how many were verified (not accepted on an earlier verdict).
+/// The sets of a scan whose signatures were checked (null: accepted); the scan, with the signatures
+/// read from storage that the manifest caches can keep; how many signatures were read; and how many
+/// were verified (the others were accepted on an earlier verdict).
 /// </summary>
 internal sealed record SignatureChecks(IReadOnlyDictionary<SetId, SetRefusedException?> Verdicts, IReadOnlyList<StoredSet> Scan, int Read, int Verified);
 
@@ -32,9 +33,8 @@ internal sealed partial class BackupCatalog
     /// does, the refusals returned rather than thrown: for list, and for retention, which checks every
     /// set it keeps. A signature read from storage with the MD5 the listing gave is added to its set in
     /// the scan returned, and to the local cache, so that it is read from storage once (a directory
-    /// store gives no MD5: its signatures are read at each check). A signature
-    /// this machine already accepted over the same bytes and keys is not verified again (see
-    /// <see cref="SignatureVerdict"/>).
+    /// store gives no MD5: its signatures are read at each check). A signature this machine already
+    /// accepted over the same bytes and keys is not verified again (see <see cref="SignatureVerdict"/>).
     /// </summary>
     public async Task<SignatureChecks> CheckSignaturesAsync(
         string cluster, IReadOnlyList<StoredSet> scan, IEnumerable<SetId> ids, SignaturePolicy policy, CancellationToken cancellationToken = default)
