@@ -105,7 +105,8 @@ internal static class VerifyCommand
                     {
                         failed++;
                         await host.Out.WriteLineAsync($"{selected.Name} {listed.Id}: FAILED");
-                        await host.Error.WriteLineAsync($"error: {ex.Message}");
+                        var refusal = selector == All ? ex : await AllowUnsignedOption.NamingInsteadAsync(catalog, selected.Name, scan, policy, ex, ct);
+                        await host.Error.WriteLineAsync($"error: {refusal.Message}");
                         continue;
                     }
 

@@ -119,6 +119,7 @@ public sealed class SignedSetTests(RigFixture fixture)
         Assert.Equal(1, verify.ExitCode);
         verify.AssertOutput($"forged {id}: FAILED");
         verify.AssertError($"error: cluster forged: set {id}: {reason}");
+        verify.AssertError($"; the newest set a trusted key signed is {genuine} (--set {genuine})");
 
         var target = Path.Combine(Path.GetTempPath(), $"cluster-backup-forged-{Guid.NewGuid():N}");
         var download = await CliRunner.RunAsync(config, "download", "--cluster", "forged", "--set", id, "--to", target, "--identity", _rig.AgeIdentityFile);
