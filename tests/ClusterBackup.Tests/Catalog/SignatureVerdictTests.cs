@@ -49,6 +49,24 @@ public sealed class SignatureVerdictTests(RigFixture fixture)
         (await ListAsync(config)).AssertError($"Checked 2 signatures of {Cluster}: 2 read from storage, 2 verified");
         (await ListAsync(config)).AssertError($"Checked 2 signatures of {Cluster}: 2 read from storage, 0 verified");
 
+        // A verdict file that cannot be read or written costs the verifications, nothing else.
+        var verdicts = TestEnvironment.SignatureVerdicts(Cluster);
+        var listed = (await ListAsync(config)).Output;
+        File.Delete(verdicts);
+        Directory.CreateDirectory(verdicts);
+        try
+        {
+            var unusable = await ListAsync(config);
+            unusable.AssertError($"Checked 2 signatures of {Cluster}: 2 read from storage, 2 verified");
+            Assert.Equal(listed.Split('\n').Skip(1).Select(Cells), unusable.Output.Split('\n').Skip(1).Select(Cells));
+        }
+        finally
+        {
+            Directory.Delete(verdicts);
+        }
+
+        (await ListAsync(config)).AssertError($"Checked 2 signatures of {Cluster}: 2 read from storage, 2 verified");
+
         // The newer manifest edited in storage, its signature kept: verified, and refused, at each list.
         var manifest = Path.Combine(root, "backups", Cluster, newer, "manifest.json");
         await File.WriteAllTextAsync(manifest, (await File.ReadAllTextAsync(manifest)).Replace("\"keyCount\":", "\"keyCount\": ", StringComparison.Ordinal));
@@ -71,6 +89,9 @@ public sealed class SignatureVerdictTests(RigFixture fixture)
         untrusted.AssertError($"warning: cluster {Cluster}: set {older}: signed by an untrusted key");
         Assert.Matches($@"{Cluster}\s+{older}\s+.*\sREFUSED", untrusted.Output);
     }
+
+    /// <summary>A row of list's table without its age, which moves between two lists.</summary>
+    private static string Cells(string row) => string.Join(' ', row.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(c => !c.EndsWith("ago", StringComparison.Ordinal) && c != "just" && c != "now"));
 
     private static async Task<string> BackupAsync(JsonObject config)
     {
