@@ -6,10 +6,9 @@ namespace ClusterBackup.Catalog;
 
 /// <summary>
 /// The sets of a scan whose signatures were checked (null: accepted); the scan, with the signatures
-/// read from storage that the manifest caches can keep; how many signatures were read; and how many
-/// were verified (the others were accepted on an earlier verdict).
+/// read from storage that the manifest caches can keep; and how many signatures were read.
 /// </summary>
-internal sealed record SignatureChecks(IReadOnlyDictionary<SetId, SetRefusedException?> Verdicts, IReadOnlyList<StoredSet> Scan, int Read, int Verified);
+internal sealed record SignatureChecks(IReadOnlyDictionary<SetId, SetRefusedException?> Verdicts, IReadOnlyList<StoredSet> Scan, int Read);
 
 /// <summary>
 /// A set's signature, checked before anything of the set is read: its bytes from the manifest
@@ -44,7 +43,6 @@ internal sealed partial class BackupCatalog
         var verdicts = new ConcurrentDictionary<SetId, SetRefusedException?>();
         var read = new ConcurrentDictionary<SetId, byte[]>();
         var accepted = new ConcurrentDictionary<SetId, string>(); // the verdict of each set accepted now
-        var signatures = new ConcurrentDictionary<SetId, byte[]>(); // every signature seen now, for pruning the verdicts
         var verified = 0;
         var fetched = 0;
         await Parallel.ForEachAsync(
@@ -69,11 +67,6 @@ internal sealed partial class BackupCatalog
                     }
                 }
 
-                if (signature is not null)
-                {
-                    signatures[set.Id] = signature;
-                }
-
                 if (set.SignatureBytes is null && signature is not null)
                 {
                     Interlocked.Increment(ref fetched);
@@ -85,34 +78,33 @@ internal sealed partial class BackupCatalog
                     }
                 }
             });
-        SaveVerdicts(cluster, scan, policy, known, accepted.Values.ToHashSet(StringComparer.Ordinal), signatures);
+        SaveVerdicts(cluster, scan, policy, known, verdicts.Keys.ToHashSet(), accepted.Values.ToHashSet(StringComparer.Ordinal));
         LogSignaturesChecked(cluster, verdicts.Count, fetched, verified);
         if (read.IsEmpty)
         {
-            return new SignatureChecks(verdicts, scan, fetched, verified);
+            return new SignatureChecks(verdicts, scan, fetched);
         }
 
         var updated = scan.Select(s => read.TryGetValue(s.Id, out var bytes) ? s with { SignatureBytes = bytes } : s).ToList();
         cache.Save(cluster, CacheEntries(updated));
-        return new SignatureChecks(verdicts, updated, fetched, verified);
+        return new SignatureChecks(verdicts, updated, fetched);
     }
 
     /// <summary>
-    /// Keeps the verdicts of the sets accepted now, and those known before whose set is still in the
-    /// scan with the same bytes: written only when that changes them.
+    /// Keeps the verdicts of the sets accepted now, and those known before of sets not checked now
+    /// that are still in the scan with the same bytes (a set checked now and accepted on a known
+    /// verdict is among the accepted): written only when that changes them.
     /// </summary>
     private void SaveVerdicts(
-        string cluster, IReadOnlyList<StoredSet> scan, SignaturePolicy policy, IReadOnlySet<string> known, HashSet<string> accepted, IReadOnlyDictionary<SetId, byte[]> signatures)
+        string cluster, IReadOnlyList<StoredSet> scan, SignaturePolicy policy, IReadOnlySet<string> known, IReadOnlySet<SetId> checkedNow, HashSet<string> accepted)
     {
-        if (policy.Trusted is not { } trusted || accepted.IsSubsetOf(known) && known.Count == accepted.Count)
+        if (policy.Trusted is not { } trusted || accepted.SetEquals(known))
         {
             return;
         }
 
-        var current = scan.Where(s => s.Complete && s.ManifestBytes is not null)
-            .Select(s => (Manifest: s.ManifestBytes!, Signature: s.SignatureBytes ?? signatures.GetValueOrDefault(s.Id)))
-            .Where(s => s.Signature is not null)
-            .Select(s => SignatureVerdict.Of(s.Manifest, s.Signature!, trusted));
+        var current = scan.Where(s => s.Complete && !checkedNow.Contains(s.Id) && s.ManifestBytes is not null && s.SignatureBytes is not null)
+            .Select(s => SignatureVerdict.Of(s.ManifestBytes, s.SignatureBytes, trusted));
         var kept = known.Intersect(current, StringComparer.Ordinal).Union(accepted, StringComparer.Ordinal).ToHashSet(StringComparer.Ordinal);
         if (!kept.SetEquals(known))
         {

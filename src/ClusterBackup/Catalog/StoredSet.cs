@@ -45,12 +45,15 @@ internal sealed record StoredSet(
     /// <summary>The signature's bytes, known to have <see cref="SignatureMd5"/>: from a manifest cache, or read for retention.</summary>
     public byte[]? SignatureBytes { get; init; }
 
+    /// <summary>Whether the set's listing names a signature: without one the set is not signed.</summary>
+    public bool SignatureListed => Keys.Any(k => k.EndsWith("/" + SetManifest.SignatureFileName, StringComparison.Ordinal));
+
     /// <summary>A complete set as the catalog hands it out.</summary>
     public CatalogSet ToCatalogSet() => new(Id, Manifest!)
     {
         ManifestBytes = ManifestBytes,
         SignatureBytes = SignatureBytes,
-        SignatureListed = Keys.Any(k => k.EndsWith("/" + SetManifest.SignatureFileName, StringComparison.Ordinal)),
+        SignatureListed = SignatureListed,
     };
 
     /// <summary>The entries the manifest caches keep of the set (MD5 → bytes): its manifest, and its signature when known.</summary>

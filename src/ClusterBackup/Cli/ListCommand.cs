@@ -58,7 +58,7 @@ internal static class ListCommand
                 }
             }
 
-            if (policy.Trusted is null && !settings.Signing.Disabled && sets.Any(s => s.Set.Complete && s.Set.ToCatalogSet().SignatureListed))
+            if (policy.Trusted is null && !settings.Signing.Disabled && sets.Any(s => s.Set.Complete && s.Set.SignatureListed))
             {
                 await host.Error.WriteLineAsync(
                     "warning: no key is trusted (set Signing:AllowedSignersFile or Signing:KeyFile): signatures are not checked, and verify, download and restore refuse every signed set");
@@ -130,7 +130,7 @@ internal static class ListCommand
     /// accepted); unchecked (no key is trusted) when it has a signature, else unsigned.
     /// </summary>
     private static string Signature(StoredSet set, bool isChecked, SetRefusedException? refusal) =>
-        !isChecked ? (set.ToCatalogSet().SignatureListed ? "unchecked" : "unsigned")
+        !isChecked ? (set.SignatureListed ? "unchecked" : "unsigned")
         : refusal?.Problem switch
         {
             null => "signed",
