@@ -22,7 +22,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     {
         var cluster = $"manifest-cache-{storage}";
         var (s3, config) = Store(storage, cluster);
-        string[] sets = [await BackupAsync(config), await BackupAsync(config)];
+        string[] sets = [await CliRunner.CommittedSetAsync(config), await CliRunner.CommittedSetAsync(config)];
         var file = TestEnvironment.ManifestCache(cluster);
         File.Delete(file); // the backups' retention scans filled it
         await CheckAwsAsync(s3, "s3", "rm", $"s3://{LocalRig.Bucket}/backups/{cluster}/{StoredManifestCache.Name}"); // this test is the local cache's
@@ -84,7 +84,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     {
         var cluster = $"manifest-cache-copy-{storage}";
         var (s3, config) = Store(storage, cluster);
-        var original = await BackupAsync(config);
+        var original = await CliRunner.CommittedSetAsync(config);
         (await ListAsync(config, cluster, "--verbose")).AssertError($"Scanned cluster {cluster}: 1 sets, 1 manifests from the local cache, 0 read from storage");
 
         // The copy has the original's bytes, so its MD5 (its ETag) names the original's cache entry.
@@ -105,12 +105,12 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     {
         var cluster = $"stored-cache-{storage}";
         var (s3, config) = Store(storage, cluster);
-        var template = await BackupAsync(config);
+        var template = await CliRunner.CommittedSetAsync(config);
         var oneSetCache = Path.Combine(Directory.CreateTempSubdirectory("cluster-backup-cache-test-").FullName, "one-set.manifests");
         File.Copy(TestEnvironment.ManifestCache(cluster), oneSetCache);
         // Four sets written by someone else (another agent, say); the next backup's retention scan reads them.
         await AddSetsByHandAsync(s3, cluster, template, "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z");
-        var newest = await BackupAsync(config);
+        var newest = await CliRunner.CommittedSetAsync(config);
         var local = await ListAsync(config, cluster, "--verbose");
         local.AssertError($"Scanned cluster {cluster}: 6 sets, 6 manifests from the local cache, 0 read from storage one by one, 0 from the stored cache");
 
@@ -147,7 +147,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
         Assert.Equal(local.Output, garbage.Output);
 
         // The next backup writes it again, and no set ever shows for it.
-        await BackupAsync(config);
+        await CliRunner.CommittedSetAsync(config);
         File.Delete(TestEnvironment.ManifestCache(cluster));
         var again = await ListAsync(config, cluster, "--verbose");
         again.AssertError("7 sets, 0 manifests from the local cache, 0 read from storage one by one, 7 from the stored cache");
@@ -164,7 +164,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     {
         var cluster = $"stored-cache-prune-{storage}";
         var (s3, config) = Store(storage, cluster);
-        var newest = await BackupAsync(config);
+        var newest = await CliRunner.CommittedSetAsync(config);
         // Four older sets copied in by hand: the copy the backup stored holds none of them.
         var added = new[] { "20200101T000000Z", "20200102T000000Z", "20200103T000000Z", "20200104T000000Z" };
         await AddSetsByHandAsync(s3, cluster, newest, added);
@@ -225,7 +225,7 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     {
         var cluster = $"signature-cache-{storage}";
         var (s3, config) = Store(storage, cluster);
-        string[] sets = [await BackupAsync(config), await BackupAsync(config), await BackupAsync(config)];
+        string[] sets = [await CliRunner.CommittedSetAsync(config), await CliRunner.CommittedSetAsync(config), await CliRunner.CommittedSetAsync(config)];
 
         // Each backup's retention read the signature of the set it made; the caches hold the others.
         (await PruneAsync(config, cluster)).AssertError($"Retention of {cluster} checked 3 signatures, 0 of them read from storage");
@@ -265,14 +265,6 @@ public sealed class ManifestCacheScanTests(RigFixture fixture)
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 
     private static byte[] Length(byte[] bytes) => [(byte)(bytes.Length >> 24), (byte)(bytes.Length >> 16), (byte)(bytes.Length >> 8), (byte)bytes.Length];
-
-    private static async Task<string> BackupAsync(System.Text.Json.Nodes.JsonObject config)
-    {
-        var backup = await CliRunner.RunAsync(config, "backup");
-        Assert.True(backup.ExitCode == 0, backup.ToString());
-        await Task.Delay(1100); // set ids are per second
-        return backup.Output.Split("committed set ")[1][..16];
-    }
 
     private static async Task<CliResult> ListAsync(System.Text.Json.Nodes.JsonObject config, string cluster, params string[] options)
     {

@@ -40,8 +40,8 @@ public sealed class SignatureVerdictTests(RigFixture fixture)
         const string Cluster = "verdicts";
         var root = Directory.CreateTempSubdirectory("cluster-backup-verdicts-").FullName;
         var config = _rig.Config(root, Cluster, "tunnel", _rig.Node1);
-        var older = await BackupAsync(config);
-        var newer = await BackupAsync(config);
+        var older = await CliRunner.CommittedSetAsync(config);
+        var newer = await CliRunner.CommittedSetAsync(config);
 
         // Each backup's retention verified the set it made: list verifies none.
         (await ListAsync(config)).AssertError($"Checked 2 signatures of {Cluster}: 2 read from storage, 0 verified");
@@ -92,14 +92,6 @@ public sealed class SignatureVerdictTests(RigFixture fixture)
 
     /// <summary>A row of list's table without its age, which moves between two lists.</summary>
     private static string Cells(string row) => string.Join(' ', row.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(c => !c.EndsWith("ago", StringComparison.Ordinal) && c != "just" && c != "now"));
-
-    private static async Task<string> BackupAsync(JsonObject config)
-    {
-        var result = await CliRunner.RunAsync(config, "backup");
-        Assert.True(result.ExitCode == 0, result.ToString());
-        await Task.Delay(1100); // set ids are per second
-        return result.Output.Split("committed set ")[1][..16];
-    }
 
     private static async Task<CliResult> ListAsync(JsonObject config)
     {

@@ -26,6 +26,15 @@ internal static class CliRunner
         return await RunAsync([.. args, "--config", path]);
     }
 
+    /// <summary>Runs a backup that must commit one set, and returns its id once the next second has begun (set ids are per second).</summary>
+    public static async Task<string> CommittedSetAsync(JsonObject config)
+    {
+        var backup = await RunAsync(config, "backup");
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        await Task.Delay(1100);
+        return backup.Output.Split("committed set ")[1][..16];
+    }
+
     public static async Task<string> WriteConfigAsync(JsonObject config)
     {
         var directory = Directory.CreateTempSubdirectory("cluster-backup-config-").FullName;
