@@ -35,6 +35,8 @@ internal static class RestoreCommand
                 members and --force is given;
               HA with quorum lost: every member, survivors included, is restored from the same
                 snapshot with the full --initial-cluster (a restore starts a new cluster).
+            A member whose filesystems (df, on the node) cannot hold what its restore writes (the
+            staged snapshot and archives, the restored data dir) refuses the restore, naming each one.
             Per member, every member at once: the decrypted snapshot is staged in Paths:Staging
             (downloaded once, and streamed into every member's upload together), etcd.yaml and
             kube-apiserver.yaml are moved there (the kubelet stops the static pods), 'etcdctl snapshot

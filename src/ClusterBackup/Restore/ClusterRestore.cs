@@ -109,7 +109,12 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
         var probe = await session.RunAsync(
             NodeCommands.IfListening(node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health")),
             cancellationToken);
-        var member = new MemberAssessment(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary);
+        var measured = RestoreSpace.PathsToMeasure(node);
+        var df = await session.RunAsync(NodeCommands.FreeSpace(measured), cancellationToken);
+        var member = new MemberAssessment(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary)
+        {
+            Space = df.Succeeded ? FreeSpace.Parse(df.Output, measured) : null,
+        };
 
         // etcd.yaml from the manifests dir, or from staging if a failed run left it there.
         var paths = node.Paths;

@@ -17,6 +17,12 @@ internal sealed record MemberAssessment(string Name, bool Reachable, bool Health
 
     /// <summary>Why <see cref="Flags"/> is unknown.</summary>
     public string? FlagsProblem { get; init; }
+
+    /// <summary>
+    /// The free space of the filesystems the restore writes to, by the paths of
+    /// <see cref="RestoreSpace.PathsToMeasure"/>; null when the node could not say.
+    /// </summary>
+    public IReadOnlyDictionary<string, FreeSpace>? Space { get; init; }
 }
 
 /// <summary>The cluster as found before anything is changed: the set to restore and every member.</summary>

@@ -11,7 +11,8 @@ internal sealed record RestoreDecision(IReadOnlyList<string> Members, string Rea
 /// Turns an assessment into a <see cref="RestorePlan"/>, with no I/O. Which members (PROCEDURE.md,
 /// with DESIGN.md's departure): not HA, the member; HA with quorum, nothing (replace failed members
 /// instead) unless members are named and forced; HA without quorum, every member from the same
-/// snapshot. Then, per member, the runbook's steps with their undo: stage the snapshot (and PKI),
+/// snapshot. A member whose filesystems cannot hold what its restore writes refuses the restore
+/// (<see cref="RestoreSpace"/>). Then, per member, the runbook's steps with their undo: stage the snapshot (and PKI),
 /// stop the static pods by moving their manifests into staging, <c>etcdctl snapshot restore</c> with
 /// the member's own flags into a new dir beside the data dir, check its <c>member/</c>, wait until
 /// etcd stopped, move the data dir aside and the restored one in its place; only when every member
@@ -42,15 +43,23 @@ internal static class RestorePlanner
             }
         }
 
+        var artifacts = assessment.Set.Manifest.Artifacts;
+        var snapshot = artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.EtcdSnapshot)?.PlainSize ?? 0;
+        var shortOfSpace = members
+            .Select(m => m.Found.Space is { } space
+                ? RestoreSpace.Shortfall(m.Node, space, snapshot, options.Pki ? SizeOf(ArtifactKinds.Pki, m.Node.Name) : 0, Kubeconfigs(m.Node) is null ? 0 : SizeOf(ArtifactKinds.Kubeconfigs, m.Node.Name))
+                : null)
+            .OfType<string>().ToList();
+        if (shortOfSpace.Count > 0)
+        {
+            return RestorePlan.Refused(assessment, string.Join("; and ", shortOfSpace));
+        }
+
         var setId = assessment.Set.Id.ToString();
         var steps = new List<RestoreStep>();
         foreach (var (node, found) in members)
         {
-            // Sets of earlier versions have no kubeconfigs archive; a node that had none has nothing to put back.
-            var kubeconfigs = options.Pki
-                ? assessment.Set.Manifest.Artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.Kubeconfigs && a.Node == node.Name)?.Files is { Count: > 0 } files ? files : null
-                : null;
-            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki, kubeconfigs));
+            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki, Kubeconfigs(node)));
         }
 
         foreach (var (node, _) in members)
@@ -77,6 +86,12 @@ internal static class RestorePlanner
         }
 
         return new RestorePlan(assessment, decision.Members, decision.Reason, steps, Report(assessment, members.Select(m => m.Node).ToList()), null);
+
+        long SizeOf(string kind, string node) => artifacts.FirstOrDefault(a => a.Kind == kind && a.Node == node)?.PlainSize ?? 0;
+
+        // Sets of earlier versions have no kubeconfigs archive; a node that had none has nothing to put back.
+        IReadOnlyList<string>? Kubeconfigs(ControlPlaneSettings node) =>
+            options.Pki && artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.Kubeconfigs && a.Node == node.Name)?.Files is { Count: > 0 } files ? files : null;
     }
 
     public static RestoreDecision Decide(IReadOnlyList<MemberAssessment> members, IReadOnlyCollection<string> requested, bool force)

@@ -173,6 +173,17 @@ internal static class NodeCommands
     public static string MakeUploadDirectory(string owner) =>
         $"umask 077 && d=$(mktemp -d {TempPrefix}XXXXXX) && chown {Q(owner)} \"$d\" && echo \"$d\"";
 
+    /// <summary>
+    /// For each path in turn, <c>df -Pk</c>'s line for the filesystem it is on (or will be on: its
+    /// nearest existing ancestor's, as a restore's staging dir may not exist yet).
+    /// </summary>
+    public static string FreeSpace(IEnumerable<string> paths) =>
+        $"for p in {string.Join(' ', paths.Select(Q))}; do while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; " +
+        "line=$(df -Pk -- \"$p\") || exit 1; printf '%s\\n' \"$line\" | tail -n 1; done";
+
+    /// <summary>The directory a private upload dir (<see cref="MakeUploadDirectory"/>) is made in.</summary>
+    public static string UploadDirectoryParent => Path.GetDirectoryName(TempPrefix)!;
+
     /// <summary>Moves an uploaded file into place, owned by root.</summary>
     public static string InstallAsRoot(string uploaded, string path) => $"chown 0:0 {Q(uploaded)} && mv {Q(uploaded)} {Q(path)}";
 

@@ -7,8 +7,8 @@ using static ClusterBackup.Tests.Restore.RestoredClusters;
 namespace ClusterBackup.Tests.Restore;
 
 /// <summary>
-/// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, the
-/// agent killed, an etcd still starting, a damaged object): every member is left as it was, or restored.
+/// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, a
+/// staging filesystem too small, the agent killed, an etcd still starting, a damaged object): every member is left as it was, or restored.
 /// </summary>
 [Collection(RigCollection.Name)]
 public sealed class RestoreFaultTests(RigFixture fixture)
@@ -101,6 +101,54 @@ public sealed class RestoreFaultTests(RigFixture fixture)
 
         Assert.True(again.ExitCode == 0, again.ToString());
         await AssertHoldsTheSetAsync(cluster, "rc", inSet);
+    }
+
+    [Fact]
+    public async Task A_staging_filesystem_too_small_for_the_snapshot_refuses_the_restore_before_any_step_and_the_next_restore_succeeds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rs", 1);
+        var filler = new string('x', 32 * 1024);
+        for (var i = 0; i < 64; i++)
+        {
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rs-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
+        }
+
+        var (config, inSet) = await BackUpAsync(cluster, "rs");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+        var before = Snapshot(member);
+        var mount = Directory.CreateTempSubdirectory("cluster-backup-tmpfs-").FullName;
+        await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mount);
+        try
+        {
+            var staging = Path.Combine(mount, "staging"); // not there yet: its filesystem is its parent's
+            config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Paths"]!["Staging"] = staging;
+
+            var dryRun = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--dry-run", "--identity", _rig.AgeIdentityFile);
+            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            foreach (var refused in new[] { dryRun, result })
+            {
+                Assert.Equal(1, refused.ExitCode);
+                refused.AssertError($"error: cluster rs: restore refused: node rs-cp1: not enough free space: {mount} has 1.0 MiB free, and the restore needs ");
+                refused.AssertError($"(the snapshot and archives staged in {staging}: ");
+                refused.AssertError("free space there, or set Paths.Staging to a filesystem with room");
+            }
+
+            Assert.Equal(before, Snapshot(member));
+            Assert.False(Directory.Exists(staging), "the refused restore made the staging dir");
+
+            await Tools.CheckAsync("mount", "-o", "remount,size=64m", mount);
+            var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(again.ExitCode == 0, again.ToString());
+            await AssertHoldsTheSetAsync(cluster, "rs", inSet);
+            Assert.Empty(Directory.GetFiles(staging));
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", ["-l", mount]);
+        }
     }
 
     [Fact]

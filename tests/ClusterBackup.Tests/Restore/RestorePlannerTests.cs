@@ -62,6 +62,24 @@ public sealed class RestorePlannerTests
     }
 
     [Fact]
+    public void A_member_whose_filesystems_cannot_hold_the_restore_refuses_it_before_any_step()
+    {
+        var paths = RestoreSpace.PathsToMeasure(Assess(Member(1, 1, healthy: false)).Cluster.ControlPlanes[0]);
+        MemberAssessment WithFree(MemberAssessment member, long free) =>
+            member with { Space = paths.ToDictionary(p => p, _ => new FreeSpace("/", free)) };
+
+        var plan = Plan(Assess(WithFree(Member(1, 2, healthy: false), 1L << 30), WithFree(Member(2, 2, healthy: false), 0)));
+
+        Assert.Empty(plan.Steps);
+        Assert.Equal(
+            "node cp2: not enough free space: / has 0.0 MiB free, and the restore needs 64.0 MiB there " +
+            "(the snapshot and archives staged in /backup: 0.0 MiB, the restored data dir beside /var/lib/etcd: 64.0 MiB); " +
+            "free space there, or set Paths.Staging to a filesystem with room",
+            plan.Refusal);
+        Assert.Null(Plan(Assess(WithFree(Member(1, 2, healthy: false), 1L << 30), WithFree(Member(2, 2, healthy: false), 1L << 30))).Refusal);
+    }
+
+    [Fact]
     public void HA_with_quorum_is_refused_with_the_advice_to_replace_members()
     {
         var plan = Plan(Assess(Member(1, 3, true), Member(2, 3, true), Member(3, 3, false)));

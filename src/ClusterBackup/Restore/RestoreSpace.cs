@@ -1,0 +1,112 @@
+using System.Globalization;
+using ClusterBackup.Configuration;
+using ClusterBackup.Sources;
+
+namespace ClusterBackup.Restore;
+
+/// <summary>
+/// Whether a member's filesystems hold what its restore writes, decided before anything is changed:
+/// a node whose disk fills mid-restore stops with its etcd down until the steps are undone, and a
+/// full disk is a common reason to restore at all. Pure: the assessment measures the paths
+/// <see cref="PathsToMeasure"/> names, and <see cref="Shortfall"/> compares.
+/// </summary>
+internal static class RestoreSpace
+{
+    /// <summary>
+    /// What <c>etcdctl snapshot restore</c> writes besides the snapshot's own bytes: the first WAL
+    /// segment, which etcd preallocates at 64 MB (counted here as 64 MiB, a little more).
+    /// </summary>
+    public const long WalSegment = 64L * 1024 * 1024;
+
+    /// <summary>The node paths whose filesystems a restore writes to.</summary>
+    public static IReadOnlyList<string> PathsToMeasure(ControlPlaneSettings node)
+    {
+        var paths = new List<string> { Staging(node), Parent(node.Paths.EtcdData), Parent(node.Paths.Pki) };
+        if (node.Ssh.Sudo)
+        {
+            paths.Add(NodeCommands.UploadDirectoryParent);
+        }
+
+        return paths.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// Why the member's filesystems cannot hold the restore (each one short, with what it must hold),
+    /// or null when they can. At its peak a filesystem holds the files staged on it, and then either
+    /// an upload on its way to another one (through the private upload dir, with Ssh.Sudo) or the
+    /// restored data dir and the PKI copied aside.
+    /// </summary>
+    public static string? Shortfall(ControlPlaneSettings node, IReadOnlyDictionary<string, FreeSpace> space, long snapshot, long pki, long kubeconfigs)
+    {
+        FreeSpace? On(string path) => space.GetValueOrDefault(path);
+        var staging = On(Staging(node));
+        var data = On(Parent(node.Paths.EtcdData));
+        var pkiParent = On(Parent(node.Paths.Pki));
+        var uploads = node.Ssh.Sudo ? On(NodeCommands.UploadDirectoryParent) : null;
+        if (staging is null || data is null || pkiParent is null || (node.Ssh.Sudo && uploads is null))
+        {
+            return null;
+        }
+
+        // The kubeconfigs the restore replaces are copied aside into the staging dir too.
+        var needs = new Dictionary<string, Need>(StringComparer.Ordinal);
+        Need At(FreeSpace fs) => needs.TryGetValue(fs.MountPoint, out var need) ? need : needs[fs.MountPoint] = new Need(fs.AvailableBytes);
+        At(staging).Stage(snapshot + pki + (2 * kubeconfigs), $"the snapshot and archives staged in {Staging(node)}");
+        At(data).WriteLater(snapshot + WalSegment, $"the restored data dir beside {Trim(node.Paths.EtcdData)}");
+        if (pki > 0)
+        {
+            At(pkiParent).WriteLater(pki, $"the PKI copied aside beside {Trim(node.Paths.Pki)}");
+        }
+
+        if (uploads is not null && uploads.MountPoint != staging.MountPoint)
+        {
+            At(uploads).PassThrough(snapshot, $"each upload on its way, in {NodeCommands.UploadDirectoryParent}");
+        }
+
+        var shortfalls = needs.Where(n => n.Value.Peak > n.Value.Available).Select(n =>
+            $"{n.Key} has {MiB(n.Value.Available)} free, and the restore needs {MiB(n.Value.Peak)} there ({string.Join(", ", n.Value.What)})").ToList();
+        if (shortfalls.Count == 0)
+        {
+            return null;
+        }
+
+        var advice = needs.Where(n => n.Value.Peak > n.Value.Available).Any(n => n.Key == staging.MountPoint)
+            ? "; free space there, or set Paths.Staging to a filesystem with room"
+            : "; free space there";
+        return $"node {node.Name}: not enough free space: {string.Join("; ", shortfalls)}{advice}";
+    }
+
+    private static string Staging(ControlPlaneSettings node) => Trim(node.Paths.Staging);
+
+    private static string Trim(string path) => path.TrimEnd('/') is { Length: > 0 } trimmed ? trimmed : "/";
+
+    private static string Parent(string path) => Path.GetDirectoryName(Trim(path)) is { Length: > 0 } parent ? parent : "/";
+
+    private static string MiB(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.0} MiB");
+
+    /// <summary>What one filesystem must hold: staged files stay while either an upload passes through or the later files are written.</summary>
+    private sealed class Need(long available)
+    {
+        private long _staged;
+        private long _passing;
+        private long _later;
+
+        public long Available { get; } = available;
+
+        public List<string> What { get; } = [];
+
+        public long Peak => _staged + Math.Max(_passing, _later);
+
+        public void Stage(long bytes, string what) => Add(ref _staged, bytes, what);
+
+        public void PassThrough(long bytes, string what) => Add(ref _passing, bytes, what);
+
+        public void WriteLater(long bytes, string what) => Add(ref _later, bytes, what);
+
+        private void Add(ref long bucket, long bytes, string what)
+        {
+            bucket += bytes;
+            What.Add($"{what}: {MiB(bytes)}");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+using ClusterBackup.Configuration;
+using ClusterBackup.Restore;
+
+namespace ClusterBackup.Tests.Restore;
+
+/// <summary>Whether a member's filesystems hold what its restore writes: df's lines read, and the peak of each filesystem.</summary>
+public sealed class RestoreSpaceTests
+{
+    private const long MiB = 1024 * 1024;
+
+    private static readonly ControlPlaneSettings Node = new("cp1", "10.0.0.1", new SshOptions(), new EtcdOptions(), new PathOptions(), new RestoreOptions());
+
+    private static readonly ControlPlaneSettings SudoNode = Node with { Ssh = new SshOptions { User = "ops", Sudo = true } };
+
+    /// <summary>Each measured path on the filesystem mounted where <paramref name="mounts"/> says, with that much free.</summary>
+    private static Dictionary<string, FreeSpace> Space(ControlPlaneSettings node, params (string Path, string Mount, long Free)[] mounts) =>
+        RestoreSpace.PathsToMeasure(node).ToDictionary(p => p, p =>
+        {
+            var (_, mount, free) = mounts.FirstOrDefault(m => m.Path == p, mounts.Single(m => m.Path == "*"));
+            return new FreeSpace(mount, free);
+        });
+
+    [Fact]
+    public void The_paths_measured_are_the_staging_dir_and_the_parents_of_the_data_dir_and_the_pki_and_with_sudo_the_upload_dir()
+    {
+        Assert.Equal(["/backup", "/var/lib", "/etc/kubernetes"], RestoreSpace.PathsToMeasure(Node));
+        Assert.Equal(["/backup", "/var/lib", "/etc/kubernetes", "/var/tmp"], RestoreSpace.PathsToMeasure(SudoNode));
+        Assert.Equal(["/srv/staging", "/", "/etc/kubernetes"],
+            RestoreSpace.PathsToMeasure(Node with { Paths = new PathOptions { Staging = "/srv/staging/", EtcdData = "/etcd" } }));
+    }
+
+    [Fact]
+    public void One_filesystem_must_hold_the_staged_snapshot_and_the_restored_data_dir_with_its_wal_segment_at_once()
+    {
+        // 60 staged + 60 restored + 64 of WAL = 184 MiB.
+        Assert.Null(RestoreSpace.Shortfall(Node, Space(Node, ("*", "/", 184 * MiB)), 60 * MiB, 0, 0));
+
+        var shortfall = RestoreSpace.Shortfall(Node, Space(Node, ("*", "/", 184 * MiB - 1)), 60 * MiB, 0, 0);
+
+        Assert.Equal(
+            "node cp1: not enough free space: / has 184.0 MiB free, and the restore needs 184.0 MiB there " +
+            "(the snapshot and archives staged in /backup: 60.0 MiB, the restored data dir beside /var/lib/etcd: 124.0 MiB); " +
+            "free space there, or set Paths.Staging to a filesystem with room",
+            shortfall);
+    }
+
+    [Fact]
+    public void Each_filesystem_is_weighed_on_its_own_and_only_those_short_are_named()
+    {
+        var space = Space(Node, ("/backup", "/backup", 61 * MiB), ("/var/lib", "/var", 100 * MiB), ("*", "/", 1 * MiB));
+
+        var shortfall = RestoreSpace.Shortfall(Node, space, 60 * MiB, 0, 0);
+
+        Assert.Equal(
+            "node cp1: not enough free space: /var has 100.0 MiB free, and the restore needs 124.0 MiB there " +
+            "(the restored data dir beside /var/lib/etcd: 124.0 MiB); free space there",
+            shortfall);
+        Assert.Null(RestoreSpace.Shortfall(Node, Space(Node, ("/backup", "/backup", 60 * MiB), ("*", "/", 124 * MiB)), 60 * MiB, 0, 0));
+    }
+
+    [Fact]
+    public void With_pki_the_archives_are_staged_the_pki_is_copied_aside_and_the_kubeconfigs_replaced_are_kept_in_staging()
+    {
+        // Staged: 10 + 1 (PKI archive) + 2 × 2 (kubeconfigs archive, and the files copied aside); later: 10 + 64 restored, 1 PKI aside.
+        const long snapshot = 10 * MiB, pki = 1 * MiB, kubeconfigs = 2 * MiB;
+        Assert.Null(RestoreSpace.Shortfall(Node, Space(Node, ("*", "/", 90 * MiB)), snapshot, pki, kubeconfigs));
+
+        var shortfall = RestoreSpace.Shortfall(Node, Space(Node, ("*", "/", 90 * MiB - 1)), snapshot, pki, kubeconfigs);
+
+        Assert.Contains("the restore needs 90.0 MiB there (the snapshot and archives staged in /backup: 15.0 MiB, " +
+                        "the restored data dir beside /var/lib/etcd: 74.0 MiB, the PKI copied aside beside /etc/kubernetes/pki: 1.0 MiB)", shortfall, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void With_sudo_an_upload_passes_through_the_upload_dir_which_needs_room_only_on_another_filesystem()
+    {
+        var apart = Space(SudoNode, ("/backup", "/backup", 100 * MiB), ("/var/tmp", "/var/tmp", 59 * MiB), ("*", "/", 200 * MiB));
+
+        Assert.Equal(
+            "node cp1: not enough free space: /var/tmp has 59.0 MiB free, and the restore needs 60.0 MiB there (each upload on its way, in /var/tmp: 60.0 MiB); free space there",
+            RestoreSpace.Shortfall(SudoNode, apart, 60 * MiB, 0, 0));
+
+        // On the staging dir's filesystem the upload is moved, not copied: its bytes are the staged ones,
+        // and it is gone before the restored data dir is written.
+        Assert.Null(RestoreSpace.Shortfall(SudoNode, Space(SudoNode, ("*", "/", 184 * MiB)), 60 * MiB, 0, 0));
+        Assert.Null(RestoreSpace.Shortfall(SudoNode, Space(SudoNode, ("/backup", "/backup", 60 * MiB), ("*", "/", 124 * MiB)), 60 * MiB, 0, 0));
+    }
+
+    [Fact]
+    public void A_node_that_could_not_say_is_not_refused()
+    {
+        Assert.Null(RestoreSpace.Shortfall(Node, new Dictionary<string, FreeSpace>(), 60 * MiB, 0, 0));
+        Assert.Null(RestoreSpace.Shortfall(SudoNode, Space(Node, ("*", "/", 0)), 60 * MiB, 0, 0));
+    }
+
+    [Fact]
+    public void Dfs_lines_are_read_in_the_order_of_the_paths_mount_points_with_spaces_included()
+    {
+        var output = """
+            /dev/vda1          253869740 13041236 227894008       6% /
+            tmpfs                   2048        0      2048       0% /mnt/restore space
+            //server/share ext    1000     10       990       1% /srv
+
+            """;
+
+        var space = FreeSpace.Parse(output, ["/backup", "/mnt/restore space/x", "/srv"]);
+
+        Assert.NotNull(space);
+        Assert.Equal(new FreeSpace("/", 227894008L * 1024), space["/backup"]);
+        Assert.Equal(new FreeSpace("/mnt/restore space", 2048L * 1024), space["/mnt/restore space/x"]);
+        Assert.Equal(new FreeSpace("/srv", 990L * 1024), space["/srv"]);
+    }
+
+    [Theory]
+    [InlineData("/dev/vda1 100 10 90 10% /\n")]
+    [InlineData("/dev/vda1 100 10 90 10% /\nFilesystem 1024-blocks Used Available Capacity Mounted on\n")]
+    [InlineData("df: /backup: No such file or directory\n/dev/vda1 100 10 90 10% /\n")]
+    [InlineData("")]
+    public void Output_that_is_not_one_df_line_per_path_says_nothing(string output)
+    {
+        Assert.Null(FreeSpace.Parse(output, ["/backup", "/var/lib"]));
+    }
+}
