@@ -37,7 +37,12 @@ public sealed class SshNode : IAsyncDisposable
 
     public string Log => _process.Tail();
 
-    public static async Task<SshNode> StartAsync(string name, string root, string authorizedKeysFile, KubeadmPki pki, string logDirectory)
+    /// <summary>
+    /// Starts the node's sshd. With <paramref name="varTmpSize"/> (a tmpfs size, such as "4m"), sshd
+    /// runs in a mount namespace of its own where /var/tmp is a tmpfs of that size: a node whose temp
+    /// dir is short of space, while the rest of this machine is not.
+    /// </summary>
+    public static async Task<SshNode> StartAsync(string name, string root, string authorizedKeysFile, KubeadmPki pki, string logDirectory, string? varTmpSize = null)
     {
         Directory.CreateDirectory(root);
         Directory.CreateDirectory("/run/sshd"); // privilege separation dir sshd insists on
@@ -76,12 +81,23 @@ public sealed class SshNode : IAsyncDisposable
             SetEnv SHLVL=1
 
             """);
-        var process = ExternalProcess.Start($"sshd-{name}", "/usr/sbin/sshd", ["-D", "-e", "-f", config], logDirectory);
+        var process = varTmpSize is null
+            ? ExternalProcess.Start($"sshd-{name}", "/usr/sbin/sshd", ["-D", "-e", "-f", config], logDirectory)
+            : ExternalProcess.Start($"sshd-{name}", "unshare",
+                ["--mount", "--propagation", "private", "sh", "-c", $"mount -t tmpfs -o size={varTmpSize},mode=1777 tmpfs /var/tmp && exec /usr/sbin/sshd -D -e -f \"$0\"", config],
+                logDirectory);
         await process.WaitForPortAsync(port);
         var publicKey = (await File.ReadAllTextAsync(hostKey + ".pub")).Trim();
         var parts = publicKey.Split(' ');
         return new SshNode(process, name, port, root, $"{parts[0]} {parts[1]}");
     }
+
+    /// <summary>The node's /var/tmp as this machine sees it (through sshd's mount namespace, when it has one).</summary>
+    public string VarTmp => $"/proc/{_process.Id}/root/var/tmp";
+
+    /// <summary>Resizes the tmpfs a node started with a <c>varTmpSize</c> has as /var/tmp.</summary>
+    public Task ResizeVarTmpAsync(string size) =>
+        Tools.CheckAsync("nsenter", "-t", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "mount", "-o", $"remount,size={size}", "/var/tmp");
 
     public ValueTask DisposeAsync() => _process.DisposeAsync();
 }

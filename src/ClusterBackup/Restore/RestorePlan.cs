@@ -1,5 +1,6 @@
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
+using ClusterBackup.Sources;
 
 namespace ClusterBackup.Restore;
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources;
 
@@ -24,7 +23,7 @@ internal static class RestoreSpace
         var paths = new List<string> { Staging(node), Parent(node.Paths.EtcdData), Parent(node.Paths.Pki) };
         if (node.Ssh.Sudo)
         {
-            paths.Add(NodeCommands.UploadDirectoryParent);
+            paths.Add(NodeCommands.TempDirectory);
         }
 
         return paths.Distinct(StringComparer.Ordinal).ToList();
@@ -42,7 +41,7 @@ internal static class RestoreSpace
         var staging = On(Staging(node));
         var data = On(Parent(node.Paths.EtcdData));
         var pkiParent = On(Parent(node.Paths.Pki));
-        var uploads = node.Ssh.Sudo ? On(NodeCommands.UploadDirectoryParent) : null;
+        var uploads = node.Ssh.Sudo ? On(NodeCommands.TempDirectory) : null;
         if (staging is null || data is null || pkiParent is null || (node.Ssh.Sudo && uploads is null))
         {
             return null;
@@ -60,11 +59,11 @@ internal static class RestoreSpace
 
         if (uploads is not null && uploads.MountPoint != staging.MountPoint)
         {
-            At(uploads).PassThrough(snapshot, $"each upload on its way, in {NodeCommands.UploadDirectoryParent}");
+            At(uploads).PassThrough(snapshot, $"each upload on its way, in {NodeCommands.TempDirectory}");
         }
 
         var shortfalls = needs.Where(n => n.Value.Peak > n.Value.Available).Select(n =>
-            $"{n.Key} has {MiB(n.Value.Available)} free, and the restore needs {MiB(n.Value.Peak)} there ({string.Join(", ", n.Value.What)})").ToList();
+            $"{n.Key} has {FreeSpace.MiB(n.Value.Available)} free, and the restore needs {FreeSpace.MiB(n.Value.Peak)} there ({string.Join(", ", n.Value.What)})").ToList();
         if (shortfalls.Count == 0)
         {
             return null;
@@ -81,8 +80,6 @@ internal static class RestoreSpace
     private static string Trim(string path) => path.TrimEnd('/') is { Length: > 0 } trimmed ? trimmed : "/";
 
     private static string Parent(string path) => Path.GetDirectoryName(Trim(path)) is { Length: > 0 } parent ? parent : "/";
-
-    private static string MiB(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.0} MiB");
 
     /// <summary>What one filesystem must hold: staged files stay while either an upload passes through or the later files are written.</summary>
     private sealed class Need(long available)
@@ -106,7 +103,7 @@ internal static class RestoreSpace
         private void Add(ref long bucket, long bytes, string what)
         {
             bucket += bytes;
-            What.Add($"{what}: {MiB(bytes)}");
+            What.Add($"{what}: {FreeSpace.MiB(bytes)}");
         }
     }
 }

@@ -181,8 +181,8 @@ internal static class NodeCommands
         $"for p in {string.Join(' ', paths.Select(Q))}; do while [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done; " +
         "line=$(df -Pk -- \"$p\") || exit 1; printf '%s\\n' \"$line\" | tail -n 1; done";
 
-    /// <summary>The directory a private upload dir (<see cref="MakeUploadDirectory"/>) is made in.</summary>
-    public static string UploadDirectoryParent => Path.GetDirectoryName(TempPrefix)!;
+    /// <summary>The directory the agent's private dirs on a node are made in (<see cref="TempPrefix"/>).</summary>
+    public static string TempDirectory => Path.GetDirectoryName(TempPrefix)!;
 
     /// <summary>Moves an uploaded file into place, owned by root.</summary>
     public static string InstallAsRoot(string uploaded, string path) => $"chown 0:0 {Q(uploaded)} && mv {Q(uploaded)} {Q(path)}";

@@ -1,6 +1,7 @@
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Restore;
+using ClusterBackup.Sources;
 
 namespace ClusterBackup.Tests.Restore;
 
@@ -66,7 +67,7 @@ public sealed class RestorePlannerTests
     {
         var paths = RestoreSpace.PathsToMeasure(Assess(Member(1, 1, healthy: false)).Cluster.ControlPlanes[0]);
         MemberAssessment WithFree(MemberAssessment member, long free) =>
-            member with { Space = paths.ToDictionary(p => p, _ => new FreeSpace("/", free)) };
+            member with { Space = paths.ToDictionary(p => p, _ => new FreeSpace("/", 1L << 40, free)) };
 
         var plan = Plan(Assess(WithFree(Member(1, 2, healthy: false), 1L << 30), WithFree(Member(2, 2, healthy: false), 0)));
 

@@ -7,7 +7,8 @@ using Renci.SshNet.Common;
 namespace ClusterBackup.Sources.Etcd;
 
 /// <summary>
-/// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir, read back
+/// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir (when the
+/// node has room for it, <see cref="SnapshotRoom"/>), read back
 /// once it is saved over an exec channel at the pipeline's pace (<see cref="PacedFileStream"/>,
 /// so memory stays bounded), and the temp dir always removed: by the agent, by a guard on the node
 /// when the agent is gone, or by the next run. The file is read once the guard says it is saved:
@@ -22,6 +23,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
     {
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
+        await CheckRoomAsync(session, facts.DbSizeBytes, cancellationToken);
         var guard = session.Start(NodeCommands.GuardedSnapshot(node), cancellationToken);
         var lines = new CommandOutputLines(guard.Output, 4096);
         string directory;
@@ -75,6 +77,17 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         {
             await Release();
             throw;
+        }
+    }
+
+    /// <summary>Refuses to save a snapshot the node's temp dir has no room for (<see cref="SnapshotRoom"/>); a node whose df cannot say is not refused.</summary>
+    private static async Task CheckRoomAsync(NodeSession session, long databaseBytes, CancellationToken cancellationToken)
+    {
+        string[] directory = [NodeCommands.TempDirectory];
+        var df = await session.RunAsync(NodeCommands.FreeSpace(directory), cancellationToken);
+        if (df.Succeeded && FreeSpace.Parse(df.Output, directory) is { } space && SnapshotRoom.Problem(space[directory[0]], databaseBytes, directory[0]) is { } problem)
+        {
+            throw new NodeOperationException(session.Node.Name, Step, problem);
         }
     }
 
