@@ -24,7 +24,8 @@ internal static class DownloadCommand
             decrypt and decompress it, and write plain files (mode 0600): etcd-snapshot.db,
             pki-NODE.tar, manifests-NODE.tar and kubeconfigs-NODE.tar for each control plane, and
             manifest.json.
-            All or nothing: if any artifact fails its checks, no file is left in DIR.
+            All or nothing: if any artifact fails its checks, no file is left in DIR. A DIR whose
+            filesystem has less free space than the set's plain files is refused before anything is fetched.
             Exit status: 0 when every file was written, 1 otherwise.
 
             Example: cluster-backup download --cluster prod-admin --set latest --to /root/restore --identity /root/age-key.txt
@@ -44,6 +45,13 @@ internal static class DownloadCommand
             var catalog = services.GetRequiredService<BackupCatalog>();
             var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var found = (await AllowUnsignedOption.FindSignedAsync(host, catalog, selected.Name, parse.GetValue(set)!, policy, ct)).Set;
+            var needed = found.Manifest.Artifacts.Sum(a => a.PlainSize);
+            if (AvailableBytes(parse.GetValue(to)!) is { } free && free < needed)
+            {
+                throw new DownloadFailedException(
+                    $"{parse.GetValue(to)} has {Formatting.Bytes(free)} free, and the files of set {found.Id} need {Formatting.Bytes(needed)}: choose a directory with room; nothing was written");
+            }
+
             var files = await services.GetRequiredService<SetDownloader>().DownloadAsync(found, parse.GetValue(to)!, identities, ct);
             foreach (var file in files)
             {
@@ -54,5 +62,24 @@ internal static class DownloadCommand
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
+    }
+
+    /// <summary>The space left on the filesystem a directory is on (or will be on: its nearest existing ancestor's); null when it cannot be read.</summary>
+    private static long? AvailableBytes(string directory)
+    {
+        try
+        {
+            var existing = new DirectoryInfo(Path.GetFullPath(directory));
+            while (!existing.Exists && existing.Parent is { } parent)
+            {
+                existing = parent;
+            }
+
+            return new DriveInfo(existing.FullName).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
     }
 }

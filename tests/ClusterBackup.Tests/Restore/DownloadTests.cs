@@ -122,6 +122,37 @@ public sealed class DownloadTests(RigFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task A_directory_without_room_for_the_sets_files_is_refused_before_anything_is_fetched()
+    {
+        await _rig.Etcd.PutBulkAsync(); // a snapshot of several MiB
+        var (config, setId) = await BackUpAsync("download-no-room");
+        var mount = Path.Combine(_work, "small");
+        Directory.CreateDirectory(mount);
+        await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mount);
+        try
+        {
+            var target = Path.Combine(mount, "out");
+
+            var result = await CliRunner.RunAsync(config, "download", "--cluster", "download-no-room", "--to", target, "--identity", _rig.AgeIdentityFile);
+
+            Assert.Equal(1, result.ExitCode);
+            result.AssertError($"error: {target} has 1.0 MiB free, and the files of set {setId} need ");
+            result.AssertError(": choose a directory with room; nothing was written");
+            Assert.Empty(Directory.EnumerateFileSystemEntries(mount));
+
+            await Tools.CheckAsync("mount", "-o", "remount,size=64m", mount);
+            var again = await CliRunner.RunAsync(config, "download", "--cluster", "download-no-room", "--to", target, "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(again.ExitCode == 0, again.ToString());
+            Assert.Equal(5, Directory.GetFiles(target).Length);
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", ["-l", mount]);
+        }
+    }
+
+    [Fact]
     public async Task An_unknown_set_is_refused()
     {
         var (config, _) = await BackUpAsync("download-unknown-set");
