@@ -52,4 +52,16 @@ internal sealed partial class BackupCatalog
 
         return new NewestSigned(null, false, refused);
     }
+
+    /// <summary>A refusal that also names the newest set of the scan the policy accepts: the one to use instead.</summary>
+    public async Task<SetRefusedException> NamingInsteadAsync(
+        string cluster, IReadOnlyList<StoredSet> scan, SignaturePolicy policy, SetRefusedException refused, CancellationToken cancellationToken)
+    {
+        var instead = await NewestSignedAsync(scan, policy, cancellationToken: cancellationToken);
+        return new SetRefusedException(
+            refused.Reason + (instead.Newest is { } newest
+                ? $"; the newest set {(instead.Unsigned ? "that can be read (unsigned)" : "a trusted key signed")} is {newest.Id} (--set {newest.Id})"
+                : $"; no set of cluster {cluster} is signed by a trusted key"),
+            refused.Problem);
+    }
 }

@@ -25,20 +25,8 @@ internal static class AllowUnsignedOption
         }
         catch (SetRefusedException refused)
         {
-            throw await NamingInsteadAsync(catalog, cluster, scan, policy, refused, cancellationToken);
+            throw await catalog.NamingInsteadAsync(cluster, scan, policy, refused, cancellationToken);
         }
-    }
-
-    /// <summary>A refusal that also names the newest set of the scan the policy accepts: the one to use instead.</summary>
-    public static async Task<SetRefusedException> NamingInsteadAsync(
-        BackupCatalog catalog, string cluster, IReadOnlyList<StoredSet> scan, SignaturePolicy policy, SetRefusedException refused, CancellationToken cancellationToken)
-    {
-        var instead = await catalog.NewestSignedAsync(scan, policy, cancellationToken: cancellationToken);
-        return new SetRefusedException(
-            refused.Reason + (instead.Newest is { } newest
-                ? $"; the newest set {(instead.Unsigned ? "that can be read (unsigned)" : "a trusted key signed")} is {newest.Id} (--set {newest.Id})"
-                : $"; no set of cluster {cluster} is signed by a trusted key"),
-            refused.Problem);
     }
 
     /// <summary>Checks the set's signature; warns on standard error when it is read unsigned.</summary>

@@ -105,7 +105,7 @@ internal static class VerifyCommand
                     {
                         failed++;
                         await host.Out.WriteLineAsync($"{selected.Name} {listed.Id}: FAILED");
-                        var refusal = selector == All ? ex : await AllowUnsignedOption.NamingInsteadAsync(catalog, selected.Name, scan, policy, ex, ct);
+                        var refusal = selector == All ? ex : await catalog.NamingInsteadAsync(selected.Name, scan, policy, ex, ct);
                         await host.Error.WriteLineAsync($"error: {refusal.Message}");
                         continue;
                     }

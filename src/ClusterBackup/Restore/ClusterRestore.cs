@@ -109,11 +109,16 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
         var probe = await session.RunAsync(
             NodeCommands.IfListening(node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Etcd.Etcdctl, node, "--dial-timeout=3s", "--command-timeout=5s", "endpoint", "health")),
             cancellationToken);
+        // What the restore will write, and where: its free space, a data dir that is a volume of its own, what killed restores left.
         var measured = RestoreSpace.PathsToMeasure(node);
         var df = await session.RunAsync(NodeCommands.FreeSpace(measured), cancellationToken);
+        var mountPoint = (await session.RunAsync(NodeCommands.IsMountPoint(node.Paths.EtcdData.TrimEnd('/')), cancellationToken)).Succeeded;
+        var leftovers = await session.RunAsync(NodeCommands.LeftoverRestoresKiB(RestoreSpace.RestoredPrefix(node, mountPoint)), cancellationToken);
         var member = new MemberAssessment(node.Name, true, probe.Succeeded, probe.Succeeded ? "endpoint health ok" : probe.ErrorSummary)
         {
             Space = df.Succeeded ? FreeSpace.Parse(df.Output, measured) : null,
+            DataDirIsMountPoint = mountPoint,
+            LeftoverBytes = long.TryParse(leftovers.Output.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var kib) && kib < long.MaxValue / 1024 ? kib * 1024 : 0,
         };
 
         // etcd.yaml from the manifests dir, or from staging if a failed run left it there.

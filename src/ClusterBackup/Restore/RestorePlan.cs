@@ -24,6 +24,12 @@ internal sealed record MemberAssessment(string Name, bool Reachable, bool Health
     /// <see cref="RestoreSpace.PathsToMeasure"/>; null when the node could not say.
     /// </summary>
     public IReadOnlyDictionary<string, FreeSpace>? Space { get; init; }
+
+    /// <summary>What killed restores left (<see cref="RestoreSpace.RestoredPrefix"/>), which the restore removes first.</summary>
+    public long LeftoverBytes { get; init; }
+
+    /// <summary>The data dir is a mount point (a volume of its own): it cannot be renamed, so its <c>member/</c> is replaced instead.</summary>
+    public bool DataDirIsMountPoint { get; init; }
 }
 
 /// <summary>The cluster as found before anything is changed: the set to restore and every member.</summary>

@@ -46,9 +46,8 @@ internal static class RestorePlanner
         var artifacts = assessment.Set.Manifest.Artifacts;
         var snapshot = artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.EtcdSnapshot)?.PlainSize ?? 0;
         var shortOfSpace = members
-            .Select(m => m.Found.Space is { } space
-                ? RestoreSpace.Shortfall(m.Node, space, snapshot, options.Pki ? SizeOf(ArtifactKinds.Pki, m.Node.Name) : 0, Kubeconfigs(m.Node) is null ? 0 : SizeOf(ArtifactKinds.Kubeconfigs, m.Node.Name))
-                : null)
+            .Select(m => RestoreSpace.Shortfall(
+                m.Node, m.Found, snapshot, options.Pki ? SizeOf(ArtifactKinds.Pki, m.Node.Name) : 0, Kubeconfigs(m.Node) is null ? 0 : SizeOf(ArtifactKinds.Kubeconfigs, m.Node.Name)))
             .OfType<string>().ToList();
         if (shortOfSpace.Count > 0)
         {
@@ -59,12 +58,12 @@ internal static class RestorePlanner
         var steps = new List<RestoreStep>();
         foreach (var (node, found) in members)
         {
-            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp), found, options.Pki, Kubeconfigs(node)));
+            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp, found.DataDirIsMountPoint), found, options.Pki, Kubeconfigs(node)));
         }
 
-        foreach (var (node, _) in members)
+        foreach (var (node, found) in members)
         {
-            var paths = new MemberPaths(node, setId, stamp);
+            var paths = new MemberPaths(node, setId, stamp, found.DataDirIsMountPoint);
             var left = $"every member was prepared; the manifests of the members not yet started are in their {paths.Staging}";
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.StartStaticPods, RestorePhase.Start,
                 new RemoteCommand(NodeCommands.MoveStaticPodManifests(paths.Staging, paths.Manifests))) { LeftInPlace = left });
@@ -72,16 +71,16 @@ internal static class RestorePlanner
                 new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive, paths.KubeconfigsArchive))) { LeftInPlace = left });
         }
 
-        foreach (var (node, _) in members)
+        foreach (var (node, found) in members)
         {
-            var paths = new MemberPaths(node, setId, stamp);
+            var paths = new MemberPaths(node, setId, stamp, found.DataDirIsMountPoint);
             // Until etcd listens, each try fails at once instead of waiting out etcdctl's dial timeout.
             var health = NodeCommands.IfListening(
                 node.Etcd.ClientPort, NodeCommands.Etcdctl(node.Restore.Etcdctl, node, "--dial-timeout=2s", "--command-timeout=3s", "endpoint", "health"));
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.WaitForHealth, RestorePhase.Verify,
                 new RemoteCommand(NodeCommands.WaitUntil(health, "etcd is not healthy after 120s")))
             {
-                LeftInPlace = $"the restored data is in place and the old data dir is kept as {paths.Aside}",
+                LeftInPlace = $"the restored data is in place and the old data is kept as {paths.Aside}",
             });
         }
 
@@ -185,7 +184,7 @@ internal static class RestorePlanner
         // etcdctl writes a new dir beside the data dir, which no etcd uses: an etcd that the kubelet
         // restarts meanwhile (it may not have noticed its manifest is gone) cannot touch it.
         // A restore killed before its end (the agent, or its machine) leaves such a dir; nothing runs on it.
-        yield return Step(RestoreStepKind.RemoveLeftoverRestores, NodeCommands.RemoveLeftoverRestores(paths.Data));
+        yield return Step(RestoreStepKind.RemoveLeftoverRestores, NodeCommands.RemoveLeftoverRestores(paths.RestoredPrefix));
         var flags = found.Flags!;
         yield return Step(RestoreStepKind.SnapshotRestore,
             NodeCommands.EtcdctlOffline(node.Restore.Etcdctl, "snapshot", "restore", paths.Snapshot, "--data-dir", paths.Restored, "--name", flags.Name,
@@ -195,9 +194,11 @@ internal static class RestorePlanner
         yield return Step(RestoreStepKind.WaitForEtcdToStop, NodeCommands.WaitUntilEtcdStopped(node.Etcd.ClientPort, paths.Data));
 
         // Undone only once done: put back removes whatever is at the data dir, which must be the restore's.
-        yield return Step(RestoreStepKind.MoveDataDirAside, NodeCommands.MoveAsideIfPresent(paths.Data, paths.Aside),
-            new RestoreUndo(NodeCommands.PutBack(paths.Data, paths.Aside), UndoWhen.Completed));
-        yield return Step(RestoreStepKind.PutRestoredDataDirInPlace, NodeCommands.MoveIntoPlace(paths.Restored, paths.Data));
+        yield return Step(RestoreStepKind.MoveDataDirAside, NodeCommands.MoveAsideIfPresent(paths.Replaced, paths.Aside),
+            new RestoreUndo(NodeCommands.PutBack(paths.Replaced, paths.Aside), UndoWhen.Completed));
+        yield return Step(RestoreStepKind.PutRestoredDataDirInPlace, paths.InsideDataDir
+            ? NodeCommands.MoveIntoPlace(paths.Restored + "/member", paths.Replaced, thenEmpty: paths.Restored)
+            : NodeCommands.MoveIntoPlace(paths.Restored, paths.Data));
 
         RestoreStep Step(RestoreStepKind kind, string command, RestoreUndo? undo = null) =>
             new(name, kind, RestorePhase.Prepare, new RemoteCommand(command), undo);
@@ -219,8 +220,12 @@ internal static class RestorePlanner
 
     private static RestoreDecision Refuse(string reason) => new([], string.Empty, reason);
 
-    /// <summary>Where a member's restore puts things.</summary>
-    private sealed record MemberPaths(ControlPlaneSettings Node, string SetId, string Stamp)
+    /// <summary>
+    /// Where a member's restore puts things. A data dir that is a mount point (a volume of its own)
+    /// cannot be renamed: then etcdctl restores into a dir inside it, and its <c>member/</c> is what
+    /// is moved aside and replaced (<see cref="InsideDataDir"/>).
+    /// </summary>
+    private sealed record MemberPaths(ControlPlaneSettings Node, string SetId, string Stamp, bool InsideDataDir)
     {
         public string Staging => Node.Paths.Staging.TrimEnd('/');
 
@@ -228,9 +233,14 @@ internal static class RestorePlanner
 
         public string Data => Node.Paths.EtcdData.TrimEnd('/');
 
-        public string Aside => $"{Data}.before-restore-{Stamp}";
+        /// <summary>What the restored data replaces: the data dir, or its <c>member/</c>.</summary>
+        public string Replaced => InsideDataDir ? $"{Data}/member" : Data;
 
-        public string Restored => $"{Data}.restored-{Stamp}";
+        public string Aside => $"{Replaced}.before-restore-{Stamp}";
+
+        public string RestoredPrefix => RestoreSpace.RestoredPrefix(Node, InsideDataDir);
+
+        public string Restored => RestoredPrefix + Stamp;
 
         public string Pki => Node.Paths.Pki.TrimEnd('/');
 

@@ -39,7 +39,17 @@ internal sealed partial class ClusterVerifyJob(
             }
 
             // A set that is not signed by a trusted key is a failed verification (unless signing is disabled).
-            var signed = await catalog.OpenSignedAsync(listed, signing.ReadPolicy(), stop.Token);
+            SignedSet signed;
+            try
+            {
+                signed = await catalog.OpenSignedAsync(listed, signing.ReadPolicy(), stop.Token);
+            }
+            catch (SetRefusedException refused)
+            {
+                // The log names the set to restore instead, as restore's refusal does.
+                throw await catalog.NamingInsteadAsync(name, scan, signing.ReadPolicy(), refused, stop.Token);
+            }
+
             var set = signed.Set;
 
             // Verify:Deep decides: without it the scheduled verification checks stored bytes only.

@@ -144,15 +144,27 @@ internal static class NodeCommands
     /// <summary>Moves a directory aside if it exists.</summary>
     public static string MoveAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then mv {Q(path)} {Q(aside)}; fi";
 
-    /// <summary>Removes every <c>{dataDir}.restored-*</c>: what restores killed before their end left beside the data dir.</summary>
-    public static string RemoveLeftoverRestores(string dataDir) => $"rm -rf {Q(dataDir)}.restored-*";
+    /// <summary>Removes every <c>{prefix}*</c>: what restores killed before their end left (<c>{dataDir}.restored-*</c>, or inside a data dir that is a mount point).</summary>
+    public static string RemoveLeftoverRestores(string prefix) => $"rm -rf {Q(prefix)}*";
+
+    /// <summary>The KiB that <see cref="RemoveLeftoverRestores"/> would free, on a line (0 when there is nothing).</summary>
+    public static string LeftoverRestoresKiB(string prefix) => $"du -sck -- {Q(prefix)}* 2>/dev/null | tail -n 1 | cut -f 1";
+
+    /// <summary>
+    /// True (exit 0) when the directory is a mount point (a volume of its own, which cannot be
+    /// renamed): <c>mountpoint</c>, or where it is missing, a device other than its parent's.
+    /// </summary>
+    public static string IsMountPoint(string path) =>
+        $"mountpoint -q {Q(path)} 2>/dev/null || {{ [ -d {Q(path)} ] && [ \"$(stat -c %d {Q(path)})\" != \"$(stat -c %d {Q(path + "/..")})\" ]; }}";
 
     /// <summary>
     /// Renames <paramref name="from"/> to <paramref name="path"/>, which must not exist: refused (naming
-    /// it) when something made it since, instead of moving <paramref name="from"/> into it.
+    /// it) when something made it since, instead of moving <paramref name="from"/> into it. Then
+    /// removes <paramref name="thenEmpty"/>, the dir <paramref name="from"/> was in, when given.
     /// </summary>
-    public static string MoveIntoPlace(string from, string path) =>
-        $"if [ -e {Q(path)} ]; then echo {Q(path + " exists again: something made it after etcd stopped")} >&2; exit 1; fi; mv {Q(from)} {Q(path)}";
+    public static string MoveIntoPlace(string from, string path, string? thenEmpty = null) =>
+        $"if [ -e {Q(path)} ]; then echo {Q(path + " exists again: something made it after etcd stopped")} >&2; exit 1; fi; mv {Q(from)} {Q(path)}" +
+        (thenEmpty is null ? string.Empty : $" && rmdir {Q(thenEmpty)}");
 
     /// <summary>Copies a directory aside, keeping modes and owners, if it exists.</summary>
     public static string CopyAsideIfPresent(string path, string aside) => $"if [ -e {Q(path)} ]; then cp -a {Q(path)} {Q(aside)}; fi";

@@ -106,14 +106,14 @@ public sealed class RestoreFaultTests(RigFixture fixture)
     [Fact]
     public async Task A_staging_filesystem_too_small_for_the_snapshot_refuses_the_restore_before_any_step_and_the_next_restore_succeeds()
     {
-        await using var cluster = await EtcdCluster.StartAsync(_rig, "rs", 1);
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rn", 1);
         var filler = new string('x', 32 * 1024);
         for (var i = 0; i < 64; i++)
         {
-            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rs-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rn-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
         }
 
-        var (config, inSet) = await BackUpAsync(cluster, "rs");
+        var (config, inSet) = await BackUpAsync(cluster, "rn");
         var member = cluster.Members[0];
         await member.CorruptAsync();
         var before = Snapshot(member);
@@ -124,13 +124,13 @@ public sealed class RestoreFaultTests(RigFixture fixture)
             var staging = Path.Combine(mount, "staging"); // not there yet: its filesystem is its parent's
             config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!["Paths"]!["Staging"] = staging;
 
-            var dryRun = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--dry-run", "--identity", _rig.AgeIdentityFile);
-            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+            var dryRun = await CliRunner.RunAsync(config, "restore", "--cluster", "rn", "--dry-run", "--identity", _rig.AgeIdentityFile);
+            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rn", "--yes", "--identity", _rig.AgeIdentityFile);
 
             foreach (var refused in new[] { dryRun, result })
             {
                 Assert.Equal(1, refused.ExitCode);
-                refused.AssertError($"error: cluster rs: restore refused: node rs-cp1: not enough free space: {mount} has 1.0 MiB free, and the restore needs ");
+                refused.AssertError($"error: cluster rn: restore refused: node rn-cp1: not enough free space: {mount} has 1.0 MiB free, and the restore needs ");
                 refused.AssertError($"(the snapshot and archives staged in {staging}: ");
                 refused.AssertError("free space there, or set Paths.Staging to a filesystem with room");
             }
@@ -139,10 +139,10 @@ public sealed class RestoreFaultTests(RigFixture fixture)
             Assert.False(Directory.Exists(staging), "the refused restore made the staging dir");
 
             await Tools.CheckAsync("mount", "-o", "remount,size=64m", mount);
-            var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rs", "--yes", "--identity", _rig.AgeIdentityFile);
+            var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rn", "--yes", "--identity", _rig.AgeIdentityFile);
 
             Assert.True(again.ExitCode == 0, again.ToString());
-            await AssertHoldsTheSetAsync(cluster, "rs", inSet);
+            await AssertHoldsTheSetAsync(cluster, "rn", inSet);
             Assert.Empty(Directory.GetFiles(staging));
         }
         finally
@@ -186,16 +186,21 @@ public sealed class RestoreFaultTests(RigFixture fixture)
         await member.CorruptAsync();
         var before = Snapshot(member);
         var markers = Directory.CreateTempSubdirectory("cluster-backup-interrupt-").FullName;
-        var (started, finished) = (Path.Combine(markers, "started"), Path.Combine(markers, "finished"));
+        var (started, proceed, finished) = (Path.Combine(markers, "started"), Path.Combine(markers, "proceed"), Path.Combine(markers, "finished"));
 
-        // etcdctl takes its time, as with a large snapshot: the restore is interrupted (Ctrl-C) while it runs.
-        var slow = WithEtcdctl(config, $"sh -c 'touch {started} && sleep 3 && etcdctl \"$@\" && touch {finished}' etcdctl");
+        // etcdctl takes its time, as with a large snapshot: the restore is interrupted (Ctrl-C) while it
+        // runs, and etcdctl goes on only once the agent has taken the interruption in, however slow this machine.
+        var slow = WithEtcdctl(config, $"sh -c 'touch {started} && while [ ! -e {proceed} ]; do sleep 0.1; done && etcdctl \"$@\" && touch {finished}' etcdctl");
         int exit;
         string log;
         await using (var agent = await CliProcess.StartAsync(slow, "restore-ri", "restore", "--cluster", "ri", "--yes", "--identity", _rig.AgeIdentityFile))
         {
             await agent.WaitUntilAsync(() => Task.FromResult(File.Exists(started)), "etcdctl started", TimeSpan.FromSeconds(60));
-            exit = await agent.InterruptAsync(TimeSpan.FromSeconds(60));
+            await Tools.CheckAsync("kill", "-INT", agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await agent.WaitUntilAsync(
+                () => Task.FromResult(agent.ReadLog().Contains("interrupted: each member stops", StringComparison.Ordinal)), "the interruption taken in", TimeSpan.FromSeconds(60));
+            await File.WriteAllTextAsync(proceed, string.Empty);
+            exit = await agent.WaitForExitAsync(TimeSpan.FromSeconds(60));
             log = agent.ReadLog();
         }
 

@@ -63,6 +63,28 @@ public sealed class RestorePlannerTests
     }
 
     [Fact]
+    public void A_data_dir_that_is_a_mount_point_keeps_its_place_and_its_member_dir_is_replaced_inside_it()
+    {
+        var plan = Plan(Assess(Member(1, 1, healthy: false) with { DataDirIsMountPoint = true }));
+
+        Assert.Null(plan.Refusal);
+        Assert.Equal("rm -rf /var/lib/etcd/.restored-*", Command(plan, "cp1", RestoreStepKind.RemoveLeftoverRestores));
+        Assert.Contains("--data-dir /var/lib/etcd/.restored-20261127T010203Z --name cp1", Command(plan, "cp1", RestoreStepKind.SnapshotRestore), StringComparison.Ordinal);
+        Assert.Equal(new RestoreUndo("rm -rf /var/lib/etcd/.restored-20261127T010203Z", UndoWhen.Attempted), plan.Steps.Single(s => s.Kind == RestoreStepKind.SnapshotRestore).Undo);
+        Assert.Equal("test -d /var/lib/etcd/.restored-20261127T010203Z/member", Command(plan, "cp1", RestoreStepKind.CheckMemberDir));
+        Assert.Equal(
+            "if [ -e /var/lib/etcd/member ]; then mv /var/lib/etcd/member /var/lib/etcd/member.before-restore-20261127T010203Z; fi",
+            Command(plan, "cp1", RestoreStepKind.MoveDataDirAside));
+        Assert.Contains("mv /var/lib/etcd/member.before-restore-20261127T010203Z /var/lib/etcd/member",
+            plan.Steps.Single(s => s.Kind == RestoreStepKind.MoveDataDirAside).Undo!.Command, StringComparison.Ordinal);
+        Assert.Equal(
+            "if [ -e /var/lib/etcd/member ]; then echo '/var/lib/etcd/member exists again: something made it after etcd stopped' >&2; exit 1; fi; " +
+            "mv /var/lib/etcd/.restored-20261127T010203Z/member /var/lib/etcd/member && rmdir /var/lib/etcd/.restored-20261127T010203Z",
+            Command(plan, "cp1", RestoreStepKind.PutRestoredDataDirInPlace));
+        Assert.Contains("data-dir=/var/lib/etcd/*", Command(plan, "cp1", RestoreStepKind.WaitForEtcdToStop), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_member_whose_filesystems_cannot_hold_the_restore_refuses_it_before_any_step()
     {
         var paths = RestoreSpace.PathsToMeasure(Assess(Member(1, 1, healthy: false)).Cluster.ControlPlanes[0]);

@@ -62,6 +62,38 @@ public sealed class RestoreTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_member_whose_etcd_volume_was_replaced_by_an_empty_one_is_restored_into_that_volume()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rv", 1);
+        var (config, inSet) = await BackUpAsync(cluster, "rv");
+        var member = cluster.Members[0];
+        await member.CorruptAsync();
+
+        // The data dir is a volume of its own, replaced by an empty one: a mount point, which cannot be
+        // renamed. The kubelet's next start of etcd makes a new, empty member on it.
+        await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", member.DataDirectory);
+        try
+        {
+            var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rv", "--dry-run", "--identity", _rig.AgeIdentityFile);
+            Assert.True(dry.ExitCode == 0, dry.ToString());
+            dry.AssertOutput($"[rv-cp1] move the data dir aside: if [ -e {member.DataDirectory}/member ]; then mv {member.DataDirectory}/member {member.DataDirectory}/member.before-restore-");
+
+            var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rv", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            await AssertHoldsTheSetAsync(cluster, "rv", inSet);
+            Assert.Equal(0, (await Tools.RunAsync("mountpoint", ["-q", member.DataDirectory])).ExitCode);
+            Assert.True(Directory.Exists(Path.Combine(member.DataDirectory, "member", "snap")));
+            Assert.Empty(Directory.GetDirectories(member.DataDirectory, ".restored-*"));
+            Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(member.DataDirectory)!, "*.restored-*"));
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", ["-l", member.DataDirectory]);
+        }
+    }
+
+    [Fact]
     public async Task A_node_that_lost_its_etcd_yaml_is_restored_with_the_sets_copy_and_the_dry_run_asks_for_the_identity_to_read_it()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rl", 1);

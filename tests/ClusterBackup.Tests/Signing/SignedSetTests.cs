@@ -258,6 +258,7 @@ public sealed class SignedSetTests(RigFixture fixture)
 
         Assert.Equal(0, await daemon.ValueAsync("cluster_backup_last_verify_success_timestamp_seconds{cluster=\"forged-daemon\"}"));
         Assert.Contains("signature does not match the manifest", daemon.Log, StringComparison.Ordinal);
+        Assert.Contains($"the newest set a trusted key signed is {genuine} (--set {genuine})", daemon.Log, StringComparison.Ordinal);
 
         // Freshness, revision and certificates come from the genuine set; the forged one is logged.
         Assert.Equal(

@@ -44,8 +44,8 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
             NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
-            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
-            NodeCommands.GuardedSnapshot(node),
+            NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
+            NodeCommands.GuardedSnapshot(node), NodeCommands.FreeSpace([Awkward, Awkward]), NodeCommands.LeftoverRestoresKiB(Awkward), NodeCommands.IsMountPoint(Awkward),
         ];
 
         foreach (var command in commands)
@@ -203,11 +203,50 @@ public sealed class NodeCommandsTests : IDisposable
             Directory.CreateDirectory(Path.Combine(directory, "member"));
         }
 
-        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data));
-        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data)); // none left: still fine
+        await File.WriteAllBytesAsync(Path.Combine(leftovers[0], "member", "db"), new byte[3 * 1024 * 1024]);
+        var kib = long.Parse(await Tools.CheckAsync("sh", "-c", NodeCommands.LeftoverRestoresKiB(data + ".restored-")), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(kib, 3 * 1024, 4 * 1024);
+
+        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data + ".restored-"));
+        await Tools.CheckAsync("sh", "-c", NodeCommands.RemoveLeftoverRestores(data + ".restored-")); // none left: still fine
+        Assert.Equal("0", (await Tools.CheckAsync("sh", "-c", NodeCommands.LeftoverRestoresKiB(data + ".restored-"))).Trim());
 
         Assert.All(leftovers, d => Assert.False(Directory.Exists(d)));
         Assert.All(kept, d => Assert.True(Directory.Exists(d)));
+    }
+
+    [Fact]
+    public async Task A_data_dir_that_is_a_mount_point_is_told_from_a_plain_one_and_a_missing_one()
+    {
+        var plain = Path.Combine(_root, Awkward);
+        var mounted = Path.Combine(_root, "mounted " + Awkward);
+        Directory.CreateDirectory(plain);
+        Directory.CreateDirectory(mounted);
+        await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mounted);
+        try
+        {
+            Assert.Equal(0, (await Tools.RunAsync("sh", ["-c", NodeCommands.IsMountPoint(mounted)])).ExitCode);
+            Assert.NotEqual(0, (await Tools.RunAsync("sh", ["-c", NodeCommands.IsMountPoint(plain)])).ExitCode);
+            Assert.NotEqual(0, (await Tools.RunAsync("sh", ["-c", NodeCommands.IsMountPoint(plain + "-missing")])).ExitCode);
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", ["-l", mounted]);
+        }
+    }
+
+    [Fact]
+    public async Task Free_space_is_that_of_the_nearest_existing_ancestor_one_df_line_per_path()
+    {
+        var missing = Path.Combine(_root, Awkward, "not", "there");
+
+        var output = await Tools.CheckAsync("sh", "-c", NodeCommands.FreeSpace([missing, _root, "/"]));
+
+        var space = FreeSpace.Parse(output, [missing, _root, "/"]);
+        Assert.NotNull(space);
+        Assert.Equal(space[_root], space[missing]);
+        Assert.Equal("/", space["/"].MountPoint);
+        Assert.True(space["/"].AvailableBytes > 0 && space["/"].AvailableBytes <= space["/"].TotalBytes);
     }
 
     [Fact]
