@@ -15,7 +15,8 @@ internal sealed record RestoreDecision(IReadOnlyList<string> Members, string Rea
 /// (<see cref="RestoreSpace"/>). Then, per member, the runbook's steps with their undo: stage the snapshot (and PKI),
 /// stop the static pods by moving their manifests into staging, <c>etcdctl snapshot restore</c> with
 /// the member's own flags into a new dir beside the data dir, check its <c>member/</c>, wait until
-/// etcd stopped, move the data dir aside and the restored one in its place; only when every member
+/// etcd stopped, move the data dir aside and the restored one in its place (inside the data dir,
+/// its <c>member/</c>, when the data dir is a mount point); only when every member
 /// is prepared, move the manifests back and wait for health.
 /// </summary>
 internal static class RestorePlanner

@@ -63,6 +63,7 @@ internal static class RestoreSpace
         {
             At(data).FreeFirst(member.LeftoverBytes, $"less what killed restores left as {RestoredPrefix(node, inside)}*, removed first");
         }
+
         if (pki > 0)
         {
             At(pkiParent).WriteLater(pki, $"the PKI copied aside beside {Trim(node.Paths.Pki)}");

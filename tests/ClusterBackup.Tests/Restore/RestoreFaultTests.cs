@@ -51,11 +51,7 @@ public sealed class RestoreFaultTests(RigFixture fixture)
     public async Task A_connection_cut_mid_upload_fails_that_member_rolls_back_every_member_and_the_next_restore_succeeds()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rc", 2);
-        var filler = new string('x', 32 * 1024);
-        for (var i = 0; i < 64; i++)
-        {
-            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rc-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
-        }
+        await FillAsync(cluster, "rc");
 
         var (config, inSet) = await BackUpAsync(cluster, "rc");
         var second = cluster.Members[1];
@@ -107,11 +103,7 @@ public sealed class RestoreFaultTests(RigFixture fixture)
     public async Task A_staging_filesystem_too_small_for_the_snapshot_refuses_the_restore_before_any_step_and_the_next_restore_succeeds()
     {
         await using var cluster = await EtcdCluster.StartAsync(_rig, "rn", 1);
-        var filler = new string('x', 32 * 1024);
-        for (var i = 0; i < 64; i++)
-        {
-            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/rn-filler/{i}", filler])).ExitCode); // a snapshot of 2 MB or more
-        }
+        await FillAsync(cluster, "rn");
 
         var (config, inSet) = await BackUpAsync(cluster, "rn");
         var member = cluster.Members[0];

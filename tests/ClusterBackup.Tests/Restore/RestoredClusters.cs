@@ -24,6 +24,16 @@ internal static class RestoredClusters
         return (config, inSet);
     }
 
+    /// <summary>Puts 2 MiB of values outside the keys the set is checked on: a snapshot of 2 MB or more, whose upload takes a while.</summary>
+    public static async Task FillAsync(EtcdCluster cluster, string name)
+    {
+        var filler = new string('x', 32 * 1024);
+        for (var i = 0; i < 64; i++)
+        {
+            Assert.Equal(0, (await cluster.EtcdctlAsync(["put", $"/registry/{name}-filler/{i}", filler])).ExitCode);
+        }
+    }
+
     public static async Task<Dictionary<string, string>> ReadAsync(EtcdCluster cluster, string name)
     {
         var result = await cluster.EtcdctlAsync(["get", $"/registry/{name}/", "--prefix", "-w", "json"]);
