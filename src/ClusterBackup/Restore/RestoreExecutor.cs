@@ -45,8 +45,15 @@ internal sealed class RestoreInterruptedException(string message) : Exception(me
 /// start one after another once all are prepared; a failure after the first member started is
 /// reported with what stays in place, because the members then run the restored data.
 /// </summary>
-internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
+internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger, TimeProvider time)
 {
+    /// <summary>
+    /// How long an undo waits before each try after the second, while its node cannot be reached: a
+    /// connection lost for a moment (a node's network, sshd restarting) must not leave a member half
+    /// restored for the operator to put back by hand. The first two tries follow each other at once.
+    /// </summary>
+    private static readonly TimeSpan[] UndoRetryDelays = [TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)];
+
     public async Task<RestoreReport> ExecuteAsync(
         RestorePlan plan, Func<string, CancellationToken, Task<IRestoreNode>> connect, IReadOnlyDictionary<RestoreFile, RestoreContent> files, CancellationToken cancellationToken)
     {
@@ -231,8 +238,12 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
         return failures.Count == 0 ? suffix : $"{suffix}; NOT undone, check by hand: {string.Join("; ", failures)}";
     }
 
-    /// <summary>Runs one undo; returns why it failed, or null.</summary>
-    private static async Task<string?> UndoStepAsync(RestoreStep step, string command, Func<string, CancellationToken, Task<IRestoreNode>> connect)
+    /// <summary>
+    /// Runs one undo; returns why it failed, or null. A connection lost in the step being undone fails
+    /// the first try, and the second runs over a new one at once; a node that cannot be reached is
+    /// tried again after each of <see cref="UndoRetryDelays"/>. A command that ran and failed is not run again.
+    /// </summary>
+    private async Task<string?> UndoStepAsync(RestoreStep step, string command, Func<string, CancellationToken, Task<IRestoreNode>> connect)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -241,13 +252,17 @@ internal sealed partial class RestoreExecutor(ILogger<RestoreExecutor> logger)
                 var result = await (await connect(step.Node, CancellationToken.None)).RunAsync(command, CancellationToken.None);
                 return result.Succeeded ? null : result.ErrorSummary;
             }
-            catch (IOException) when (attempt == 1)
-            {
-                // A connection lost in the step being undone fails the first try; the second runs over a new one.
-            }
             catch (Exception ex) when (ex is NodeOperationException or IOException)
             {
-                return ex.Message;
+                if (attempt > UndoRetryDelays.Length + 1)
+                {
+                    return ex.Message;
+                }
+
+                if (attempt > 1)
+                {
+                    await Task.Delay(UndoRetryDelays[attempt - 2], time, CancellationToken.None);
+                }
             }
         }
     }
