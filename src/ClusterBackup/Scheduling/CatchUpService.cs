@@ -64,12 +64,42 @@ internal sealed partial class CatchUpService(
             {
                 if (!declared.Contains(job))
                 {
-                    await scheduler.DeleteJob(job, cancellationToken);
-                    LogRemovedJob(job.ToString());
+                    await RemoveJobAsync(scheduler, job, cancellationToken);
                 }
             }
         }
     }
+
+    /// <summary>
+    /// Removes a job, trying again while the store reports a transient failure (agents starting
+    /// together, or a firing of that very job, can deadlock its tables): a job left behind fires to
+    /// no effect and goes at the next start, but a daemon stopped by it backs nothing up.
+    /// </summary>
+    private async Task RemoveJobAsync(IScheduler scheduler, JobKey job, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await scheduler.DeleteJob(job, cancellationToken);
+                LogRemovedJob(job.ToString());
+                return;
+            }
+            catch (SchedulerException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                if (attempt == 3)
+                {
+                    LogJobNotRemoved(job.ToString(), ex.Message);
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1), time, cancellationToken);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not remove {Job} from the shared schedule, its cluster or schedule no longer configured: {Reason}; its firings do nothing, and the next start removes it")]
+    private partial void LogJobNotRemoved(string job, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Job} from the shared schedule: its cluster or schedule is no longer configured")]
     private partial void LogRemovedJob(string job);

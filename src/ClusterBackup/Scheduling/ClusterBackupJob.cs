@@ -27,7 +27,13 @@ internal sealed partial class ClusterBackupJob(
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {
         var name = context.MergedJobDataMap.GetString(ClusterKey)!;
-        var cluster = clusters.First(c => c.Name == name);
+        if (clusters.FirstOrDefault(c => c.Name == name) is not { } cluster)
+        {
+            // A shared store's job of a cluster since removed from the configuration, fired before the start removed it.
+            LogNotConfigured(name);
+            return;
+        }
+
         using var entered = gate.TryEnter(name);
         if (entered is null)
         {
@@ -56,6 +62,9 @@ internal sealed partial class ClusterBackupJob(
             LogCancelled(name);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping a backup of {Cluster}: the cluster is no longer configured (a job left in the shared schedule)")]
+    private partial void LogNotConfigured(string cluster);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipping the scheduled backup of {Cluster}: its previous run is still going")]
     private partial void LogSkipped(string cluster);
