@@ -2,6 +2,7 @@ using System.CommandLine;
 using ClusterBackup.Backup;
 using ClusterBackup.Catalog;
 using ClusterBackup.Restore;
+using ClusterBackup.Scheduling;
 using ClusterBackup.Configuration;
 using ClusterBackup.Pipeline;
 using ClusterBackup.Storage;
@@ -90,7 +91,7 @@ internal sealed class CliHost(TextWriter stdout, TextWriter stderr)
             case OperationCanceledException when cancellationToken.IsCancellationRequested:
                 Error.WriteLine("cancelled: nothing was committed by the interrupted work");
                 break;
-            case StorageException or BackupFailedException or SetNotFoundException or SetRefusedException or DownloadFailedException or RestoreRefusedException:
+            case StorageException or BackupFailedException or SetNotFoundException or SetRefusedException or DownloadFailedException or RestoreRefusedException or DaemonFailedException:
                 Error.WriteLine($"error: {ex.Message}");
                 break;
             case RestoreStepFailedException step:

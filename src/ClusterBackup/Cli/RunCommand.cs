@@ -21,7 +21,9 @@ internal static class RunCommand
             agent takes over the runs of one that stops checking in (README: "Running several agents").
             SIGTERM stops taking work, cancels runs in flight (their uploads are aborted,
             nothing is committed) and exits 0. Logs: text on a terminal, compact JSON otherwise.
-            Exit status: 0 after a clean stop, 78 on a configuration error (systemd does not restart).
+            Exit status: 0 after a clean stop; 1 when a fault stops it (Metrics:Listen's port in use,
+            a PostgreSQL store in which it may not create its tables), so systemd restarts it; 78 on
+            a configuration error (systemd does not restart).
 
             Example: cluster-backup run --config /etc/cluster-backup/appsettings.json
             """);

@@ -55,7 +55,42 @@ internal static class Daemon
         builder.Services.AddHostedService<MetricsListener>();
 
         using var host = builder.Build();
-        await host.RunAsync(cancellationToken);
+        await host.StartAsync(cancellationToken);
+        await host.WaitForShutdownAsync(cancellationToken); // not RunAsync: that disposes the services asked below
+        if (StoppedBy(host.Services) is { } reason)
+        {
+            // The host stops on a service's failure as it does on SIGTERM; a clean exit would tell
+            // systemd (Restart=on-failure) that nothing needs restarting.
+            throw new DaemonFailedException(reason);
+        }
+    }
+
+    /// <summary>
+    /// Why the agent stopped by itself, if it did: the scheduler that did not start, or a service
+    /// that failed (the metrics listener without its port, the start-up catch-up). Null after a stop
+    /// that was asked for.
+    /// </summary>
+    internal static string? StoppedBy(IServiceProvider services)
+    {
+        var failures = new List<(Exception Error, string Reason)>();
+        foreach (var service in services.GetServices<IHostedService>())
+        {
+            (Exception Error, string Reason)? failure = service switch
+            {
+                SchedulerStarter { Started: { IsFaulted: true } started } when started.Exception!.InnerException is { } error =>
+                    (error, $"the scheduler did not start on its PostgreSQL store: {SchedulerMonitor.Innermost(error).Message}"),
+                BackgroundService { ExecuteTask: { IsFaulted: true } task } when task.Exception!.InnerException is { } error =>
+                    (error, error.Message),
+                _ => null,
+            };
+            // A service that waited on the scheduler fails with the scheduler's own error: say it once.
+            if (failure is { } found && !failures.Exists(f => ReferenceEquals(f.Error, found.Error)))
+            {
+                failures.Add(found);
+            }
+        }
+
+        return failures.Count == 0 ? null : string.Join("; ", failures.Select(f => f.Reason));
     }
 
     /// <summary>How long an idle agent waits before it looks for due firings in the shared store again.</summary>

@@ -56,10 +56,9 @@ internal sealed partial class SchedulerStarter(
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
             // Not the store's absence (waited for above), e.g. a schema that cannot be created:
-            // the agent stops with an error, and systemd restarts it.
+            // the agent stops with an error (Daemon.StoppedBy), and systemd restarts it.
             LogStartFailed(SchedulerMonitor.Innermost(ex).Message);
             _started.TrySetException(ex);
-            Environment.ExitCode = 1;
             lifetime.StopApplication();
         }
     }

@@ -1,9 +1,14 @@
+using System.Net;
+using System.Net.Sockets;
 using ClusterBackup.Rig;
 using ClusterBackup.Tests.Support;
 
 namespace ClusterBackup.Tests.Scheduling;
 
-/// <summary>Faults under the daemon: every failed run is counted, so the alerts can fire, and a recovery shows.</summary>
+/// <summary>
+/// Faults under the daemon: every failed run is counted, so the alerts can fire, and a recovery
+/// shows; a fault that stops the agent exits non-zero, so systemd restarts it.
+/// </summary>
 [Collection(RigCollection.Name)]
 public sealed class DaemonFaultTests(RigFixture fixture)
 {
@@ -32,5 +37,29 @@ public sealed class DaemonFaultTests(RigFixture fixture)
         await daemon.WaitUntilAsync(async () => await daemon.ValueAsync(successes) >= 1, "a run after S3 returned", TimeSpan.FromSeconds(60));
         Assert.Equal(0, await daemon.ValueAsync(consecutive));
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    [Fact]
+    public async Task A_metrics_port_in_use_stops_the_agent_with_exit_1_naming_the_setting_and_a_start_once_it_is_free_runs()
+    {
+        const string cluster = "daemon-port-taken";
+        var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
+        config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 1 1 *";
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+
+        await using (var stopped = await DaemonProcess.StartAsync(config, metricsPort: port))
+        {
+            // A clean exit here would tell systemd (Restart=on-failure) to leave the agent down.
+            Assert.Equal(1, await stopped.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.True(stopped.Log.Contains($"error: the agent stopped: cannot listen on Metrics:Listen 127.0.0.1:{port}: ", StringComparison.Ordinal), stopped.Log);
+        }
+
+        taken.Stop();
+        await using var daemon = await DaemonProcess.StartAsync(config, metricsPort: port);
+        await daemon.WaitUntilAsync(async () => await daemon.HealthAsync() == 200, "healthy once the port is free", TimeSpan.FromSeconds(60));
+        Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+        Assert.DoesNotContain("the agent stopped", daemon.Log, StringComparison.Ordinal);
     }
 }

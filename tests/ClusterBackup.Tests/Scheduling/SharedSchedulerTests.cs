@@ -241,6 +241,32 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
         (await CliRunner.RunAsync(config, "config", "check")).AssertError("ClusterBackup:Scheduler:Store: 'postgresql' is not \"memory\" or \"postgres\"");
     }
 
+    [Fact]
+    public async Task A_store_whose_tables_cannot_be_created_stops_the_agent_with_exit_1_and_a_start_once_they_can_runs()
+    {
+        // The agents' role may connect to a database it does not own, but not create tables in it.
+        var (database, connection) = await shared.NewDatabaseAsync(owner: "postgres");
+        var config = SharedConfig(connection, Never, "no-tables");
+
+        await using (var stopped = await StartAgentAsync(config, "agent-1"))
+        {
+            // A clean exit here would tell systemd (Restart=on-failure) to leave the agent down.
+            Assert.Equal(1, await stopped.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.True(stopped.Log.Contains("error: the agent stopped: the scheduler did not start on its PostgreSQL store: ", StringComparison.Ordinal), stopped.Log);
+            Assert.True(stopped.Log.Contains("permission denied for schema public", StringComparison.Ordinal), stopped.Log);
+            Assert.Equal(1, CountOf(stopped.Log, "error: the agent stopped")); // once, though the catch-up waited on it too
+        }
+
+        await shared.Postgres.SqlAsync($"GRANT CREATE ON SCHEMA public TO {PostgresServer.Role}", database);
+        await using var agent = await StartAgentAsync(config, "agent-1");
+        await agent.WaitUntilAsync(async () => await agent.HealthAsync() == 200, "healthy once it may create its tables", TimeSpan.FromSeconds(60));
+        Assert.Equal("agent-1", await InstancesAsync(database));
+        Assert.Equal(0, await agent.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
+    private static int CountOf(string text, string value) =>
+        (text.Length - text.Replace(value, string.Empty, StringComparison.Ordinal).Length) / value.Length;
+
     /// <summary>The agents Quartz's state table lists, by name; empty until it exists.</summary>
     private async Task<string> InstancesAsync(string database)
     {

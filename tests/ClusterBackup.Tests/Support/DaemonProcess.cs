@@ -21,9 +21,10 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public string Log => _process.ReadLog();
 
     /// <param name="binary">The binary to run: this build's by default; the package's installed one in its test.</param>
-    public static async Task<DaemonProcess> StartAsync(JsonObject config, string name = "cluster-backup-run", string? binary = null)
+    /// <param name="metricsPort">The port of Metrics:Listen: a free one by default.</param>
+    public static async Task<DaemonProcess> StartAsync(JsonObject config, string name = "cluster-backup-run", string? binary = null, int? metricsPort = null)
     {
-        var port = Tools.FreePort();
+        var port = metricsPort ?? Tools.FreePort();
         config["ClusterBackup"]!["Metrics"] = new JsonObject { ["Listen"] = $"127.0.0.1:{port}" };
         var path = await CliRunner.WriteConfigAsync(config);
         var process = ExternalProcess.Start(
