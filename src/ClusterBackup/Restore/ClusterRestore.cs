@@ -118,7 +118,7 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
         {
             Space = df.Succeeded ? FreeSpace.Parse(df.Output, measured) : null,
             DataDirIsMountPoint = mountPoint,
-            LeftoverBytes = long.TryParse(leftovers.Output.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var kib) && kib < long.MaxValue / 1024 ? kib * 1024 : 0,
+            LeftoverBytes = FreeSpace.Bytes(leftovers.Output.Trim()) ?? 0,
         };
 
         // etcd.yaml from the manifests dir, or from staging if a failed run left it there.

@@ -131,12 +131,13 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
                 ExceptionDispatchInfo.Throw(uploadFailure);
                 return;
             case Renci.SshNet.Common.SshException or IOException or OperationCanceledException:
+                var reason = uploadFailure.Message + await WhyFailedAsync(uploadFailure, remotePath);
                 if (uploadFailure is Renci.SshNet.Common.SshException)
                 {
                     session.Abandon();
                 }
 
-                throw new IOException($"cannot upload {remotePath}: {uploadFailure.Message}", uploadFailure);
+                throw new IOException($"cannot upload {remotePath}: {reason}", uploadFailure);
             default:
                 ExceptionDispatchInfo.Throw(uploadFailure);
                 return;
@@ -144,5 +145,31 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
     }
 
     /// <summary>How far the content may run ahead of the SFTP upload.</summary>
+    /// <summary>
+    /// SFTP answers a full disk with its generic "Failure" (OpenSSH's sftp-server has no other
+    /// status for ENOSPC): asks the node's <c>df</c> whether that was the cause, to say so. The
+    /// space was checked before the restore began; another writer can still fill the disk meanwhile.
+    /// </summary>
+    private async Task<string> WhyFailedAsync(Exception failure, string remotePath)
+    {
+        if (failure is not Renci.SshNet.Common.SftpException { StatusCode: Renci.SshNet.Sftp.StatusCode.Failure })
+        {
+            return string.Empty;
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            var df = await session.RunAsync(NodeCommands.FreeSpace([remotePath]), timeout.Token);
+            return df.Succeeded && FreeSpace.Parse(df.Output, [remotePath])?[remotePath] is { IsFull: true } space
+                ? $": no space left on the node's {space.MountPoint} ({FreeSpace.MiB(space.AvailableBytes)} of {FreeSpace.MiB(space.TotalBytes)} free)"
+                : string.Empty;
+        }
+        catch (Exception ex) when (ex is Renci.SshNet.Common.SshException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return string.Empty; // the connection went too: the upload's own error says enough
+        }
+    }
+
     private const int Window = 4 * 1024 * 1024;
 }

@@ -33,10 +33,14 @@ internal sealed partial record FreeSpace(string MountPoint, long TotalBytes, lon
         return space;
     }
 
+    /// <summary>Less than 1 MiB left, what a write that failed for want of space leaves behind.</summary>
+    public bool IsFull => AvailableBytes < 1024 * 1024;
+
     /// <summary>A size as the messages about free space give it: MiB, one decimal.</summary>
     public static string MiB(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.0} MiB");
 
-    private static long? Bytes(string kib) =>
+    /// <summary>A count of KiB as <c>df -k</c> and <c>du -k</c> print it, in bytes; null when it is not one.</summary>
+    public static long? Bytes(string kib) =>
         long.TryParse(kib, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value <= long.MaxValue / 1024 ? value * 1024 : null;
 
     /// <summary>POSIX <c>df -P</c>: filesystem, 1024-blocks, used, available, capacity, mounted on (which may hold spaces).</summary>

@@ -8,7 +8,7 @@ namespace ClusterBackup.Tests.Restore;
 
 /// <summary>
 /// A restore that meets a fault, caused for real (a failing etcdctl, a connection cut mid-upload, a
-/// staging filesystem too small, the agent killed, an etcd still starting, a damaged object): every member is left as it was, or restored.
+/// staging filesystem too small or filled mid-upload, the agent killed, an etcd still starting, a damaged object): every member is left as it was, or restored.
 /// </summary>
 [Collection(RigCollection.Name)]
 public sealed class RestoreFaultTests(RigFixture fixture)
@@ -136,6 +136,62 @@ public sealed class RestoreFaultTests(RigFixture fixture)
             Assert.True(again.ExitCode == 0, again.ToString());
             await AssertHoldsTheSetAsync(cluster, "rn", inSet);
             Assert.Empty(Directory.GetFiles(staging));
+        }
+        finally
+        {
+            await Tools.RunAsync("umount", ["-l", mount]);
+        }
+    }
+
+    [Fact]
+    public async Task A_staging_filesystem_filled_during_the_upload_fails_naming_it_rolls_back_and_the_next_restore_succeeds()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rd", 1);
+        await FillAsync(cluster, "rd");
+
+        var (config, inSet) = await BackUpAsync(cluster, "rd");
+        var member = cluster.Members[0];
+        await using var relay = new TcpRelay(member.Node.Port, bytesPerSecond: 1_000_000).Start(); // an upload of seconds
+        await File.AppendAllLinesAsync(_rig.KnownHosts, [$"[127.0.0.1]:{relay.Port} {member.Node.HostPublicKey}"]);
+        var node = config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!;
+        node["Ssh"]!["Port"] = relay.Port;
+        await member.CorruptAsync();
+        var before = Snapshot(member);
+        var mount = Directory.CreateTempSubdirectory("cluster-backup-tmpfs-").FullName;
+        await Tools.CheckAsync("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mount);
+        try
+        {
+            var staging = Path.Combine(mount, "staging");
+            node["Paths"]!["Staging"] = staging;
+
+            // The space check passes; then another writer fills the filesystem while the snapshot goes up.
+            var restore = CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+            var filled = false;
+            while (!restore.IsCompleted)
+            {
+                if (!filled && Directory.Exists(staging) && Directory.GetFiles(staging, "snapshot-*.db").Any(f => new FileInfo(f).Length > 256 * 1024))
+                {
+                    await Tools.RunAsync("dd", ["if=/dev/zero", $"of={mount}/filler", "bs=1M"]); // until ENOSPC
+                    filled = true;
+                }
+
+                await Task.Delay(20);
+            }
+
+            var result = await restore;
+            Assert.True(filled, $"the restore ended before the filesystem was filled: {result}");
+            Assert.Equal(1, result.ExitCode);
+            result.AssertError($"error: node rd-cp1: upload snapshot: cannot upload {staging}/snapshot-");
+            result.AssertError($": Failure: no space left on the node's {mount} (0.0 MiB of 64.0 MiB free)");
+            result.AssertError("rolled back: rd-cp1 (data dirs and manifests as they were)");
+            Assert.Equal(before, Snapshot(member));
+            Assert.Empty(Directory.GetFiles(staging));
+
+            File.Delete(Path.Combine(mount, "filler"));
+            var again = await CliRunner.RunAsync(config, "restore", "--cluster", "rd", "--yes", "--identity", _rig.AgeIdentityFile);
+
+            Assert.True(again.ExitCode == 0, again.ToString());
+            await AssertHoldsTheSetAsync(cluster, "rd", inSet);
         }
         finally
         {

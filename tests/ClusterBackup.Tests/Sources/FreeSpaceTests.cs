@@ -32,4 +32,18 @@ public sealed class FreeSpaceTests
     {
         Assert.Null(FreeSpace.Parse(output, ["/backup", "/var/lib"]));
     }
+
+    [Theory]
+    [InlineData("0", 0L)]
+    [InlineData("2048", 2048L * 1024)]
+    [InlineData("9007199254740991", 9007199254740991L * 1024)]
+    [InlineData("9007199254740992", null)] // more bytes than a long holds
+    [InlineData("", null)]
+    [InlineData("-1", null)]
+    [InlineData("12K", null)]
+    [InlineData("du: cannot access", null)]
+    public void A_count_of_KiB_is_read_as_bytes_or_not_at_all(string kib, long? bytes)
+    {
+        Assert.Equal(bytes, FreeSpace.Bytes(kib));
+    }
 }
