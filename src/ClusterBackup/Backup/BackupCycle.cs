@@ -29,6 +29,9 @@ internal enum CycleTrigger
     /// <summary>The daemon started and found the schedule missed: skipped if another run caught up first.</summary>
     CatchUp,
 
+    /// <summary>A failed run tried again (the cluster's <c>Retry</c>): skipped, as a catch-up, if another run caught up first.</summary>
+    Retry,
+
     /// <summary>The run of an agent that died is run again: the dead run's partial set is removed first.</summary>
     Recovery,
 }
@@ -103,12 +106,12 @@ internal sealed partial class BackupCycle(
                 newest = null; // storage is down: the backup itself fails, and is counted, saying so
             }
 
-            if (trigger is CycleTrigger.CatchUp && !cluster.MissedSchedule(newest?.StartedAt, time.GetUtcNow()))
+            if (trigger is CycleTrigger.CatchUp or CycleTrigger.Retry && !cluster.MissedSchedule(newest?.StartedAt, time.GetUtcNow()))
             {
                 return CycleOutcome.Skip($"caught up already by another run (newest set {newest!.SetId})");
             }
 
-            if (trigger is not CycleTrigger.CatchUp && newest is not null && due is { } dueAt && newest.StartedAt >= dueAt - LateTolerance)
+            if (trigger is not (CycleTrigger.CatchUp or CycleTrigger.Retry) && newest is not null && due is { } dueAt && newest.StartedAt >= dueAt - LateTolerance)
             {
                 return CycleOutcome.Skip($"set {newest.SetId} already covers the firing due at {dueAt:u}");
             }

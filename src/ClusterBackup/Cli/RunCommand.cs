@@ -15,7 +15,9 @@ internal static class RunCommand
             Run as a daemon: back up each cluster on its Schedule (in its TimeZone), apply retention
             after each backup, serve Prometheus metrics and /healthz on Metrics:Listen. At start-up,
             metrics are seeded from storage and a cluster that missed a scheduled backup is backed up
-            at once. Never two runs of one cluster at once: a trigger that finds its cluster busy is
+            at once. A failed run is tried again after Retry:DelaySeconds (300), doubled each time,
+            Retry:Attempts (3) times, unless the next scheduled firing comes first. Never two runs
+            of one cluster at once: a trigger that finds its cluster busy is
             skipped. Up to Scheduler:MaxConcurrentRuns clusters run at once. With Scheduler:Store
             "postgres", several agents share one schedule: each firing runs on one agent, and another
             agent takes over the runs of one that stops checking in (README: "Running several agents").

@@ -44,7 +44,8 @@ internal sealed record ClusterSettings(
     TimeZoneInfo TimeZone,
     IReadOnlyList<ControlPlaneSettings> ControlPlanes,
     RetentionPolicy Retention,
-    TimeSpan IncompleteGrace)
+    TimeSpan IncompleteGrace,
+    RetryPolicy Retry)
 {
     /// <summary>Whether a scheduled backup was missed: no set at all, or the schedule fired since the newest one started.</summary>
     public bool MissedSchedule(DateTimeOffset? newest, DateTimeOffset now) =>

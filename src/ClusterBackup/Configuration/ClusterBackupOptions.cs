@@ -189,7 +189,20 @@ internal sealed record ClusterOptions
 
     public RetentionOptions Retention { get; init; } = new();
 
+    public RetryOptions Retry { get; init; } = new();
+
     public IReadOnlyList<ControlPlaneOptions> ControlPlanes { get; init; } = [];
+}
+
+/// <summary>
+/// The daemon's retries of a failed backup: after DelaySeconds, then twice as long after each
+/// further failure, Attempts times at most, and never at or after the next scheduled firing.
+/// </summary>
+internal sealed record RetryOptions
+{
+    public int Attempts { get; init; } = 3;
+
+    public int DelaySeconds { get; init; } = 300;
 }
 
 /// <summary>restic's vocabulary; -1 keeps one set of every period. An empty policy is refused.</summary>

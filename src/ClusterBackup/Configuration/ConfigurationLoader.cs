@@ -159,7 +159,8 @@ internal static class ConfigurationLoader
             .Select(cp => new ControlPlaneSettings(cp.Options.Name!, cp.Options.Address!, cp.Options.Ssh, cp.Options.Etcd, cp.Options.Paths, cp.Options.Restore))
             .ToList(),
         RetentionSettings.ToPolicy(cluster.Options.Retention),
-        TimeSpan.FromHours(cluster.Options.Retention.IncompleteGraceHours));
+        TimeSpan.FromHours(cluster.Options.Retention.IncompleteGraceHours),
+        new RetryPolicy(cluster.Options.Retry.Attempts, TimeSpan.FromSeconds(cluster.Options.Retry.DelaySeconds)));
 
     private static CronSchedule? Schedule(string? text, string zone) =>
         !string.IsNullOrWhiteSpace(text) && CronSchedule.TryParse(text, TimeZoneInfo.FindSystemTimeZoneById(zone), out var schedule, out _)

@@ -145,6 +145,16 @@ internal static partial class SettingsValidator
             yield return problem;
         }
 
+        if (cluster.Options.Retry.Attempts is < 0 or > RetryPolicy.MaxAttempts)
+        {
+            yield return $"{where}:Retry:Attempts: {cluster.Options.Retry.Attempts} is outside 0..{RetryPolicy.MaxAttempts} (0: no retries)";
+        }
+
+        if (cluster.Options.Retry.DelaySeconds is < 1 or > RetryPolicy.MaxDelaySeconds)
+        {
+            yield return $"{where}:Retry:DelaySeconds: {cluster.Options.Retry.DelaySeconds} is outside 1..{RetryPolicy.MaxDelaySeconds}";
+        }
+
         if (cluster.ControlPlanes.Count == 0)
         {
             yield return $"{where}:ControlPlanes: at least one control plane is required";

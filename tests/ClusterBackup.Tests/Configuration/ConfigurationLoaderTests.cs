@@ -410,5 +410,27 @@ public sealed class ConfigurationLoaderTests : IDisposable
         Assert.Contains(Problems(config), p => p.StartsWith("ClusterBackup:Clusters:1 (cluster 'lab'):Retention: the policy keeps nothing", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Retries_default_to_three_after_five_minutes_inherit_from_Defaults_and_are_bounded()
+    {
+        var config = Valid();
+        var lab = Load(config).FindCluster("lab")!;
+        Assert.Equal(new RetryPolicy(3, TimeSpan.FromMinutes(5)), lab.Retry);
+
+        config["ClusterBackup"]!["Defaults"]!["Retry"] = new JsonObject { ["DelaySeconds"] = 60 };
+        config["ClusterBackup"]!["Clusters"]![0]!["Retry"] = new JsonObject { ["Attempts"] = 0 };
+        var settings = Load(config);
+        Assert.Equal(new RetryPolicy(0, TimeSpan.FromMinutes(1)), settings.FindCluster("prod")!.Retry);
+        Assert.Equal(new RetryPolicy(3, TimeSpan.FromMinutes(1)), settings.FindCluster("lab")!.Retry);
+
+        config["ClusterBackup"]!["Defaults"]!["Retry"] = new JsonObject { ["DelaySeconds"] = 0 };
+        config["ClusterBackup"]!["Clusters"]![0]!["Retry"] = new JsonObject { ["Attempts"] = 11 };
+        var problems = Problems(config);
+
+        Assert.Contains("ClusterBackup:Clusters:0 (cluster 'prod'):Retry:Attempts: 11 is outside 0..10 (0: no retries)", problems);
+        Assert.Contains("ClusterBackup:Clusters:0 (cluster 'prod'):Retry:DelaySeconds: 0 is outside 1..86400", problems);
+        Assert.Contains("ClusterBackup:Clusters:1 (cluster 'lab'):Retry:DelaySeconds: 0 is outside 1..86400", problems);
+    }
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }

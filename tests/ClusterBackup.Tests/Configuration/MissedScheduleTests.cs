@@ -16,7 +16,7 @@ public sealed class MissedScheduleTests
     public void A_schedule_is_missed_when_it_fired_since_the_newest_set_started(string? newest, bool missed)
     {
         Assert.True(CronSchedule.TryParse("0 */6 * * *", TimeZoneInfo.Utc, out var schedule, out var error), error);
-        var cluster = new ClusterSettings("prod", schedule, null, TimeZoneInfo.Utc, [], new RetentionPolicy(), TimeSpan.FromHours(24));
+        var cluster = new ClusterSettings("prod", schedule, null, TimeZoneInfo.Utc, [], new RetentionPolicy(), TimeSpan.FromHours(24), new RetryPolicy(0, TimeSpan.FromMinutes(5)));
 
         Assert.Equal(missed, cluster.MissedSchedule(newest is null ? null : DateTimeOffset.Parse(newest, System.Globalization.CultureInfo.InvariantCulture), Now));
     }

@@ -37,7 +37,7 @@ internal static class Assessments
             Etcd = new EtcdRecord { Node = "cp1", Mode = "tunnel", MemberId = "1", ClusterId = "2", Revision = 42, KeyCount = 7, Version = "3.5", DbSizeBytes = 1 },
             Artifacts = artifacts,
         };
-        var cluster = new ClusterSettings("prod", null, null, TimeZoneInfo.Utc, nodes, new RetentionPolicy(Last: 1), TimeSpan.FromHours(1));
+        var cluster = new ClusterSettings("prod", null, null, TimeZoneInfo.Utc, nodes, new RetentionPolicy(Last: 1), TimeSpan.FromHours(1), new RetryPolicy(0, TimeSpan.FromMinutes(5)));
         return new RestoreAssessment(cluster, new CatalogSet(Set, manifest), members);
     }
 

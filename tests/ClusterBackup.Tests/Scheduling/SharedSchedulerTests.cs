@@ -264,6 +264,26 @@ public sealed class SharedSchedulerTests(RigFixture fixture, SharedSchedulerFixt
         Assert.Equal(0, await agent.TerminateAsync(TimeSpan.FromSeconds(60)));
     }
 
+    [Fact]
+    public async Task A_retry_is_kept_in_the_shared_store_until_it_fires_and_commits_the_set()
+    {
+        const string cluster = "shared-retry";
+        var (database, connection) = await shared.NewDatabaseAsync();
+        await using var relay = new TcpRelay(_rig.Moto.Port); // not started: storage is down
+        var config = SharedConfig(connection, Never, cluster);
+        config["ClusterBackup"]!["Storage"]!["ServiceUrl"] = relay.Endpoint;
+        config["ClusterBackup"]!["Clusters"]![0]!["Retry"] = new JsonObject { ["Attempts"] = 3, ["DelaySeconds"] = 5 };
+        await using var agent = await StartAgentAsync(config, "agent-1");
+
+        await agent.WaitUntilAsync(
+            () => Task.FromResult(agent.Log.Contains("will be tried again: retry 1 of 3 at ", StringComparison.Ordinal)), "the first retry scheduled", TimeSpan.FromSeconds(60));
+        Assert.Contains($"{cluster}-retry-1", await shared.Postgres.SqlAsync("SELECT string_agg(trigger_name, ',') FROM qrtz_triggers", database), StringComparison.Ordinal);
+        relay.Start();
+
+        await agent.WaitUntilAsync(async () => (await CompleteSetsAsync(cluster)).Count == 1, "the retry's set", TimeSpan.FromSeconds(60));
+        Assert.Equal(0, await agent.TerminateAsync(TimeSpan.FromSeconds(60)));
+    }
+
     private static int CountOf(string text, string value) =>
         (text.Length - text.Replace(value, string.Empty, StringComparison.Ordinal).Length) / value.Length;
 
