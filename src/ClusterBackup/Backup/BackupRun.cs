@@ -216,13 +216,17 @@ internal sealed partial class BackupRun(
             }
 
             // Certificates are read as the archives stream by (no second read, nothing on disk).
+            var pkiEntries = new HashSet<string>(StringComparer.Ordinal);
             await using (var pki = new TarEntryObserver(
                 NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken),
                 CertificateReader.IsPkiCertificate,
-                (file, content) => certificates.AddRange(CertificateReader.FromPem(node.Name, file, content, problems))))
+                (file, content) => certificates.AddRange(CertificateReader.FromPem(node.Name, file, content, problems)),
+                entry => pkiEntries.Add(entry)))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
             }
+
+            CheckPki(cluster.Name, node, pkiEntries);
 
             var kubeconfigFiles = new List<string>();
             await using (var kubeconfigs = new TarEntryObserver(
@@ -254,6 +258,27 @@ internal sealed partial class BackupRun(
         }
 
         return unreachable;
+    }
+
+    /// <summary>
+    /// A PKI archive without the cluster CA is not a kubeadm PKI dir's (an empty dir, or Paths.Pki
+    /// pointing elsewhere): a set holding it could not rebuild a lost control plane, so the run fails
+    /// as for a missing dir. One without some CA key or the service-account keys is kept, with a
+    /// warning: kubeadm's external-CA mode keeps the CA keys off the nodes on purpose.
+    /// </summary>
+    private void CheckPki(string cluster, ControlPlaneSettings node, HashSet<string> entries)
+    {
+        if (!PkiInventory.IsPki(entries))
+        {
+            var what = entries.All(e => e.Length == 0) ? "is empty" : $"holds no {PkiInventory.ClusterCa} at its top";
+            throw new NodeOperationException(node.Name, NodeStep.PkiArchive,
+                $"{node.Paths.Pki} {what}: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs");
+        }
+
+        if (PkiInventory.Missing(entries) is { Count: > 0 } missing)
+        {
+            LogPkiIncomplete(cluster, node.Name, node.Paths.Pki, string.Join(", ", missing));
+        }
     }
 
     private async Task<ArtifactRecord> StoreAsync(
@@ -313,6 +338,9 @@ internal sealed partial class BackupRun(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: a certificate was not read for its expiry: {Problem}")]
     private partial void LogCertificateUnreadable(string cluster, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: the PKI of {Node} ({Directory}) lacks {Files}: a restore with --pki puts back only what the set holds (kubeadm's external-CA mode keeps the CA keys elsewhere; back them up there)")]
+    private partial void LogPkiIncomplete(string cluster, string node, string directory, string files);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster}: node {Node} has no kubeconfigs (*.conf) in {Directory}: recorded as such")]
     private partial void LogNoKubeconfigs(string cluster, string node, string directory);

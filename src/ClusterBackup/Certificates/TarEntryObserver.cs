@@ -10,7 +10,8 @@ namespace ClusterBackup.Certificates;
 /// without a file on disk. ustar, GNU long names and pax paths are understood; a file larger than
 /// <see cref="MaxCapturedBytes"/> is passed through uncaptured.
 /// </summary>
-internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, Action<string, byte[]> found) : ObservedReadStream(inner)
+/// <param name="entry">Told the name of every entry (files, links, dirs) as its header passes, if given.</param>
+internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, Action<string, byte[]> found, Action<string>? entry = null) : ObservedReadStream(inner)
 {
     public const int MaxCapturedBytes = 1 << 20;
     private const int Block = 512;
@@ -80,10 +81,14 @@ internal sealed class TarEntryObserver(Stream inner, Func<string, bool> wanted, 
         {
             _meta = size <= MaxCapturedBytes ? new MemoryStream() : null;
         }
-        else if (_type is '0' or '\0' or '7' && size <= MaxCapturedBytes && wanted(Normalize(name)))
+        else if (_type != 'g') // a pax global header is no entry of its own
         {
-            _capture = new MemoryStream((int)size);
-            _captureName = Normalize(name);
+            entry?.Invoke(Normalize(name).TrimEnd('/'));
+            if (_type is '0' or '\0' or '7' && size <= MaxCapturedBytes && wanted(Normalize(name)))
+            {
+                _capture = new MemoryStream((int)size);
+                _captureName = Normalize(name);
+            }
         }
 
         if (size == 0)

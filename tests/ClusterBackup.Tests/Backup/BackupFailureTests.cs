@@ -159,6 +159,55 @@ public sealed class BackupFailureTests(RigFixture fixture)
     }
 
     [Fact]
+    public async Task A_PKI_dir_without_the_cluster_CA_fails_the_run_naming_it_and_the_next_run_with_the_right_dir_succeeds()
+    {
+        var config = _rig.Config("moto", "empty-pki", "tunnel");
+        var empty = Directory.CreateTempSubdirectory("cluster-backup-empty-pki-").FullName;
+        try
+        {
+            ControlPlanes(config)[1]!["Paths"]!["Pki"] = empty; // exists, as a wrong Paths.Pki often does
+
+            var result = await CliRunner.RunAsync(config, "backup");
+
+            Assert.Equal(1, result.ExitCode);
+            result.AssertError($"error: cluster empty-pki: node cp2: pki archive: {empty} is empty: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs");
+            Assert.Empty(await ObjectsAsync("backups/empty-pki/"));
+
+            ControlPlanes(config)[1]!["Paths"]!["Pki"] = _rig.Node2.PkiDirectory;
+            var next = await CliRunner.RunAsync(config, "backup");
+            Assert.True(next.ExitCode == 0, next.ToString());
+        }
+        finally
+        {
+            Directory.Delete(empty, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_PKI_without_its_CA_keys_is_kept_with_a_warning_naming_what_it_lacks()
+    {
+        var config = _rig.Config("moto", "external-ca", "tunnel", _rig.Node1);
+        var pki = Directory.CreateTempSubdirectory("cluster-backup-external-ca-").FullName;
+        try
+        {
+            await Tools.CheckAsync("cp", "-a", _rig.Node1.PkiDirectory + "/.", pki);
+            File.Delete(Path.Combine(pki, "ca.key")); // kubeadm's external-CA mode
+            File.Delete(Path.Combine(pki, "front-proxy-ca.key"));
+            ControlPlanes(config)[0]!["Paths"]!["Pki"] = pki;
+
+            var result = await CliRunner.RunAsync(config, "backup");
+
+            Assert.True(result.ExitCode == 0, result.ToString());
+            result.AssertError($"external-ca: the PKI of cp1 ({pki}) lacks ca.key, front-proxy-ca.key: a restore with --pki puts back only what the set holds");
+            await SingleSetAsync(config, "external-ca");
+        }
+        finally
+        {
+            Directory.Delete(pki, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_malformed_config_names_the_key_exits_78_and_contacts_nothing()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -3,7 +3,10 @@ using ClusterBackup.Rig;
 
 namespace ClusterBackup.Tests.Certificates;
 
-/// <summary>The tar stream a backup reads passes through unchanged, and the wanted files come out whole, from archives GNU tar wrote.</summary>
+/// <summary>
+/// The tar stream a backup reads passes through unchanged, the wanted files come out whole, and
+/// every entry is named, from archives GNU tar wrote.
+/// </summary>
 public sealed class TarEntryObserverTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("cluster-backup-tar-").FullName;
@@ -32,6 +35,8 @@ public sealed class TarEntryObserverTests : IDisposable
             await File.WriteAllBytesAsync(Path.Combine(tree, name), content);
         }
 
+        File.CreateSymbolicLink(Path.Combine(tree, "link.crt"), "ca.crt"); // an entry, but no file to hand over
+
         var archive = Path.Combine(_root, "a.tar");
         // ustar cannot hold the long path: it goes in the prefix field, which is what is tested there.
         var tar = await Tools.RunAsync("tar", ["--format", format, "-cf", archive, "-C", tree, "."]);
@@ -39,7 +44,9 @@ public sealed class TarEntryObserverTests : IDisposable
 
         var original = await File.ReadAllBytesAsync(archive);
         var seen = new Dictionary<string, byte[]>();
-        await using var observer = new TarEntryObserver(new MemoryStream(original), n => n.EndsWith(".crt", StringComparison.Ordinal), (n, c) => seen.Add(n, c));
+        var entries = new HashSet<string>(StringComparer.Ordinal);
+        await using var observer = new TarEntryObserver(
+            new MemoryStream(original), n => n.EndsWith(".crt", StringComparison.Ordinal), (n, c) => seen.Add(n, c), n => entries.Add(n));
         var copy = new MemoryStream();
         var buffer = new byte[chunk];
         int read;
@@ -55,6 +62,9 @@ public sealed class TarEntryObserverTests : IDisposable
         {
             Assert.Equal(content, seen[name]);
         }
+
+        // Every entry is named, whatever its kind or the length of its name.
+        Assert.Superset(files.Keys.Append("link.crt").Append("etcd").Append(Path.GetRelativePath(tree, deep)).ToHashSet(StringComparer.Ordinal), entries);
     }
 
     private static byte[] RandomBytes(int count) => System.Security.Cryptography.RandomNumberGenerator.GetBytes(count);
