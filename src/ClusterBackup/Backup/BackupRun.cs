@@ -226,7 +226,17 @@ internal sealed partial class BackupRun(
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
             }
 
-            CheckPki(cluster.Name, node, pkiEntries);
+            // Without the cluster CA the set could not rebuild a lost control plane: fail as for a missing dir.
+            // Missing CA keys are kept with a warning: kubeadm's external-CA mode keeps them off the nodes.
+            if (PkiInventory.NotAPki(pkiEntries, node.Paths.Pki) is { } notAPki)
+            {
+                throw new NodeOperationException(node.Name, NodeStep.PkiArchive, notAPki);
+            }
+
+            if (PkiInventory.Missing(pkiEntries) is { Count: > 0 } missing)
+            {
+                LogPkiIncomplete(cluster.Name, node.Name, node.Paths.Pki, string.Join(", ", missing));
+            }
 
             var kubeconfigFiles = new List<string>();
             await using (var kubeconfigs = new TarEntryObserver(
@@ -258,27 +268,6 @@ internal sealed partial class BackupRun(
         }
 
         return unreachable;
-    }
-
-    /// <summary>
-    /// A PKI archive without the cluster CA is not a kubeadm PKI dir's (an empty dir, or Paths.Pki
-    /// pointing elsewhere): a set holding it could not rebuild a lost control plane, so the run fails
-    /// as for a missing dir. One without some CA key or the service-account keys is kept, with a
-    /// warning: kubeadm's external-CA mode keeps the CA keys off the nodes on purpose.
-    /// </summary>
-    private void CheckPki(string cluster, ControlPlaneSettings node, HashSet<string> entries)
-    {
-        if (!PkiInventory.IsPki(entries))
-        {
-            var what = entries.All(e => e.Length == 0) ? "is empty" : $"holds no {PkiInventory.ClusterCa} at its top";
-            throw new NodeOperationException(node.Name, NodeStep.PkiArchive,
-                $"{node.Paths.Pki} {what}: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs");
-        }
-
-        if (PkiInventory.Missing(entries) is { Count: > 0 } missing)
-        {
-            LogPkiIncomplete(cluster, node.Name, node.Paths.Pki, string.Join(", ", missing));
-        }
     }
 
     private async Task<ArtifactRecord> StoreAsync(

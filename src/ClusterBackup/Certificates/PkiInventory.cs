@@ -14,8 +14,13 @@ internal static class PkiInventory
     public static readonly IReadOnlyList<string> Essential =
         [ClusterCa, "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"];
 
-    /// <summary>Whether the archive is a kubeadm PKI dir's at all: it holds the cluster CA's certificate.</summary>
-    public static bool IsPki(IReadOnlySet<string> entries) => entries.Contains(ClusterCa);
+    /// <summary>
+    /// Why the archive of <paramref name="directory"/> is not a kubeadm PKI dir's (an empty dir, or
+    /// Paths.Pki pointing elsewhere), or null when it holds the cluster CA's certificate at its top.
+    /// </summary>
+    public static string? NotAPki(IReadOnlySet<string> entries, string directory) =>
+        entries.Contains(ClusterCa) ? null
+        : $"{directory} {(entries.All(e => e.Length == 0) ? "is empty" : $"holds no {ClusterCa} at its top")}: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs";
 
     /// <summary>The essential files the archive lacks (kubeadm's external-CA mode keeps the CA keys elsewhere, on purpose).</summary>
     public static IReadOnlyList<string> Missing(IReadOnlySet<string> entries) => Essential.Where(f => !entries.Contains(f)).ToList();

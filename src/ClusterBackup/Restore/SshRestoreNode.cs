@@ -144,7 +144,6 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         }
     }
 
-    /// <summary>How far the content may run ahead of the SFTP upload.</summary>
     /// <summary>
     /// SFTP answers a full disk with its generic "Failure" (OpenSSH's sftp-server has no other
     /// status for ENOSPC): asks the node's <c>df</c> whether that was the cause, to say so. The
@@ -171,5 +170,6 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
         }
     }
 
+    /// <summary>How far the content may run ahead of the SFTP upload.</summary>
     private const int Window = 4 * 1024 * 1024;
 }

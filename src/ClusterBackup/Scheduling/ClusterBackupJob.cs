@@ -1,3 +1,4 @@
+using System.Globalization;
 using ClusterBackup.Backup;
 using ClusterBackup.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -79,7 +80,7 @@ internal sealed partial class ClusterBackupJob(
     /// <summary>Which retry a firing is: 0 for any other firing.</summary>
     private static int RetryOf(IJobExecutionContext context) =>
         context.MergedJobDataMap.TryGetString(RetryKey, out var text)
-        && int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var attempt)
+        && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var attempt)
             ? attempt
             : 0;
 
@@ -97,7 +98,7 @@ internal sealed partial class ClusterBackupJob(
             // A first failure whose retry would come after the next firing (a frequent schedule) needs no word more.
             if (attempt > 0)
             {
-                LogNoRetry(cluster.Name, attempt, next?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "none");
+                LogNoRetry(cluster.Name, attempt, next?.ToString("u", CultureInfo.InvariantCulture) ?? "none");
             }
 
             return;
@@ -106,14 +107,14 @@ internal sealed partial class ClusterBackupJob(
         var retry = TriggerBuilder.Create()
             .ForJob(context.JobDetail.Key)
             .WithIdentity($"{cluster.Name}-retry-{attempt + 1}", Group)
-            .UsingJobData(RetryKey, (attempt + 1).ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .UsingJobData(RetryKey, (attempt + 1).ToString(CultureInfo.InvariantCulture))
             .StartAt(at)
             .WithSimpleSchedule(schedule => schedule.WithMisfireInstruction(SimpleTriggerMisfireInstruction.FireNow))
             .Build();
         try
         {
             await context.Scheduler.ScheduleJob(retry, ScheduleJobOptions.Replacing, cancellationToken);
-            LogRetry(cluster.Name, attempt + 1, cluster.Retry.Attempts, at.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
+            LogRetry(cluster.Name, attempt + 1, cluster.Retry.Attempts, at.ToString("u", CultureInfo.InvariantCulture));
         }
         catch (SchedulerException ex)
         {

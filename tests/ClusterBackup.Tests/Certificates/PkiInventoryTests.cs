@@ -15,7 +15,7 @@ public sealed class PkiInventoryTests
     {
         var entries = Kubeadm.ToHashSet(StringComparer.Ordinal);
 
-        Assert.True(PkiInventory.IsPki(entries));
+        Assert.Null(PkiInventory.NotAPki(entries, "/etc/kubernetes/pki"));
         Assert.Empty(PkiInventory.Missing(entries));
     }
 
@@ -24,7 +24,7 @@ public sealed class PkiInventoryTests
     {
         var entries = Kubeadm.Where(e => e is not ("ca.key" or "front-proxy-ca.key")).ToHashSet(StringComparer.Ordinal);
 
-        Assert.True(PkiInventory.IsPki(entries));
+        Assert.Null(PkiInventory.NotAPki(entries, "/etc/kubernetes/pki"));
         Assert.Equal(["ca.key", "front-proxy-ca.key"], PkiInventory.Missing(entries));
     }
 
@@ -36,7 +36,10 @@ public sealed class PkiInventoryTests
     {
         var entries = names.Split('|').ToHashSet(StringComparer.Ordinal);
 
-        Assert.False(PkiInventory.IsPki(entries));
+        Assert.Equal(
+            names == string.Empty ? "/srv/pki is empty: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs"
+                : "/srv/pki holds no ca.crt at its top: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs",
+            PkiInventory.NotAPki(entries, "/srv/pki"));
         Assert.Contains("ca.crt", PkiInventory.Missing(entries));
     }
 }
