@@ -73,8 +73,7 @@ internal sealed partial class BackupRun(
                 var artifacts = new List<ArtifactRecord>();
                 var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, written, cancellationToken);
                 artifacts.Add(snapshot);
-                var certificates = new List<CertificateRecord>();
-                var unreachable = await ArchiveNodesAsync(cluster, id, sessions, artifacts, certificates, written, cancellationToken);
+                var (unreachable, certificates, mismatches) = await ArchiveNodesAsync(cluster, id, sessions, artifacts, written, cancellationToken);
 
                 manifest = new SetManifest
                 {
@@ -87,6 +86,7 @@ internal sealed partial class BackupRun(
                     Artifacts = artifacts,
                     UnreachableNodes = unreachable,
                     Certificates = CertificateExpiry.Sorted(certificates),
+                    PkiMismatches = mismatches,
                     SignedBy = signing.Key?.Public.Fingerprint,
                 };
                 await EnsureIntactAsync(cluster, id, written, cancellationToken);
@@ -194,12 +194,12 @@ internal sealed partial class BackupRun(
                 $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step.Describe()}: {f.Reason}"))}");
     }
 
-    private async Task<List<string>> ArchiveNodesAsync(
-        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<CertificateRecord> certificates, List<string> written,
-        CancellationToken cancellationToken)
+    private async Task<(List<string> Unreachable, List<CertificateRecord> Certificates, List<PkiMismatch> Mismatches)> ArchiveNodesAsync(
+        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<string> written, CancellationToken cancellationToken)
     {
-        var problems = new List<string>();
         var unreachable = new List<string>();
+        var certificates = new List<CertificateRecord>();
+        var mismatches = new List<PkiMismatch>();
         foreach (var node in cluster.ControlPlanes)
         {
             NodeSession session;
@@ -215,42 +215,30 @@ internal sealed partial class BackupRun(
                 continue;
             }
 
-            // Certificates are read as the archives stream by (no second read, nothing on disk).
-            var pkiEntries = new HashSet<string>(StringComparer.Ordinal);
-            await using (var pki = new TarEntryObserver(
-                NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken),
-                CertificateReader.IsPkiCertificate,
-                (file, content) => certificates.AddRange(CertificateReader.FromPem(node.Name, file, content, problems)),
-                entry => pkiEntries.Add(entry)))
+            // Certificates and keys are read as the archives stream by (no second read, nothing on disk).
+            using var reading = new PkiReading(node.Name);
+            await using (var pki = reading.ObservePki(NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken)))
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
             }
 
             // Without the cluster CA the set could not rebuild a lost control plane: fail as for a missing dir.
             // Missing CA keys are kept with a warning: kubeadm's external-CA mode keeps them off the nodes.
-            if (PkiInventory.NotAPki(pkiEntries, node.Paths.Pki) is { } notAPki)
+            if (PkiInventory.NotAPki(reading.PkiEntries, node.Paths.Pki) is { } notAPki)
             {
                 throw new NodeOperationException(node.Name, NodeStep.PkiArchive, notAPki);
             }
 
-            if (PkiInventory.Missing(pkiEntries) is { Count: > 0 } missing)
+            if (PkiInventory.Missing(reading.PkiEntries) is { Count: > 0 } missing)
             {
                 LogPkiIncomplete(cluster.Name, node.Name, node.Paths.Pki, string.Join(", ", missing));
             }
 
-            var kubeconfigFiles = new List<string>();
-            await using (var kubeconfigs = new TarEntryObserver(
-                NodeArchiveSource.OpenKubeconfigs(session, node.Paths.Kubeconfigs, cancellationToken),
-                CertificateReader.IsKubeconfig,
-                (file, content) =>
-                {
-                    kubeconfigFiles.Add(file);
-                    certificates.AddRange(CertificateReader.FromKubeconfig(node.Name, file, content, problems));
-                }))
+            await using (var kubeconfigs = reading.ObserveKubeconfigs(NodeArchiveSource.OpenKubeconfigs(session, node.Paths.Kubeconfigs, cancellationToken)))
             {
                 var artifact = await StoreAsync(cluster.Name, id, _names.Kubeconfigs(node.Name), ArtifactKinds.Kubeconfigs, node.Name, kubeconfigs, written, cancellationToken);
-                artifacts.Add(artifact with { Files = kubeconfigFiles });
-                if (kubeconfigFiles.Count == 0)
+                artifacts.Add(artifact with { Files = reading.KubeconfigFiles });
+                if (reading.KubeconfigFiles.Count == 0)
                 {
                     LogNoKubeconfigs(cluster.Name, node.Name, node.Paths.Kubeconfigs);
                 }
@@ -260,14 +248,21 @@ internal sealed partial class BackupRun(
             {
                 artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, written, cancellationToken));
             }
+
+            certificates.AddRange(reading.Certificates);
+            foreach (var problem in reading.Unreadable)
+            {
+                LogCertificateUnreadable(cluster.Name, problem);
+            }
+
+            foreach (var mismatch in reading.Mismatches())
+            {
+                mismatches.Add(mismatch);
+                LogPkiMismatch(cluster.Name, node.Name, mismatch.ToString());
+            }
         }
 
-        foreach (var problem in problems)
-        {
-            LogCertificateUnreadable(cluster.Name, problem);
-        }
-
-        return unreachable;
+        return (unreachable, certificates, mismatches);
     }
 
     private async Task<ArtifactRecord> StoreAsync(
@@ -330,6 +325,9 @@ internal sealed partial class BackupRun(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: the PKI of {Node} ({Directory}) lacks {Files}: a restore with --pki puts back only what the set holds (kubeadm's external-CA mode keeps the CA keys elsewhere; back them up there)")]
     private partial void LogPkiIncomplete(string cluster, string node, string directory, string files);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: the PKI of {Node} does not hold together: {Mismatch}; a control plane rebuilt from this set would not start or not be reached (cluster-backup certs lists what the newest set found)")]
+    private partial void LogPkiMismatch(string cluster, string node, string mismatch);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster}: node {Node} has no kubeconfigs (*.conf) in {Directory}: recorded as such")]
     private partial void LogNoKubeconfigs(string cluster, string node, string directory);

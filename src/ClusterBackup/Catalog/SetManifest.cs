@@ -41,6 +41,9 @@ internal sealed record SetManifest
     /// <summary>Every certificate of the PKI and kubeconfig archives, read as they streamed (empty in sets of older versions).</summary>
     public IReadOnlyList<CertificateRecord> Certificates { get; init; } = [];
 
+    /// <summary>What the PKI check found on each node: a key that does not match its certificate, and the like (empty in sets of older versions).</summary>
+    public IReadOnlyList<PkiMismatch> PkiMismatches { get; init; } = [];
+
     public long StoredBytes => Artifacts.Sum(a => a.StoredSize);
 
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJsonContext.Default.SetManifest);

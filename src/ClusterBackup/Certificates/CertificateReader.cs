@@ -9,11 +9,14 @@ namespace ClusterBackup.Certificates;
 /// <summary>
 /// Reads the certificates out of what a backup streams: PEM <c>*.crt</c> files of the PKI (every
 /// certificate of a chain) and the <c>client-certificate-data</c> / <c>certificate-authority-data</c>
-/// fields of kubeconfigs. Nothing else is parsed: a key file is never opened, a field naming a file
-/// (<c>client-certificate:</c>) has nothing to read. What cannot be parsed is reported, not thrown.
+/// fields of kubeconfigs. A field naming a file (<c>client-certificate:</c>) has nothing to read.
+/// What cannot be parsed is reported, not thrown. Keys are left to <see cref="PkiConsistency"/>.
 /// </summary>
 internal static partial class CertificateReader
 {
+    /// <summary>A kubeconfig's embedded client key: read by the consistency check only, never recorded.</summary>
+    public const string ClientKeyData = "client-key-data";
+
     /// <summary>Whether a PKI archive entry is read for certificates.</summary>
     public static bool IsPkiCertificate(string entry) => entry.EndsWith(".crt", StringComparison.Ordinal);
 
@@ -34,17 +37,17 @@ internal static partial class CertificateReader
     public static IReadOnlyList<CertificateRecord> FromKubeconfig(string node, string file, byte[] content, ICollection<string> problems)
     {
         var records = new List<CertificateRecord>();
-        foreach (Match field in KubeconfigField().Matches(Encoding.UTF8.GetString(content)))
+        foreach (var (name, data) in KubeconfigFields(Encoding.UTF8.GetString(content)).Where(f => f.Field != ClientKeyData))
         {
             // The field holds a base64 PEM (kubeadm writes it so); a base64 DER is read too.
             byte[] decoded;
             try
             {
-                decoded = Convert.FromBase64String(field.Groups["data"].Value.Trim('"', '\''));
+                decoded = Convert.FromBase64String(data.Trim('"', '\''));
             }
             catch (FormatException)
             {
-                problems.Add($"{node}: {file}: {field.Groups["field"].Value} is not base64");
+                problems.Add($"{node}: {file}: {name} is not base64");
                 continue;
             }
 
@@ -52,17 +55,40 @@ internal static partial class CertificateReader
             var blocks = PemCertificate().Matches(text);
             if (blocks.Count == 0)
             {
-                Add(records, node, file, field.Groups["field"].Value, Convert.ToBase64String(decoded), problems);
+                Add(records, node, file, name, Convert.ToBase64String(decoded), problems);
             }
 
             foreach (Match block in blocks)
             {
-                Add(records, node, file, field.Groups["field"].Value, block.Groups["body"].Value, problems);
+                Add(records, node, file, name, block.Groups["body"].Value, problems);
             }
         }
 
         return records;
     }
+
+    /// <summary>The DER of each PEM certificate in the text; a block that is not base64 is skipped.</summary>
+    public static IEnumerable<byte[]> PemCertificates(string text)
+    {
+        foreach (Match block in PemCertificate().Matches(text))
+        {
+            byte[] der;
+            try
+            {
+                der = Convert.FromBase64String(block.Groups["body"].Value);
+            }
+            catch (FormatException)
+            {
+                continue;
+            }
+
+            yield return der;
+        }
+    }
+
+    /// <summary>The <c>*-data</c> fields of a kubeconfig with certificates or a key, and their base64 values.</summary>
+    public static IEnumerable<(string Field, string Value)> KubeconfigFields(string text) =>
+        KubeconfigField().Matches(text).Select(m => (m.Groups["field"].Value, m.Groups["data"].Value));
 
     private static void Add(List<CertificateRecord> records, string node, string file, string? field, string base64, ICollection<string> problems)
     {
@@ -104,7 +130,7 @@ internal static partial class CertificateReader
     [GeneratedRegex(@"-----BEGIN CERTIFICATE-----(?<body>[A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----")]
     private static partial Regex PemCertificate();
 
-    [GeneratedRegex(@"^\s*(?<field>client-certificate-data|certificate-authority-data):\s*(?<data>\S+)\s*$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s*(?<field>client-certificate-data|certificate-authority-data|client-key-data):\s*(?<data>\S+)\s*$", RegexOptions.Multiline)]
     private static partial Regex KubeconfigField();
 }
 

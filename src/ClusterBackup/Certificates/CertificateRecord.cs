@@ -2,7 +2,7 @@ namespace ClusterBackup.Certificates;
 
 /// <summary>
 /// One X.509 certificate found in a set's PKI or kubeconfig archive, as the manifest records it.
-/// Only certificates: private keys are never parsed, and never recorded.
+/// Only certificates: private keys are never recorded.
 /// </summary>
 internal sealed record CertificateRecord
 {

@@ -22,10 +22,13 @@ internal static class CertsCommand
             does, from the manifest of the newest complete set that a trusted key signed: every *.crt of
             each node's PKI and the embedded certificates of its kubeconfigs, read while they were backed
             up. A newer set whose signature is missing, untrusted or wrong is named, and not reported
-            from. It contacts no node. Soonest first.
-            Exit status: 0 if none expires within Certificates:WarnDays (default 30), 1 if one does or
-            has expired, a newer set was refused, or a cluster has no set that records its
-            certificates; 78 on a configuration error.
+            from. It contacts no node. Soonest first. Then what the backup's PKI check found: a key
+            that does not match its certificate, a certificate not signed by the CA its issuer names,
+            a kubeconfig that does not trust ca.crt or whose key does not match its certificate.
+            Exit status: 0 if none expires within Certificates:WarnDays (default 30) and the PKI
+            holds together; 1 if one does or has expired, the PKI check found a mismatch, a newer set
+            was refused, or a cluster has no set that records its certificates; 78 on a configuration
+            error.
 
             Example: cluster-backup certs --cluster prod-admin
             """)
@@ -43,6 +46,7 @@ internal static class CertsCommand
             var name = parse.GetValue(cluster);
             var policy = settings.Signing.ReadPolicy(parse.GetValue(allowUnsigned));
             var rows = new List<CertificateRow>();
+            var mismatches = new List<string>();
             var problems = 0; // refused sets, and clusters with nothing to report
             foreach (var selected in CliHost.SelectClusters(settings, name is null ? null : [name]))
             {
@@ -77,6 +81,7 @@ internal static class CertsCommand
                 }
 
                 rows.AddRange(CertificateExpiry.Sorted(newest.Certificates).Select(c => CertificateRow.Of(selected.Name, newest.SetId, c, now, warnDays)));
+                mismatches.AddRange(newest.PkiMismatches.Select(m => $"warning: cluster {selected.Name}: node {m.Node}: {m} (set {newest.SetId})"));
             }
 
             rows = rows.OrderBy(r => r.NotAfter).ThenBy(r => r.Cluster, StringComparer.Ordinal).ToList();
@@ -95,7 +100,17 @@ internal static class CertsCommand
                 await host.Error.WriteLineAsync($"warning: {attention} certificate(s) expire within {warnDays} days (Certificates:WarnDays) or have expired: renew them (kubeadm certs renew), then back up again");
             }
 
-            return attention + problems == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+            foreach (var mismatch in mismatches)
+            {
+                await host.Error.WriteLineAsync(mismatch);
+            }
+
+            if (mismatches.Count > 0)
+            {
+                await host.Error.WriteLineAsync($"warning: {mismatches.Count} file(s) of the PKI do not hold together: a control plane rebuilt from these sets would not start or not be reached; fix them on the node (see the README's \"Certificates\"), then back up again");
+            }
+
+            return attention + problems + mismatches.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         }, cancellationToken));
         return command;
     }

@@ -48,7 +48,8 @@ internal static class RestoreCommand
             renamed into its place. Only when every member is prepared are the manifests
             moved back; then health, member list and revision are reported.
             With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
-            kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP.
+            kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP; a set whose PKI
+            check found a mismatch (see certs) is restored all the same, with a warning naming it.
             A failing step stops the other members after the step they are in, then undoes every
             step done so far, in reverse, on every member touched, and names node and step.
             Interrupted (Ctrl-C, SIGTERM) while preparing, every member stops after the step in
@@ -84,6 +85,16 @@ internal static class RestoreCommand
             }
 
             await host.Out.WriteLineAsync($"plan: {plan.Reason}");
+            if (options.Pki)
+            {
+                // Not a refusal: on the night the newest set may still be the best there is.
+                foreach (var mismatch in assessment.Set.Manifest.PkiMismatches.Where(m => plan.Members.Contains(m.Node)))
+                {
+                    await host.Error.WriteLineAsync(
+                        $"warning: set {plan.Set.Id}: the PKI of {mismatch.Node} did not hold together when it was backed up: {mismatch}; --pki puts it back as it was (an older set may hold a whole one: cluster-backup certs, list --json)");
+                }
+            }
+
             if (parse.GetValue(dryRun))
             {
                 await PrintStepsAsync(host.Out, plan);

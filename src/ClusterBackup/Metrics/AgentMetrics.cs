@@ -27,6 +27,7 @@ internal sealed class AgentMetrics
 
     private readonly Gauge _schedulerInstances;
     private readonly Gauge _certificateExpiry;
+    private readonly Gauge _pkiMismatches;
 
     /// <summary>The certificate series each cluster shows: those of its newest set only (bounded cardinality).</summary>
     private readonly Dictionary<string, HashSet<(string Node, string Certificate)>> _certificates = new(StringComparer.Ordinal);
@@ -70,6 +71,10 @@ internal sealed class AgentMetrics
             "cluster_backup_certificate_expiry_timestamp_seconds",
             "notAfter of each certificate in the newest set's PKI and kubeconfigs (Unix seconds).",
             "cluster", "node", "certificate");
+        _pkiMismatches = factory.CreateGauge(
+            "cluster_backup_pki_mismatches",
+            "Files of the newest set's PKI and kubeconfigs that do not fit the rest: a key that does not match its certificate, a certificate its CA did not sign, a kubeconfig that does not trust ca.crt.",
+            "cluster");
         _schedulerInstances = factory.CreateGauge("cluster_backup_scheduler_instances", "Agents alive in the scheduler store (1 with the memory store); 0 while the store cannot be read.");
         _schedulerInstances.Set(instance is null ? 1 : 0); // a shared store's count comes once it is read
     }
@@ -95,6 +100,7 @@ internal sealed class AgentMetrics
             _pruned.WithLabels(name).IncTo(0);
             _lastVerifySuccess.WithLabels(name).Set(0);
             _etcdRevision.WithLabels(name).Set(0);
+            _pkiMismatches.WithLabels(name).Set(0);
             _scheduleInterval.WithLabels(name).Set(cluster.Schedule?.PeriodAfter(now).TotalSeconds ?? 0);
             _verifyInterval.WithLabels(name).Set(cluster.VerifySchedule?.PeriodAfter(now).TotalSeconds ?? 0);
         }
@@ -163,6 +169,7 @@ internal sealed class AgentMetrics
         }
 
         ShowCertificates(cluster, manifest);
+        _pkiMismatches.WithLabels(cluster).Set(manifest.PkiMismatches.Count);
     }
 
     /// <summary>Replaces the cluster's certificate series by those of this set (a renewed or removed one does not linger).</summary>

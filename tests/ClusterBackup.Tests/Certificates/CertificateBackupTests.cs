@@ -24,6 +24,7 @@ public sealed class CertificateBackupTests(RigFixture fixture)
         Assert.True(backup.ExitCode == 0, backup.ToString());
         backup.AssertError("Certificate scheduler.conf of certs on cp1 expires");
         Assert.DoesNotContain("Certificate admin.conf ", backup.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("does not hold together", backup.Error, StringComparison.Ordinal); // openssl's PKCS#8 keys match their certificates
 
         // The kubeconfigs artifact restores with standard tools to the same files and modes.
         var key = Assert.Single(await _rig.Moto.ObjectKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"), k => k.EndsWith("/kubeconfigs-cp1.tar.zst.age", StringComparison.Ordinal));
@@ -82,8 +83,79 @@ public sealed class CertificateBackupTests(RigFixture fixture)
         Assert.Equal(expiring.GetProperty("notAfter").GetDateTimeOffset().ToUnixTimeSeconds(), await daemon.ValueAsync(series));
         var apiserverEtcd = $"cluster_backup_certificate_expiry_timestamp_seconds{{cluster=\"{cluster}\",node=\"cp1\",certificate=\"apiserver-etcd-client.crt\"}}";
         Assert.Equal((await CertificateReaderTests.EndDateAsync(Path.Combine(_rig.Node1.PkiDirectory, "apiserver-etcd-client.crt"))).ToUnixTimeSeconds(), await daemon.ValueAsync(apiserverEtcd));
+        Assert.Equal(0, await daemon.ValueAsync($"cluster_backup_pki_mismatches{{cluster=\"{cluster}\"}}"));
         Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
         Directory.Delete(work, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_PKI_that_does_not_hold_together_is_backed_up_and_named_by_the_backup_certs_and_the_metric()
+    {
+        const string cluster = "pki-mismatch";
+        var config = _rig.Config("moto", cluster, "tunnel", _rig.Node1);
+        var work = Directory.CreateTempSubdirectory("cluster-backup-pki-mismatch-").FullName;
+        try
+        {
+            // A copy of the node's PKI and kubeconfigs, broken as a half-done renewal or CA rotation leaves them.
+            var pki = Path.Combine(work, "pki");
+            var kubeconfigs = Directory.CreateDirectory(Path.Combine(work, "kubernetes")).FullName;
+            await Tools.CheckAsync("cp", "-a", _rig.Node1.PkiDirectory + "/.", pki);
+            await Tools.CheckAsync("cp", "-a", _rig.Node1.KubeconfigDirectory + "/.", kubeconfigs);
+            await Tools.CheckAsync("openssl", "genrsa", "-out", Path.Combine(pki, "etcd", "server.key"), "2048");
+            var otherCa = Path.Combine(work, "other-ca");
+            Directory.CreateDirectory(otherCa);
+            await Tools.CheckAsync("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=etcd-ca",
+                "-keyout", Path.Combine(otherCa, "ca.key"), "-out", Path.Combine(otherCa, "ca.crt"));
+            var (csr, resigned) = (Path.Combine(otherCa, "client.csr"), Path.Combine(otherCa, "client.crt"));
+            await Tools.CheckAsync("openssl", "req", "-new", "-key", Path.Combine(pki, "apiserver-etcd-client.key"), "-subj", "/CN=kube-apiserver-etcd-client", "-out", csr);
+            await Tools.CheckAsync("openssl", "x509", "-req", "-in", csr, "-out", resigned,
+                "-CA", Path.Combine(otherCa, "ca.crt"), "-CAkey", Path.Combine(otherCa, "ca.key"), "-CAcreateserial", "-CAserial", Path.Combine(otherCa, "ca.srl"), "-days", "30");
+            File.Copy(resigned, Path.Combine(pki, "apiserver-etcd-client.crt"), overwrite: true);
+            var admin = Path.Combine(kubeconfigs, "admin.conf");
+            var frontProxyCa = Convert.ToBase64String(await File.ReadAllBytesAsync(Path.Combine(pki, "front-proxy-ca.crt")));
+            await File.WriteAllTextAsync(admin, System.Text.RegularExpressions.Regex.Replace(
+                await File.ReadAllTextAsync(admin), "certificate-authority-data: \\S+", $"certificate-authority-data: {frontProxyCa}"));
+            var node = (System.Text.Json.Nodes.JsonObject)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!;
+            node["Paths"]!["Pki"] = pki;
+            node["Paths"]!["Kubeconfigs"] = kubeconfigs;
+
+            var backup = await CliRunner.RunAsync(config, "backup");
+
+            // The set is kept (it is what the node holds), and each file is named.
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            backup.AssertError($"{cluster}: the PKI of cp1 does not hold together: etcd/server.key does not match etcd/server.crt");
+            backup.AssertError("the PKI of cp1 does not hold together: apiserver-etcd-client.crt is not signed by etcd/ca.crt, the CA its issuer names (CN=etcd-ca)");
+            backup.AssertError("the PKI of cp1 does not hold together: admin.conf holds certificate-authority-data other than ca.crt");
+            Assert.DoesNotContain("BEGIN", backup.Error, StringComparison.Ordinal);
+
+            var certs = await CliRunner.RunAsync(config, "certs", "--cluster", cluster);
+            Assert.Equal(1, certs.ExitCode);
+            certs.AssertError($"warning: cluster {cluster}: node cp1: etcd/server.key does not match etcd/server.crt (set ");
+            certs.AssertError($"warning: cluster {cluster}: node cp1: admin.conf holds certificate-authority-data other than ca.crt (set ");
+            certs.AssertError("warning: 3 file(s) of the PKI do not hold together");
+
+            config["ClusterBackup"]!["Clusters"]![0]!["Schedule"] = "0 0 0 1 1 ? 2099";
+            await using (var daemon = await DaemonProcess.StartAsync(config))
+            {
+                var series = $"cluster_backup_pki_mismatches{{cluster=\"{cluster}\"}}";
+                await daemon.WaitUntilAsync(async () => await daemon.ValueAsync(series) is > 0, "the PKI mismatches seeded from storage", TimeSpan.FromSeconds(60));
+                Assert.Equal(3, await daemon.ValueAsync(series));
+                Assert.Equal(0, await daemon.TerminateAsync(TimeSpan.FromSeconds(60)));
+            }
+
+            // Once the node's files are whole again, the next set says so.
+            node["Paths"]!["Pki"] = _rig.Node1.PkiDirectory;
+            node["Paths"]!["Kubeconfigs"] = _rig.Node1.KubeconfigDirectory;
+            var next = await CliRunner.RunAsync(config, "backup");
+            Assert.True(next.ExitCode == 0, next.ToString());
+            Assert.DoesNotContain("does not hold together", next.Error, StringComparison.Ordinal);
+            var after = await CliRunner.RunAsync(config, "certs", "--cluster", cluster);
+            Assert.DoesNotContain("do not hold together", after.Error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
     }
 
     [Fact]

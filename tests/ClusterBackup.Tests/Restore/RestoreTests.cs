@@ -181,4 +181,24 @@ public sealed class RestoreTests(RigFixture fixture)
         result.AssertError("error: cluster rh: restore refused: quorum holds (2 of 3 members healthy)");
         result.AssertError("replace the failed members instead");
     }
+
+    [Fact]
+    public async Task A_restore_of_the_PKI_warns_when_the_sets_PKI_did_not_hold_together()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rw", 1);
+        var pki = cluster.Members[0].Node.PkiDirectory;
+        var otherKey = Path.Combine(cluster.Members[0].Node.Root, "other-sa.key");
+        await Tools.CheckAsync("openssl", "genrsa", "-out", otherKey, "2048");
+        await Tools.CheckAsync("openssl", "rsa", "-in", otherKey, "-pubout", "-out", Path.Combine(pki, "sa.pub")); // sa.key signs tokens sa.pub does not verify
+        var (config, _) = await BackUpAsync(cluster, "rw");
+        await cluster.Members[0].CorruptAsync();
+
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        var withoutPki = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--dry-run", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        dry.AssertError("the PKI of rw-cp1 did not hold together when it was backed up: sa.key does not match sa.pub; --pki puts it back as it was");
+        Assert.True(withoutPki.ExitCode == 0, withoutPki.ToString());
+        Assert.DoesNotContain("did not hold together", withoutPki.Error, StringComparison.Ordinal);
+    }
 }
