@@ -26,6 +26,7 @@ internal enum BackupStep
     PkiArchive,
     ManifestsArchive,
     KubeconfigsArchive,
+    EncryptionConfigArchive,
     Storage,
 
     /// <summary>A failure the agent did not foresee (a bug): the message says "unexpected".</summary>
@@ -44,6 +45,7 @@ internal static class BackupSteps
         BackupStep.PkiArchive => NodeStep.PkiArchive.Describe(),
         BackupStep.ManifestsArchive => NodeStep.ManifestsArchive.Describe(),
         BackupStep.KubeconfigsArchive => NodeStep.KubeconfigsArchive.Describe(),
+        BackupStep.EncryptionConfigArchive => NodeStep.EncryptionConfigArchive.Describe(),
         BackupStep.Storage => "storage",
         BackupStep.Backup => "backup",
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
@@ -57,6 +59,7 @@ internal static class BackupSteps
         NodeStep.PkiArchive => BackupStep.PkiArchive,
         NodeStep.ManifestsArchive => BackupStep.ManifestsArchive,
         NodeStep.KubeconfigsArchive => BackupStep.KubeconfigsArchive,
+        NodeStep.EncryptionConfigArchive => BackupStep.EncryptionConfigArchive,
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 }

@@ -194,77 +194,6 @@ internal sealed partial class BackupRun(
                 $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step.Describe()}: {f.Reason}"))}");
     }
 
-    private async Task<(List<string> Unreachable, List<CertificateRecord> Certificates, List<PkiMismatch> Mismatches)> ArchiveNodesAsync(
-        ClusterSettings cluster, SetId id, NodeSessions sessions, List<ArtifactRecord> artifacts, List<string> written, CancellationToken cancellationToken)
-    {
-        var unreachable = new List<string>();
-        var certificates = new List<CertificateRecord>();
-        var mismatches = new List<PkiMismatch>();
-        foreach (var node in cluster.ControlPlanes)
-        {
-            NodeSession session;
-            try
-            {
-                session = await sessions.GetAsync(node, cancellationToken);
-            }
-            catch (NodeOperationException ex) when (ex.Step == NodeStep.Connect && !cancellationToken.IsCancellationRequested)
-            {
-                // A node that is down must not cost the cluster its backup; the manifest says which.
-                unreachable.Add(node.Name);
-                LogNodeSkipped(cluster.Name, node.Name, ex.Message);
-                continue;
-            }
-
-            // Certificates and keys are read as the archives stream by (no second read, nothing on disk).
-            using var reading = new PkiReading(node.Name);
-            await using (var pki = reading.ObservePki(NodeArchiveSource.Open(session, node.Paths.Pki, NodeStep.PkiArchive, cancellationToken)))
-            {
-                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Pki(node.Name), ArtifactKinds.Pki, node.Name, pki, written, cancellationToken));
-            }
-
-            // Without the cluster CA the set could not rebuild a lost control plane: fail as for a missing dir.
-            // Missing CA keys are kept with a warning: kubeadm's external-CA mode keeps them off the nodes.
-            if (PkiInventory.NotAPki(reading.PkiEntries, node.Paths.Pki) is { } notAPki)
-            {
-                throw new NodeOperationException(node.Name, NodeStep.PkiArchive, notAPki);
-            }
-
-            if (PkiInventory.Missing(reading.PkiEntries) is { Count: > 0 } missing)
-            {
-                LogPkiIncomplete(cluster.Name, node.Name, node.Paths.Pki, string.Join(", ", missing));
-            }
-
-            await using (var kubeconfigs = reading.ObserveKubeconfigs(NodeArchiveSource.OpenKubeconfigs(session, node.Paths.Kubeconfigs, cancellationToken)))
-            {
-                var artifact = await StoreAsync(cluster.Name, id, _names.Kubeconfigs(node.Name), ArtifactKinds.Kubeconfigs, node.Name, kubeconfigs, written, cancellationToken);
-                artifacts.Add(artifact with { Files = reading.KubeconfigFiles });
-                if (reading.KubeconfigFiles.Count == 0)
-                {
-                    LogNoKubeconfigs(cluster.Name, node.Name, node.Paths.Kubeconfigs);
-                }
-            }
-
-            await using (var manifests = NodeArchiveSource.Open(session, node.Paths.Manifests, NodeStep.ManifestsArchive, cancellationToken))
-            {
-                artifacts.Add(await StoreAsync(cluster.Name, id, _names.Manifests(node.Name), ArtifactKinds.Manifests, node.Name, manifests, written, cancellationToken));
-            }
-
-            certificates.AddRange(reading.Certificates);
-            foreach (var problem in reading.Unreadable)
-            {
-                LogCertificateUnreadable(cluster.Name, problem);
-            }
-
-            foreach (var mismatch in reading.Mismatches())
-            {
-                mismatches.Add(mismatch);
-                LogPkiMismatch(cluster.Name, node.Name, mismatch.ToString());
-            }
-        }
-
-        return (unreachable, certificates, mismatches);
-    }
-
     private async Task<ArtifactRecord> StoreAsync(
         string cluster, SetId id, string name, string kind, string node, Stream source, List<string> written, CancellationToken cancellationToken)
     {
@@ -320,18 +249,6 @@ internal sealed partial class BackupRun(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Certificate {Certificate} of {Cluster} on {Node} expires {NotAfter:u} ({Left} left): renew it (kubeadm certs renew), then back up again")]
     private partial void LogCertificateExpiring(string cluster, string node, string certificate, DateTimeOffset notAfter, string left);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: a certificate was not read for its expiry: {Problem}")]
-    private partial void LogCertificateUnreadable(string cluster, string problem);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: the PKI of {Node} ({Directory}) lacks {Files}: a restore with --pki puts back only what the set holds (kubeadm's external-CA mode keeps the CA keys elsewhere; back them up there)")]
-    private partial void LogPkiIncomplete(string cluster, string node, string directory, string files);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: the PKI of {Node} does not hold together: {Mismatch}; a control plane rebuilt from this set would not start or not be reached (cluster-backup certs lists what the newest set found)")]
-    private partial void LogPkiMismatch(string cluster, string node, string mismatch);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "{Cluster}: node {Node} has no kubeconfigs (*.conf) in {Directory}: recorded as such")]
-    private partial void LogNoKubeconfigs(string cluster, string node, string directory);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Backing up {Cluster} as set {SetId}")]
     private partial void LogStarting(string cluster, string setId);
 
@@ -340,9 +257,6 @@ internal sealed partial class BackupRun(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: {Node}: {Step} failed: {Reason}")]
     private partial void LogNodeFailed(string cluster, string node, string step, string reason);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: {Node} is unreachable, its PKI and manifests are not in this set: {Reason}")]
-    private partial void LogNodeSkipped(string cluster, string node, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Committed set {SetId} of {Cluster}: {Bytes} bytes stored in {Seconds:0.0}s")]
     private partial void LogCommitted(string cluster, string setId, long bytes, double seconds);

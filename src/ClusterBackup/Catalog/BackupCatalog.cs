@@ -284,4 +284,6 @@ internal sealed record ArtifactNames(bool Encrypted)
     public string Manifests(string node) => $"manifests-{node}.tar{Suffix}";
 
     public string Kubeconfigs(string node) => $"kubeconfigs-{node}.tar{Suffix}";
+
+    public string EncryptionConfig(string node) => $"encryption-config-{node}.tar{Suffix}";
 }

@@ -19,13 +19,14 @@ internal sealed partial class SetDownloader(IBackupStore store, BackupCatalog ca
     private const UnixFileMode PrivateFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode PrivateDirectory = PrivateFile | UnixFileMode.UserExecute;
 
-    /// <summary>The plain file name of an artifact: etcd-snapshot.db, pki-NODE.tar, manifests-NODE.tar, kubeconfigs-NODE.tar.</summary>
+    /// <summary>The plain file name of an artifact: etcd-snapshot.db, pki-NODE.tar, manifests-NODE.tar, kubeconfigs-NODE.tar, encryption-config-NODE.tar.</summary>
     public static string PlainName(ArtifactRecord artifact) => artifact.Kind switch
     {
         ArtifactKinds.EtcdSnapshot => "etcd-snapshot.db",
         ArtifactKinds.Pki => $"pki-{artifact.Node}.tar",
         ArtifactKinds.Manifests => $"manifests-{artifact.Node}.tar",
         ArtifactKinds.Kubeconfigs => $"kubeconfigs-{artifact.Node}.tar",
+        ArtifactKinds.EncryptionConfig => $"encryption-config-{artifact.Node}.tar",
         _ => artifact.Name,
     };
 

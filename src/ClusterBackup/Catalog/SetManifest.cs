@@ -97,8 +97,11 @@ internal sealed record ArtifactRecord
     /// <summary>null when artifacts are stored unencrypted.</summary>
     public EncryptionRecord? Encryption { get; init; }
 
-    /// <summary>For a kubeconfigs archive, the files in it (empty: the node has none); null for other kinds.</summary>
+    /// <summary>For a kubeconfigs or encryption-config archive, the files in it (empty: the node has none); null for other kinds.</summary>
     public IReadOnlyList<string>? Files { get; init; }
+
+    /// <summary>For an encryption-config archive, the file's path on the node (the archive holds it by its name); null for other kinds.</summary>
+    public string? Path { get; init; }
 }
 
 internal sealed record EncryptionRecord(string Format, IReadOnlyList<string> Recipients)
@@ -113,6 +116,9 @@ internal static class ArtifactKinds
     public const string Pki = "pki";
     public const string Manifests = "manifests";
     public const string Kubeconfigs = "kubeconfigs";
+
+    /// <summary>kube-apiserver's EncryptionConfiguration (--encryption-provider-config), when it lies outside the PKI dir.</summary>
+    public const string EncryptionConfig = "encryption-config";
 }
 
 [JsonSourceGenerationOptions(

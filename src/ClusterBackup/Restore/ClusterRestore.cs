@@ -55,6 +55,7 @@ internal sealed class ClusterRestore(SshNodeConnector connector, SetDownloader d
                 ArtifactKinds.EtcdSnapshot => new RestoreFile(RestoreFileKind.Snapshot),
                 ArtifactKinds.Pki => new RestoreFile(RestoreFileKind.Pki, artifact.Node),
                 ArtifactKinds.Kubeconfigs => new RestoreFile(RestoreFileKind.Kubeconfigs, artifact.Node),
+                ArtifactKinds.EncryptionConfig => new RestoreFile(RestoreFileKind.EncryptionConfig, artifact.Node),
                 _ => null,
             };
             if (file is null || !plan.Steps.Any(s => s.Action is Upload upload && upload.File == file))

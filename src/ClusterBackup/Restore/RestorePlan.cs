@@ -55,6 +55,9 @@ internal enum RestoreStepKind
     UploadKubeconfigs,
     CopyKubeconfigsAside,
     RestoreKubeconfigs,
+    UploadEncryptionConfig,
+    CopyEncryptionConfigAside,
+    RestoreEncryptionConfig,
     StopStaticPods,
     StageBackedUpEtcdYaml,
     RemoveLeftoverRestores,
@@ -82,6 +85,9 @@ internal static class RestoreSteps
         RestoreStepKind.UploadKubeconfigs => "upload kubeconfigs",
         RestoreStepKind.CopyKubeconfigsAside => "copy the kubeconfigs aside",
         RestoreStepKind.RestoreKubeconfigs => "restore kubeconfigs",
+        RestoreStepKind.UploadEncryptionConfig => "upload the encryption config",
+        RestoreStepKind.CopyEncryptionConfigAside => "copy the encryption config aside",
+        RestoreStepKind.RestoreEncryptionConfig => "restore the encryption config",
         RestoreStepKind.StopStaticPods => "stop static pods",
         RestoreStepKind.StageBackedUpEtcdYaml => "stage the backed-up etcd.yaml",
         RestoreStepKind.RemoveLeftoverRestores => "remove what killed restores left",
@@ -97,12 +103,13 @@ internal static class RestoreSteps
     };
 }
 
-/// <summary>A local file a step uploads: the set's snapshot, a node's PKI or kubeconfigs archive, or a node's backed-up etcd.yaml.</summary>
+/// <summary>A local file a step uploads: the set's snapshot, a node's PKI, kubeconfigs or encryption-config archive, or a node's backed-up etcd.yaml.</summary>
 internal enum RestoreFileKind
 {
     Snapshot,
     Pki,
     Kubeconfigs,
+    EncryptionConfig,
     EtcdYaml,
 }
 

@@ -59,7 +59,7 @@ internal static class RestorePlanner
         var steps = new List<RestoreStep>();
         foreach (var (node, found) in members)
         {
-            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp, found.DataDirIsMountPoint), found, options.Pki, Kubeconfigs(node)));
+            steps.AddRange(Prepare(new MemberPaths(node, setId, stamp, found.DataDirIsMountPoint), found, options.Pki, Kubeconfigs(node), EncryptionConfig(node)));
         }
 
         foreach (var (node, found) in members)
@@ -69,7 +69,7 @@ internal static class RestorePlanner
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.StartStaticPods, RestorePhase.Start,
                 new RemoteCommand(NodeCommands.MoveStaticPodManifests(paths.Staging, paths.Manifests))) { LeftInPlace = left });
             steps.Add(new RestoreStep(node.Name, RestoreStepKind.RemoveStagedFiles, RestorePhase.Start,
-                new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive, paths.KubeconfigsArchive))) { LeftInPlace = left });
+                new RemoteCommand(NodeCommands.RemoveFiles(paths.Snapshot, paths.PkiArchive, paths.KubeconfigsArchive, paths.EncryptionConfigArchive))) { LeftInPlace = left });
         }
 
         foreach (var (node, found) in members)
@@ -92,6 +92,10 @@ internal static class RestorePlanner
         // Sets of earlier versions have no kubeconfigs archive; a node that had none has nothing to put back.
         IReadOnlyList<string>? Kubeconfigs(ControlPlaneSettings node) =>
             options.Pki && artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.Kubeconfigs && a.Node == node.Name)?.Files is { Count: > 0 } files ? files : null;
+
+        // kube-apiserver's EncryptionConfiguration, when the set holds it (a file outside the PKI dir).
+        string? EncryptionConfig(ControlPlaneSettings node) =>
+            options.Pki && artifacts.FirstOrDefault(a => a.Kind == ArtifactKinds.EncryptionConfig && a.Node == node.Name) is { Path: { } path, Files.Count: > 0 } ? path : null;
     }
 
     public static RestoreDecision Decide(IReadOnlyList<MemberAssessment> members, IReadOnlyCollection<string> requested, bool force)
@@ -144,7 +148,7 @@ internal static class RestorePlanner
             "with the full --initial-cluster, because a restore starts a new cluster that members with other data cannot join", null);
     }
 
-    private static IEnumerable<RestoreStep> Prepare(MemberPaths paths, MemberAssessment found, bool pki, IReadOnlyList<string>? kubeconfigs)
+    private static IEnumerable<RestoreStep> Prepare(MemberPaths paths, MemberAssessment found, bool pki, IReadOnlyList<string>? kubeconfigs, string? encryptionConfig)
     {
         var node = paths.Node;
         var name = node.Name;
@@ -169,6 +173,18 @@ internal static class RestorePlanner
             yield return Step(RestoreStepKind.CopyKubeconfigsAside, NodeCommands.CopyFilesAside(paths.Kubeconfigs, kubeconfigs, paths.KubeconfigsAside),
                 new RestoreUndo(NodeCommands.PutFilesBack(paths.Kubeconfigs, kubeconfigs, paths.KubeconfigsAside), UndoWhen.Completed));
             yield return Step(RestoreStepKind.RestoreKubeconfigs, NodeCommands.Untar(paths.KubeconfigsArchive, paths.Kubeconfigs));
+        }
+
+        if (encryptionConfig is not null)
+        {
+            // Without it, the restored Secrets cannot be read: its keys encrypted them in etcd.
+            var (directory, file) = (StaticPodManifest.DirectoryOf(encryptionConfig), StaticPodManifest.NameOf(encryptionConfig));
+            yield return new RestoreStep(name, RestoreStepKind.UploadEncryptionConfig, RestorePhase.Prepare,
+                new Upload(new RestoreFile(RestoreFileKind.EncryptionConfig, name), paths.EncryptionConfigArchive),
+                new RestoreUndo(NodeCommands.RemoveFiles(paths.EncryptionConfigArchive), UndoWhen.Attempted));
+            yield return Step(RestoreStepKind.CopyEncryptionConfigAside, NodeCommands.CopyFilesAside(directory, [file], paths.EncryptionConfigAside),
+                new RestoreUndo(NodeCommands.PutFilesBack(directory, [file], paths.EncryptionConfigAside), UndoWhen.Completed));
+            yield return Step(RestoreStepKind.RestoreEncryptionConfig, NodeCommands.Untar(paths.EncryptionConfigArchive, directory));
         }
 
         // Undone after (so before) the manifests go back: a node that had no etcd.yaml gets none.
@@ -256,5 +272,9 @@ internal static class RestorePlanner
         public string KubeconfigsAside => $"{Staging}/kubeconfigs.before-restore-{Stamp}";
 
         public string KubeconfigsArchive => $"{Staging}/kubeconfigs-{SetId}.tar";
+
+        public string EncryptionConfigAside => $"{Staging}/encryption-config.before-restore-{Stamp}";
+
+        public string EncryptionConfigArchive => $"{Staging}/encryption-config-{SetId}.tar";
     }
 }

@@ -15,4 +15,8 @@ internal static class NodeArchiveSource
     /// <summary>The top-level <c>*.conf</c> files of the kubeconfig directory; an empty archive when it has none.</summary>
     public static Stream OpenKubeconfigs(NodeSession session, string directory, CancellationToken cancellationToken = default) =>
         session.OpenOutput(NodeCommands.TarTopLevelFiles(directory, "*.conf"), NodeStep.KubeconfigsArchive, cancellationToken);
+
+    /// <summary>One file, by its path on the node; an empty archive when it is not there.</summary>
+    public static Stream OpenFile(NodeSession session, string path, NodeStep step, CancellationToken cancellationToken = default) =>
+        session.OpenOutput(NodeCommands.TarFile(StaticPodManifest.DirectoryOf(path), StaticPodManifest.NameOf(path)), step, cancellationToken);
 }

@@ -84,6 +84,16 @@ internal static class NodeCommands
                "else tar -cf - --null -T /dev/null; fi";
     }
 
+    /// <summary>
+    /// <c>tar -cf -</c> of one regular file of a directory, by its name, keeping its mode and owner; an
+    /// empty archive when it is not there (the caller says so: it is no reason to lose the set).
+    /// </summary>
+    public static string TarFile(string directory, string name)
+    {
+        var (dir, file) = (Q(directory), Q(name));
+        return $"if [ -f {dir}/{file} ]; then tar -cf - -C {dir} -- {file}; else tar -cf - --null -T /dev/null; fi";
+    }
+
     /// <summary>Extracts an archive into a directory, keeping modes and owners.</summary>
     public static string Untar(string archive, string directory) => $"mkdir -p {Q(directory)} && tar -xpf {Q(archive)} -C {Q(directory)}";
 

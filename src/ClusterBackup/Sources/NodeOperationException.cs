@@ -19,6 +19,7 @@ internal enum NodeStep
     PkiArchive,
     ManifestsArchive,
     KubeconfigsArchive,
+    EncryptionConfigArchive,
 }
 
 internal static class NodeSteps
@@ -31,6 +32,7 @@ internal static class NodeSteps
         NodeStep.PkiArchive => "pki archive",
         NodeStep.ManifestsArchive => "manifests archive",
         NodeStep.KubeconfigsArchive => "kubeconfigs archive",
+        NodeStep.EncryptionConfigArchive => "encryption config archive",
         _ => throw new ArgumentOutOfRangeException(nameof(step), step, null),
     };
 }

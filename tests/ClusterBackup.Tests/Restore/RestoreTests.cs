@@ -201,4 +201,31 @@ public sealed class RestoreTests(RigFixture fixture)
         Assert.True(withoutPki.ExitCode == 0, withoutPki.ToString());
         Assert.DoesNotContain("did not hold together", withoutPki.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_node_rebuilt_without_its_encryption_config_gets_it_back_with_the_pki()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rk", 1);
+        var node = cluster.Members[0].Node;
+        var directory = Path.Combine(node.Root, "enc");
+        var encryptionConfig = Path.Combine(directory, "enc.yaml");
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(encryptionConfig, "kind: EncryptionConfiguration\n# aescbc key1\n");
+        File.SetUnixFileMode(encryptionConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var apiServer = Path.Combine(node.ManifestsDirectory, "kube-apiserver.yaml");
+        await File.AppendAllTextAsync(apiServer, $"spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --encryption-provider-config={encryptionConfig}\n");
+        var (config, inSet) = await BackUpAsync(cluster, "rk");
+        await cluster.Members[0].CorruptAsync();
+        Directory.Delete(directory, recursive: true); // the node was rebuilt: /etc/kubernetes/enc is gone
+
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rk", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rk", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
+
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        dry.AssertOutput("[rk-cp1] restore the encryption config:");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("kind: EncryptionConfiguration\n# aescbc key1\n", await File.ReadAllTextAsync(encryptionConfig));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(encryptionConfig));
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rk")).OrderBy(k => k.Key));
+    }
 }

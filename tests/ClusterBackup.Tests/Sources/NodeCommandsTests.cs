@@ -42,7 +42,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.EtcdctlOffline("etcdctl", "snapshot", "restore", Awkward, "--name", Awkward),
             NodeCommands.ReadFile(Awkward), NodeCommands.ReadInSlices(Awkward, 4), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
-            NodeCommands.TarDirectory(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
+            NodeCommands.TarDirectory(Awkward), NodeCommands.TarFile(Awkward, Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node), NodeCommands.FreeSpace([Awkward, Awkward]), NodeCommands.LeftoverRestoresKiB(Awkward), NodeCommands.IsMountPoint(Awkward),
@@ -272,6 +272,27 @@ public sealed class NodeCommandsTests : IDisposable
 
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("no such directory", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task One_file_is_archived_by_its_name_with_its_mode_and_a_missing_one_as_an_empty_archive()
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(_root, Awkward)).FullName;
+        var file = Path.Combine(directory, Awkward + ".yaml");
+        await File.WriteAllTextAsync(file, "kind: EncryptionConfiguration\n");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var archive = Path.Combine(_root, "one.tar");
+        var missing = Path.Combine(_root, "none.tar");
+
+        var one = await Tools.RunAsync("sh", ["-c", $"{{ {NodeCommands.TarFile(directory, Awkward + ".yaml")}; }} > '{archive}'"]);
+        var none = await Tools.RunAsync("sh", ["-c", $"{{ {NodeCommands.TarFile(directory, "gone.yaml")}; }} > '{missing}'"]);
+
+        Assert.True(one.ExitCode == 0, one.ToString());
+        var listed = await Tools.RunAsync("tar", ["-tvf", archive]);
+        Assert.StartsWith("-rw------- ", listed.Output, StringComparison.Ordinal);
+        Assert.EndsWith(" " + Awkward + ".yaml", listed.Output.TrimEnd('\n'), StringComparison.Ordinal);
+        Assert.True(none.ExitCode == 0, none.ToString());
+        Assert.Equal(string.Empty, (await Tools.RunAsync("tar", ["-tf", missing])).Output);
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
