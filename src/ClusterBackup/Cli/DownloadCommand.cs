@@ -22,7 +22,8 @@ internal static class DownloadCommand
             Fetch a set, check its signature (manifest.json.sig, by a key in Signing:AllowedSignersFile),
             then check every artifact's stored and plain size and SHA-256 against its manifest,
             decrypt and decompress it, and write plain files (mode 0600): etcd-snapshot.db,
-            pki-NODE.tar, manifests-NODE.tar and kubeconfigs-NODE.tar for each control plane, and
+            pki-NODE.tar, manifests-NODE.tar and kubeconfigs-NODE.tar for each control plane (and
+            encryption-config-NODE.tar where the set holds kube-apiserver's encryption config), and
             manifest.json.
             All or nothing: if any artifact fails its checks, no file is left in DIR. A DIR whose
             filesystem has less free space than the set's plain files is refused before anything is fetched.

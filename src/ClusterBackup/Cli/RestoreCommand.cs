@@ -20,7 +20,7 @@ internal static class RestoreCommand
         var cluster = new Option<string>("--cluster") { Description = "The cluster to restore", HelpName = "NAME", Required = true };
         var set = new Option<string>("--set") { Description = "The set id, or 'latest'", HelpName = "ID", DefaultValueFactory = _ => BackupCatalog.LatestSelector };
         var members = new Option<string[]>("--member") { Description = "Restore only this member (repeatable; with quorum, needs --force)", HelpName = "NAME" };
-        var pki = new Option<bool>("--pki") { Description = "Also restore each node's PKI archive into Paths:Pki and its kubeconfigs into Paths:Kubeconfigs, keeping modes" };
+        var pki = new Option<bool>("--pki") { Description = "Also restore each node's PKI archive into Paths:Pki, its kubeconfigs into Paths:Kubeconfigs and kube-apiserver's encryption config where the set holds it, keeping modes" };
         var force = new Option<bool>("--force") { Description = "Restore the --member(s) named although quorum holds" };
         var dryRun = new Option<bool>("--dry-run") { Description = "Assess and print the plan and the exact commands; change nothing" };
         var yes = new Option<bool>("--yes") { Description = "Do not ask for confirmation" };
@@ -48,7 +48,8 @@ internal static class RestoreCommand
             renamed into its place. Only when every member is prepared are the manifests
             moved back; then health, member list and revision are reported.
             With --pki the node's PKI is first copied aside to {Pki}.before-restore-STAMP, and the
-            kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP; a set whose PKI
+            kubeconfigs the set holds to {Staging}/kubeconfigs.before-restore-STAMP (the encryption
+            config, to {Staging}/encryption-config.before-restore-STAMP); a set whose PKI
             check found a mismatch (see certs) is restored all the same, with a warning naming it.
             A failing step stops the other members after the step they are in, then undoes every
             step done so far, in reverse, on every member touched, and names node and step.

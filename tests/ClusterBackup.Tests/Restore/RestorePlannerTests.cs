@@ -231,6 +231,46 @@ public sealed class RestorePlannerTests
     }
 
     [Fact]
+    public void Pki_puts_back_the_encryption_config_at_the_path_kube_apiserver_named()
+    {
+        var assessment = Assess(Member(1, 1, false));
+        RestoreAssessment With(IReadOnlyList<string> files) => assessment with
+        {
+            Set = assessment.Set with
+            {
+                Manifest = assessment.Set.Manifest with
+                {
+                    Artifacts = [.. assessment.Set.Manifest.Artifacts, new ArtifactRecord
+                    {
+                        Name = "encryption-config-cp1.tar.zst.age", Kind = ArtifactKinds.EncryptionConfig, Node = "cp1", Files = files, Path = "/etc/kubernetes/enc/enc.yaml",
+                        PlainSize = 1, PlainSha256 = "0", StoredSize = 1, StoredSha256 = "0", Compression = "zstd",
+                    }],
+                },
+            },
+        };
+
+        var plan = Plan(With(["enc.yaml"]), pki: true);
+
+        Assert.Equal(["restore pki", "upload the encryption config", "copy the encryption config aside", "restore the encryption config", "stop static pods"],
+            Kinds(plan, "cp1").Skip(4).Take(5));
+        Assert.Equal(new Upload(new RestoreFile(RestoreFileKind.EncryptionConfig, "cp1"), "/backup/encryption-config-20261126T221408Z.tar"),
+            plan.Steps.Single(s => s.Kind == RestoreStepKind.UploadEncryptionConfig).Action);
+        Assert.Equal(
+            "mkdir -p /backup/encryption-config.before-restore-20261127T010203Z && for f in enc.yaml; do if [ -e /etc/kubernetes/enc/\"$f\" ]; " +
+            "then cp -a /etc/kubernetes/enc/\"$f\" /backup/encryption-config.before-restore-20261127T010203Z/ || exit 1; fi; done",
+            Command(plan, "cp1", RestoreStepKind.CopyEncryptionConfigAside));
+        Assert.Equal(UndoWhen.Completed, plan.Steps.Single(s => s.Kind == RestoreStepKind.CopyEncryptionConfigAside).Undo!.When);
+        Assert.Equal("mkdir -p /etc/kubernetes/enc && tar -xpf /backup/encryption-config-20261126T221408Z.tar -C /etc/kubernetes/enc",
+            Command(plan, "cp1", RestoreStepKind.RestoreEncryptionConfig));
+        Assert.Contains("/backup/encryption-config-20261126T221408Z.tar", Command(plan, "cp1", RestoreStepKind.RemoveStagedFiles), StringComparison.Ordinal);
+
+        // One missing on the node when it was backed up, a set without it, or no --pki: nothing to put back.
+        Assert.DoesNotContain("upload the encryption config", Kinds(Plan(With([]), pki: true), "cp1"));
+        Assert.DoesNotContain("upload the encryption config", Kinds(Plan(assessment, pki: true), "cp1"));
+        Assert.DoesNotContain("upload the encryption config", Kinds(Plan(With(["enc.yaml"]), pki: false), "cp1"));
+    }
+
+    [Fact]
     public void Pki_is_refused_before_anything_changes_when_the_set_lacks_a_nodes_archive()
     {
         var assessment = Assess(Member(1, 1, false));
