@@ -194,20 +194,7 @@ public sealed class RestorePlannerTests
     public void Pki_puts_back_the_kubeconfigs_the_set_holds_copying_aside_only_those_files()
     {
         var assessment = Assess(Member(1, 1, false));
-        RestoreAssessment With(IReadOnlyList<string> files) => assessment with
-        {
-            Set = assessment.Set with
-            {
-                Manifest = assessment.Set.Manifest with
-                {
-                    Artifacts = [.. assessment.Set.Manifest.Artifacts, new ArtifactRecord
-                    {
-                        Name = "kubeconfigs-cp1.tar.zst.age", Kind = ArtifactKinds.Kubeconfigs, Node = "cp1", Files = files,
-                        PlainSize = 1, PlainSha256 = "0", StoredSize = 1, StoredSha256 = "0", Compression = "zstd",
-                    }],
-                },
-            },
-        };
+        RestoreAssessment With(IReadOnlyList<string> files) => WithArtifact(assessment, ArtifactKinds.Kubeconfigs, files);
 
         var plan = Plan(With(["admin.conf", "scheduler.conf"]), pki: true);
 
@@ -234,20 +221,7 @@ public sealed class RestorePlannerTests
     public void Pki_puts_back_the_encryption_config_at_the_path_kube_apiserver_named()
     {
         var assessment = Assess(Member(1, 1, false));
-        RestoreAssessment With(IReadOnlyList<string> files) => assessment with
-        {
-            Set = assessment.Set with
-            {
-                Manifest = assessment.Set.Manifest with
-                {
-                    Artifacts = [.. assessment.Set.Manifest.Artifacts, new ArtifactRecord
-                    {
-                        Name = "encryption-config-cp1.tar.zst.age", Kind = ArtifactKinds.EncryptionConfig, Node = "cp1", Files = files, Path = "/etc/kubernetes/enc/enc.yaml",
-                        PlainSize = 1, PlainSha256 = "0", StoredSize = 1, StoredSha256 = "0", Compression = "zstd",
-                    }],
-                },
-            },
-        };
+        RestoreAssessment With(IReadOnlyList<string> files) => WithArtifact(assessment, ArtifactKinds.EncryptionConfig, files, "/etc/kubernetes/enc/enc.yaml");
 
         var plan = Plan(With(["enc.yaml"]), pki: true);
 
@@ -269,6 +243,22 @@ public sealed class RestorePlannerTests
         Assert.DoesNotContain("upload the encryption config", Kinds(Plan(assessment, pki: true), "cp1"));
         Assert.DoesNotContain("upload the encryption config", Kinds(Plan(With(["enc.yaml"]), pki: false), "cp1"));
     }
+
+    /// <summary>The set with one more artifact of cp1: a kubeconfigs or encryption-config archive holding <paramref name="files"/>.</summary>
+    private static RestoreAssessment WithArtifact(RestoreAssessment assessment, string kind, IReadOnlyList<string> files, string? path = null) => assessment with
+    {
+        Set = assessment.Set with
+        {
+            Manifest = assessment.Set.Manifest with
+            {
+                Artifacts = [.. assessment.Set.Manifest.Artifacts, new ArtifactRecord
+                {
+                    Name = $"{kind}-cp1.tar.zst.age", Kind = kind, Node = "cp1", Files = files, Path = path,
+                    PlainSize = 1, PlainSha256 = "0", StoredSize = 1, StoredSha256 = "0", Compression = "zstd",
+                }],
+            },
+        },
+    };
 
     [Fact]
     public void Pki_is_refused_before_anything_changes_when_the_set_lacks_a_nodes_archive()
