@@ -27,6 +27,12 @@ public sealed class EtcdCluster : IAsyncDisposable
     public static async Task<EtcdCluster> StartAsync(LocalRig rig, string name, int size)
     {
         var root = Path.Combine(rig.Root, name);
+        if (Directory.Exists(root))
+        {
+            // Two tests sharing a name would share the members' directories and ports' files.
+            throw new InvalidOperationException($"an etcd cluster named {name} was started before: give each test's cluster a name of its own");
+        }
+
         var cluster = new EtcdCluster(rig, root);
         var ports = Enumerable.Range(1, size).Select(i => (Name: $"{name}-cp{i}", Client: Tools.FreePort(), Peer: Tools.FreePort())).ToList();
         var initial = string.Join(',', ports.Select(p => $"{p.Name}=https://127.0.0.1:{p.Peer}"));

@@ -60,7 +60,7 @@ internal static class PkiConsistency
             }
         }
 
-        var clusterCa = certificates.Where(c => c.File == PkiInventory.ClusterCa).Select(c => c.Certificate.GetEncoded()).ToList();
+        var clusterCa = certificates.Where(c => c.File == PkiInventory.ClusterCa).Select(c => c.Certificate).ToList();
         foreach (var (file, content) in kubeconfigs.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             CheckKubeconfig(node, file, Encoding.UTF8.GetString(content), certificates, clusterCa, mismatches);
@@ -70,14 +70,16 @@ internal static class PkiConsistency
     }
 
     private static void CheckKubeconfig(
-        string node, string file, string text, List<(string File, BcCertificate Certificate)> pki, List<byte[]> clusterCa, List<PkiMismatch> mismatches)
+        string node, string file, string text, List<(string File, BcCertificate Certificate)> pki, List<BcCertificate> clusterCa, List<PkiMismatch> mismatches)
     {
         var fields = CertificateReader.KubeconfigFields(text)
             .Select(f => (f.Field, Pem: Decoded(f.Value)))
             .Where(f => f.Pem is not null)
             .ToList();
         var authorities = Parse(fields.Where(f => f.Field == CertificateRecord.CertificateAuthorityData).SelectMany(f => CertificateReader.PemCertificates(f.Pem!))).ToList();
-        if (clusterCa.Count > 0 && authorities.Count > 0 && !authorities.Any(a => clusterCa.Any(c => c.AsSpan().SequenceEqual(a.GetEncoded()))))
+        // Only a kubeconfig that names the cluster CA (its subject) is judged: one of a webhook or
+        // another cluster trusts a CA of its own.
+        if (authorities.Any(a => clusterCa.Any(c => c.SubjectDN.Equivalent(a.SubjectDN))) && !authorities.Any(a => clusterCa.Any(c => c.Equals(a))))
         {
             mismatches.Add(new PkiMismatch(node, file, $"holds {CertificateRecord.CertificateAuthorityData} other than {PkiInventory.ClusterCa}"));
         }

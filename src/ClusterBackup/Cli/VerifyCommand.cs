@@ -18,7 +18,7 @@ internal static class VerifyCommand
         {
             Description = "A set id, 'latest' or 'all'", HelpName = "ID", DefaultValueFactory = _ => BackupCatalog.LatestSelector,
         };
-        var deep = new Option<bool>("--deep") { Description = "Also restore the snapshot into a throwaway etcd on loopback and compare its revision and key count" };
+        var deep = new Option<bool>("--deep") { Description = "Also restore the snapshot into a throwaway etcd on loopback, compare its revision and key count, and check that the set holds the keys its Secrets are encrypted with" };
         var identity = IdentityOption.Create();
         var allowUnsigned = AllowUnsignedOption.Create();
         var command = new Command("verify", """
@@ -30,8 +30,9 @@ internal static class VerifyCommand
             size and SHA-256. With the identity (--identity or Encryption:IdentityFile): decrypt and
             decompress, compare the plain SHA-256, and check etcd's own SHA-256 trailer. With --deep:
             'etcdctl snapshot restore' into a temp dir, start a throwaway etcd on free loopback ports
-            (Verify:Etcd, Verify:Etcdctl), check its revision and key count against the manifest, and
-            remove it all. Each failure names cluster, set and artifact, and whether the stored object
+            (Verify:Etcd, Verify:Etcdctl), check its revision and key count against the manifest, check
+            that every key its Secrets are encrypted at rest with (k8s:enc:PROVIDER:v1:KEY:) is named by
+            an encryption config the set holds, and remove it all. Each failure names cluster, set and artifact, and whether the stored object
             or the snapshot itself is bad. A set whose manifest.json cannot be read is DAMAGED and fails
             the verification: with --set all, by its id, or with latest when it is newer than the newest
             readable set.

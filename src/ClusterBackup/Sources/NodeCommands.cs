@@ -86,12 +86,13 @@ internal static class NodeCommands
 
     /// <summary>
     /// <c>tar -cf -</c> of one regular file of a directory, by its name, keeping its mode and owner; an
-    /// empty archive when it is not there (the caller says so: it is no reason to lose the set).
+    /// empty archive when it is not there (the caller says so: it is no reason to lose the set). A
+    /// symbolic link is followed (<c>-h</c>): what is kept is the content the program reads.
     /// </summary>
     public static string TarFile(string directory, string name)
     {
         var (dir, file) = (Q(directory), Q(name));
-        return $"if [ -f {dir}/{file} ]; then tar -cf - -C {dir} -- {file}; else tar -cf - --null -T /dev/null; fi";
+        return $"if [ -f {dir}/{file} ]; then tar -chf - -C {dir} -- {file}; else tar -cf - --null -T /dev/null; fi";
     }
 
     /// <summary>Extracts an archive into a directory, keeping modes and owners.</summary>

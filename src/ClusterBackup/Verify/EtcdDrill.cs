@@ -5,8 +5,8 @@ using ClusterBackup.Configuration;
 
 namespace ClusterBackup.Verify;
 
-/// <summary>What a drill found in the restored snapshot.</summary>
-internal sealed record DrillResult(long Revision, long KeyCount);
+/// <summary>What a drill found in the restored snapshot: its revision and keys, and how its Secrets are stored.</summary>
+internal sealed record DrillResult(long Revision, long KeyCount, IReadOnlyDictionary<AtRestKey, int> EncryptedSecrets, int PlainSecrets);
 
 /// <summary>
 /// A restore drill on the workstation: <c>etcdctl snapshot restore</c> into a temp dir, a throwaway
@@ -98,9 +98,12 @@ internal sealed class EtcdDrill(VerifyOptions options, TimeProvider time, Func<i
             }
 
             using var json = JsonDocument.Parse(range.Output);
+            var (encrypted, plain) = await ReadSecretsAsync(endpoint, cancellationToken);
             return new DrillResult(
                 json.RootElement.GetProperty("header").GetProperty("revision").GetInt64(),
-                json.RootElement.TryGetProperty("count", out var count) ? count.GetInt64() : 0);
+                json.RootElement.TryGetProperty("count", out var count) ? count.GetInt64() : 0,
+                encrypted,
+                plain);
         }
         finally
         {
@@ -110,6 +113,48 @@ internal sealed class EtcdDrill(VerifyOptions options, TimeProvider time, Func<i
             }
 
             Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>How each Secret is stored (the prefix of its value), a page of them at a time.</summary>
+    private async Task<(Dictionary<AtRestKey, int> Encrypted, int Plain)> ReadSecretsAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        const int Page = 500;
+        var encrypted = new Dictionary<AtRestKey, int>();
+        var plain = 0;
+        var start = SecretsAtRest.Prefix;
+        var skipFirst = false;
+        while (true)
+        {
+            var page = await RunAsync(options.Etcdctl, [endpoint, "get", start, SecretsAtRest.RangeEnd, $"--limit={Page + 1}", "-w", "json"], cancellationToken);
+            if (page.ExitCode != 0)
+            {
+                throw new DrillFailedException($"reading the restored etcd's Secrets failed: {LastLine(page.Error)}");
+            }
+
+            using var json = JsonDocument.Parse(page.Output);
+            var kvs = json.RootElement.TryGetProperty("kvs", out var found) ? found.EnumerateArray().ToList() : [];
+            foreach (var kv in kvs.Skip(skipFirst ? 1 : 0))
+            {
+                var value = kv.TryGetProperty("value", out var v) ? v.GetBytesFromBase64() : [];
+                if (SecretsAtRest.KeyOf(value) is { } key)
+                {
+                    encrypted[key] = encrypted.GetValueOrDefault(key) + 1;
+                }
+                else
+                {
+                    plain++;
+                }
+            }
+
+            if (!(json.RootElement.TryGetProperty("more", out var more) && more.GetBoolean()) || kvs.Count == 0)
+            {
+                return (encrypted, plain);
+            }
+
+            // The next page starts at the last key read, which it then skips.
+            start = System.Text.Encoding.UTF8.GetString(kvs[^1].GetProperty("key").GetBytesFromBase64());
+            skipFirst = true;
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Formats.Tar;
 using ClusterBackup.Catalog;
 using ClusterBackup.Configuration;
 using ClusterBackup.Encryption;
@@ -25,22 +26,38 @@ internal sealed record VerifyReport(CatalogSet Set, IReadOnlyList<ArtifactVerdic
 /// </summary>
 internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog catalog, VerifyOptions options, TimeProvider time, ILogger<SetVerifier> logger)
 {
+    /// <summary>A PKI or encryption-config archive larger than this is not searched for encryption configs.</summary>
+    private const long MaxArchiveRead = 64L << 20;
+
+    private const long MaxFileRead = 1L << 20;
+
     public async Task<VerifyReport> VerifyAsync(CatalogSet set, VerificationScope scope, CancellationToken cancellationToken = default)
     {
         var work = Directory.CreateTempSubdirectory("cluster-backup-verify-").FullName;
         try
         {
             var verdicts = new List<ArtifactVerdict>();
+            var configurations = new List<(string Source, string Text)>();
             string? snapshotFile = null;
             foreach (var artifact in set.Manifest.Artifacts)
             {
                 var decode = scope.Decodes(artifact);
                 var plainFile = decode && artifact.Kind == ArtifactKinds.EtcdSnapshot ? Path.Combine(work, "snapshot.db") : null;
-                var verdict = await VerifyArtifactAsync(set, artifact, decode ? scope.Identities : null, decode, plainFile, cancellationToken);
+
+                // The drill asks whether the set can give back the Secrets: the encryption configs it holds are read too.
+                var copy = decode && scope.Drill && artifact.Kind is ArtifactKinds.EncryptionConfig or ArtifactKinds.Pki && artifact.PlainSize <= MaxArchiveRead
+                    ? new MemoryStream()
+                    : null;
+                var verdict = await VerifyArtifactAsync(set, artifact, decode ? scope.Identities : null, decode, plainFile, copy, cancellationToken);
                 verdicts.Add(verdict);
                 if (verdict.Ok && plainFile is not null)
                 {
                     snapshotFile = plainFile;
+                }
+
+                if (verdict.Ok && copy is not null)
+                {
+                    configurations.AddRange(EncryptionConfigurations(artifact, copy.ToArray()));
                 }
 
                 LogArtifact(set.Manifest.Cluster, set.Id.ToString(), artifact.Name, verdict.Ok, verdict.Detail);
@@ -56,7 +73,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
                 return new VerifyReport(set, verdicts, "not run: the etcd snapshot did not check out", DrillOk: false);
             }
 
-            return await DrillAsync(set, verdicts, snapshotFile, cancellationToken);
+            return await DrillAsync(set, verdicts, snapshotFile, configurations, cancellationToken);
         }
         finally
         {
@@ -64,7 +81,8 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         }
     }
 
-    private async Task<VerifyReport> DrillAsync(CatalogSet set, List<ArtifactVerdict> verdicts, string snapshotFile, CancellationToken cancellationToken)
+    private async Task<VerifyReport> DrillAsync(
+        CatalogSet set, List<ArtifactVerdict> verdicts, string snapshotFile, List<(string Source, string Text)> configurations, CancellationToken cancellationToken)
     {
         var etcd = set.Manifest.Etcd;
         try
@@ -75,7 +93,13 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
             // The manifest's facts are read just before the snapshot: a busy cluster may have moved
             // on by the time it was cut, never back.
             var ok = result.Revision > etcd.Revision || (result.Revision == etcd.Revision && result.KeyCount == etcd.KeyCount);
-            return new VerifyReport(set, verdicts, ok ? restored : $"{restored}: the snapshot itself does not hold what was backed up", ok);
+            if (!ok)
+            {
+                return new VerifyReport(set, verdicts, $"{restored}: the snapshot itself does not hold what was backed up", false);
+            }
+
+            var (secretsOk, secrets) = SecretsAtRest.Judge(result.EncryptedSecrets, result.PlainSecrets, configurations);
+            return new VerifyReport(set, verdicts, $"{restored}; {secrets}", secretsOk);
         }
         catch (DrillFailedException ex)
         {
@@ -84,7 +108,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
     }
 
     private async Task<ArtifactVerdict> VerifyArtifactAsync(
-        CatalogSet set, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities, bool decode, string? plainFile, CancellationToken cancellationToken)
+        CatalogSet set, ArtifactRecord artifact, IReadOnlyList<AgeIdentity>? identities, bool decode, string? plainFile, Stream? copy, CancellationToken cancellationToken)
     {
         var key = catalog.ArtifactKey(set.Manifest.Cluster, set.Id, artifact.Name);
         var expected = new ArtifactDigest(artifact.PlainSize, artifact.PlainSha256, artifact.StoredSize, artifact.StoredSha256);
@@ -100,7 +124,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
                     : new ArtifactVerdict(artifact.Name, false, $"the stored object is bad: {hash.Count} bytes, SHA-256 {hash.Sha256Hex()}, but the manifest says {artifact.StoredSize} bytes, {artifact.StoredSha256}");
             }
 
-            await using (var output = plainFile is null ? Stream.Null : File.Create(plainFile))
+            await using (var output = plainFile is not null ? File.Create(plainFile) : copy ?? Stream.Null)
             {
                 await ArtifactPipeline.ExtractAsync(stored, output, expected, identities, cancellationToken);
             }
@@ -131,6 +155,28 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         {
             return new ArtifactVerdict(artifact.Name, false, $"the snapshot itself is bad: {ex.Message}");
         }
+    }
+
+    /// <summary>The EncryptionConfiguration files of a decoded archive: the encryption-config archive, or one kept in the PKI dir.</summary>
+    private static IEnumerable<(string Source, string Text)> EncryptionConfigurations(ArtifactRecord artifact, byte[] archive)
+    {
+        var found = new List<(string, string)>();
+        var name = SetDownloader.PlainName(artifact)[..^".tar".Length];
+        using var reader = new TarReader(new MemoryStream(archive));
+        while (reader.GetNextEntry() is { } entry)
+        {
+            if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile && entry.DataStream is { } data && entry.Length <= MaxFileRead)
+            {
+                using var text = new StreamReader(data);
+                var content = text.ReadToEnd();
+                if (SecretsAtRest.IsEncryptionConfiguration(content))
+                {
+                    found.Add(($"{name}: {entry.Name.TrimStart('.', '/')}", content));
+                }
+            }
+        }
+
+        return found;
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Verified {Artifact} of set {SetId} of {Cluster}: ok={Ok}, {Detail}")]

@@ -112,9 +112,10 @@ public sealed class CertificateBackupTests(RigFixture fixture)
                 "-CA", Path.Combine(otherCa, "ca.crt"), "-CAkey", Path.Combine(otherCa, "ca.key"), "-CAcreateserial", "-CAserial", Path.Combine(otherCa, "ca.srl"), "-days", "30");
             File.Copy(resigned, Path.Combine(pki, "apiserver-etcd-client.crt"), overwrite: true);
             var admin = Path.Combine(kubeconfigs, "admin.conf");
-            var frontProxyCa = Convert.ToBase64String(await File.ReadAllBytesAsync(Path.Combine(pki, "front-proxy-ca.crt")));
+            var (newClusterCa, newClusterCaKey) = (Path.Combine(otherCa, "kubernetes.crt"), Path.Combine(otherCa, "kubernetes.key")); // a cluster CA made again
+            await Tools.CheckAsync("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=kubernetes", "-keyout", newClusterCaKey, "-out", newClusterCa);
             await File.WriteAllTextAsync(admin, System.Text.RegularExpressions.Regex.Replace(
-                await File.ReadAllTextAsync(admin), "certificate-authority-data: \\S+", $"certificate-authority-data: {frontProxyCa}"));
+                await File.ReadAllTextAsync(admin), "certificate-authority-data: \\S+", $"certificate-authority-data: {Convert.ToBase64String(await File.ReadAllBytesAsync(newClusterCa))}"));
             var node = (System.Text.Json.Nodes.JsonObject)config["ClusterBackup"]!["Clusters"]![0]!["ControlPlanes"]![0]!;
             node["Paths"]!["Pki"] = pki;
             node["Paths"]!["Kubeconfigs"] = kubeconfigs;

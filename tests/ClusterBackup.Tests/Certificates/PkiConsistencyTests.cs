@@ -91,6 +91,11 @@ public sealed class PkiConsistencyTests : IDisposable
         var (_, outsideKey) = Ca("corporate-intermediate");
         pki["extra.crt"] = Pem(Leaf("extra", "corporate-intermediate", outsideKey, NewRsa()));
 
+        // A webhook's kubeconfig trusts its server's CA, and holds a client certificate of that CA.
+        var (webhookCa, webhookCaKey) = Ca("webhook-ca");
+        var webhookKey = NewRsa();
+        kubeconfigs["webhook.conf"] = Kubeconfig(Pem(webhookCa), Pem(Leaf("apiserver", "webhook-ca", webhookCaKey, webhookKey)), KeyPem(webhookKey, "pkcs1"));
+
         Assert.Equal(["cp1: apiserver.key is not a readable private key"], Found(pki, kubeconfigs));
     }
 

@@ -185,19 +185,19 @@ public sealed class RestoreTests(RigFixture fixture)
     [Fact]
     public async Task A_restore_of_the_PKI_warns_when_the_sets_PKI_did_not_hold_together()
     {
-        await using var cluster = await EtcdCluster.StartAsync(_rig, "rw", 1);
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "rpm", 1);
         var pki = cluster.Members[0].Node.PkiDirectory;
         var otherKey = Path.Combine(cluster.Members[0].Node.Root, "other-sa.key");
         await Tools.CheckAsync("openssl", "genrsa", "-out", otherKey, "2048");
         await Tools.CheckAsync("openssl", "rsa", "-in", otherKey, "-pubout", "-out", Path.Combine(pki, "sa.pub")); // sa.key signs tokens sa.pub does not verify
-        var (config, _) = await BackUpAsync(cluster, "rw");
+        var (config, _) = await BackUpAsync(cluster, "rpm");
         await cluster.Members[0].CorruptAsync();
 
-        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
-        var withoutPki = await CliRunner.RunAsync(config, "restore", "--cluster", "rw", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rpm", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        var withoutPki = await CliRunner.RunAsync(config, "restore", "--cluster", "rpm", "--dry-run", "--identity", _rig.AgeIdentityFile);
 
         Assert.True(dry.ExitCode == 0, dry.ToString());
-        dry.AssertError("the PKI of rw-cp1 did not hold together when it was backed up: sa.key does not match sa.pub; --pki puts it back as it was");
+        dry.AssertError("the PKI of rpm-cp1 did not hold together when it was backed up: sa.key does not match sa.pub; --pki puts it back as it was");
         Assert.True(withoutPki.ExitCode == 0, withoutPki.ToString());
         Assert.DoesNotContain("did not hold together", withoutPki.Error, StringComparison.Ordinal);
     }
@@ -205,7 +205,7 @@ public sealed class RestoreTests(RigFixture fixture)
     [Fact]
     public async Task A_node_rebuilt_without_its_encryption_config_gets_it_back_with_the_pki()
     {
-        await using var cluster = await EtcdCluster.StartAsync(_rig, "rk", 1);
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "renc", 1);
         var node = cluster.Members[0].Node;
         var directory = Path.Combine(node.Root, "enc");
         var encryptionConfig = Path.Combine(directory, "enc.yaml");
@@ -214,18 +214,18 @@ public sealed class RestoreTests(RigFixture fixture)
         File.SetUnixFileMode(encryptionConfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var apiServer = Path.Combine(node.ManifestsDirectory, "kube-apiserver.yaml");
         await File.AppendAllTextAsync(apiServer, $"spec:\n  containers:\n  - command:\n    - kube-apiserver\n    - --encryption-provider-config={encryptionConfig}\n");
-        var (config, inSet) = await BackUpAsync(cluster, "rk");
+        var (config, inSet) = await BackUpAsync(cluster, "renc");
         await cluster.Members[0].CorruptAsync();
         Directory.Delete(directory, recursive: true); // the node was rebuilt: /etc/kubernetes/enc is gone
 
-        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "rk", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
-        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "rk", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
+        var dry = await CliRunner.RunAsync(config, "restore", "--cluster", "renc", "--pki", "--dry-run", "--identity", _rig.AgeIdentityFile);
+        var result = await CliRunner.RunAsync(config, "restore", "--cluster", "renc", "--pki", "--yes", "--identity", _rig.AgeIdentityFile);
 
         Assert.True(dry.ExitCode == 0, dry.ToString());
-        dry.AssertOutput("[rk-cp1] restore the encryption config:");
+        dry.AssertOutput("[renc-cp1] restore the encryption config:");
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Equal("kind: EncryptionConfiguration\n# aescbc key1\n", await File.ReadAllTextAsync(encryptionConfig));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(encryptionConfig));
-        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "rk")).OrderBy(k => k.Key));
+        Assert.Equal(inSet.OrderBy(k => k.Key), (await ReadAsync(cluster, "renc")).OrderBy(k => k.Key));
     }
 }

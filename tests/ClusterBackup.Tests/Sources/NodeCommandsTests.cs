@@ -275,7 +275,7 @@ public sealed class NodeCommandsTests : IDisposable
     }
 
     [Fact]
-    public async Task One_file_is_archived_by_its_name_with_its_mode_and_a_missing_one_as_an_empty_archive()
+    public async Task One_file_is_archived_by_its_name_with_its_mode_a_link_as_its_target_and_a_missing_one_as_an_empty_archive()
     {
         var directory = Directory.CreateDirectory(Path.Combine(_root, Awkward)).FullName;
         var file = Path.Combine(directory, Awkward + ".yaml");
@@ -293,6 +293,13 @@ public sealed class NodeCommandsTests : IDisposable
         Assert.EndsWith(" " + Awkward + ".yaml", listed.Output.TrimEnd('\n'), StringComparison.Ordinal);
         Assert.True(none.ExitCode == 0, none.ToString());
         Assert.Equal(string.Empty, (await Tools.RunAsync("tar", ["-tf", missing])).Output);
+
+        // A link is archived as the file it points to: the keys, not a name that may dangle.
+        var link = Path.Combine(directory, "current.yaml");
+        File.CreateSymbolicLink(link, file);
+        var linked = Path.Combine(_root, "link.tar");
+        Assert.Equal(0, (await Tools.RunAsync("sh", ["-c", $"{{ {NodeCommands.TarFile(directory, "current.yaml")}; }} > '{linked}'"])).ExitCode);
+        Assert.StartsWith("-rw------- ", (await Tools.RunAsync("tar", ["-tvf", linked])).Output, StringComparison.Ordinal);
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);

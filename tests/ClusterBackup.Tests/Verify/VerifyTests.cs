@@ -124,4 +124,46 @@ public sealed class VerifyTests(RigFixture fixture)
         Assert.Equal(2, result.ExitCode);
         result.AssertError("--deep restores the snapshot, which is encrypted: pass --identity FILE");
     }
+
+    [Fact]
+    public async Task Deep_says_whether_the_set_holds_the_keys_its_Secrets_are_encrypted_with()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(_rig, "vs", 1);
+        var node = cluster.Members[0].Node;
+        Assert.Equal(0, (await cluster.EtcdctlAsync(["put", "/registry/secrets/default/db-password", "k8s:enc:aescbc:v1:key1:ciphertext"])).ExitCode);
+        Assert.Equal(0, (await cluster.EtcdctlAsync(["put", "/registry/secrets/kube-system/plain", "{\"kind\":\"Secret\"}"])).ExitCode);
+        var config = cluster.Config("vs");
+        var apiServer = Path.Combine(node.ManifestsDirectory, "kube-apiserver.yaml");
+        var original = await File.ReadAllTextAsync(apiServer);
+
+        async Task<CliResult> BackUpAndVerifyAsync(string? encryptionConfig, string? keyName)
+        {
+            if (encryptionConfig is not null)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(encryptionConfig)!);
+                await File.WriteAllTextAsync(encryptionConfig, $"kind: EncryptionConfiguration\nresources:\n- resources: [secrets]\n  providers:\n  - aescbc:\n      keys:\n      - name: {keyName}\n        secret: c2VjcmV0\n");
+            }
+
+            await File.WriteAllTextAsync(apiServer, original + (encryptionConfig is null ? string.Empty : $"spec:\n  containers:\n  - command:\n    - --encryption-provider-config={encryptionConfig}\n"));
+            var backup = await CliRunner.RunAsync(config, "backup");
+            Assert.True(backup.ExitCode == 0, backup.ToString());
+            return await CliRunner.RunAsync(config, "verify", "--cluster", "vs", "--deep", "--identity", _rig.AgeIdentityFile);
+        }
+
+        var held = await BackUpAndVerifyAsync(Path.Combine(node.Root, "enc", "enc.yaml"), "key1");
+        var renamed = await BackUpAndVerifyAsync(Path.Combine(node.Root, "enc", "enc.yaml"), "key2");
+        var inPki = await BackUpAndVerifyAsync(Path.Combine(node.PkiDirectory, "enc.yaml"), "key1");
+        File.Delete(Path.Combine(node.PkiDirectory, "enc.yaml"));
+        var none = await BackUpAndVerifyAsync(null, null);
+
+        Assert.True(held.ExitCode == 0, held.ToString());
+        held.AssertOutput("Secrets encrypted at rest (1 with aescbc key key1): the set's encryption config (encryption-config-vs-cp1: enc.yaml) names every key");
+        Assert.Equal(1, renamed.ExitCode);
+        renamed.AssertError("Secrets encrypted at rest (1 with aescbc key key1) with aescbc key key1, but no encryption config in the set (encryption-config-vs-cp1: enc.yaml) names it: restored, they cannot be read");
+        renamed.AssertOutput("verified 1 sets: 0 good, 1 bad");
+        Assert.True(inPki.ExitCode == 0, inPki.ToString());
+        inPki.AssertOutput("the set's encryption config (pki-vs-cp1: enc.yaml) names every key");
+        Assert.Equal(1, none.ExitCode);
+        none.AssertError("but the set holds no encryption config (kube-apiserver's --encryption-provider-config): restored, they cannot be read");
+    }
 }
