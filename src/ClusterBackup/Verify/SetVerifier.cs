@@ -163,7 +163,7 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         var found = new List<(string, string)>();
         var name = SetDownloader.PlainName(artifact)[..^".tar".Length];
         using var reader = new TarReader(new MemoryStream(archive));
-        while (reader.GetNextEntry() is { } entry)
+        while (NextEntry(reader) is { } entry)
         {
             if (entry.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile && entry.DataStream is { } data && entry.Length <= MaxFileRead)
             {
@@ -177,6 +177,19 @@ internal sealed partial class SetVerifier(IBackupStore store, BackupCatalog cata
         }
 
         return found;
+
+        // The archive checked out against its hashes: a format this reader does not know ends the search, not the verification.
+        static TarEntry? NextEntry(TarReader reader)
+        {
+            try
+            {
+                return reader.GetNextEntry();
+            }
+            catch (Exception ex) when (ex is InvalidDataException or FormatException)
+            {
+                return null;
+            }
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Verified {Artifact} of set {SetId} of {Cluster}: ok={Ok}, {Detail}")]
