@@ -36,8 +36,9 @@ internal static class PkiConsistency
         {
             var pair = file == "sa.key" ? "sa.pub" : file[..^".key".Length] + ".crt";
             var key = PublicKeyOf(content);
-            if (key is PublicKey.Unreadable)
+            if (key is PublicKey.Unreadable && (pki.ContainsKey(pair) || content.AsSpan().IndexOf("-----BEGIN"u8) >= 0))
             {
+                // A key beside its certificate, or a PEM: meant as a key. Other *.key files (raw bytes) are not judged.
                 mismatches.Add(new PkiMismatch(node, file, "is not a readable private key"));
             }
             else if (key is PublicKey.Known known && pki.TryGetValue(pair, out var other))

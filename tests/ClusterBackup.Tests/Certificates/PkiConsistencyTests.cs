@@ -90,6 +90,7 @@ public sealed class PkiConsistencyTests : IDisposable
         // A certificate of a CA the PKI does not hold (an external intermediate): nothing to judge it by.
         var (_, outsideKey) = Ca("corporate-intermediate");
         pki["extra.crt"] = Pem(Leaf("extra", "corporate-intermediate", outsideKey, NewRsa()));
+        pki["aggregation.key"] = RandomNumberGenerator.GetBytes(32); // a raw key of another kind, with no certificate
 
         // A webhook's kubeconfig trusts its server's CA, and holds a client certificate of that CA.
         var (webhookCa, webhookCaKey) = Ca("webhook-ca");
