@@ -92,6 +92,40 @@ internal sealed partial class BackupRun
     }
 
     /// <summary>
+    /// Before the snapshot: a Paths.Pki that is missing or is not a kubeadm PKI dir fails the run
+    /// now, not after the snapshot's upload (and again after each retry's). A node that cannot be
+    /// reached, or cannot say, is left to the archive step, which checks the same.
+    /// </summary>
+    private static async Task CheckPkiDirectoriesAsync(ClusterSettings cluster, NodeSessions sessions, CancellationToken cancellationToken)
+    {
+        foreach (var node in cluster.ControlPlanes)
+        {
+            string state;
+            try
+            {
+                var session = await sessions.GetAsync(node, cancellationToken);
+                state = (await session.RunAsync(NodeCommands.PkiDirectoryState(node.Paths.Pki), cancellationToken)).Output.Trim();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                continue;
+            }
+
+            var refusal = state switch
+            {
+                "missing" => $"{node.Paths.Pki}: no such directory",
+                "empty" => PkiInventory.NotAPki(node.Paths.Pki, empty: true),
+                "other" => PkiInventory.NotAPki(node.Paths.Pki, empty: false),
+                _ => null,
+            };
+            if (refusal is not null)
+            {
+                throw new NodeOperationException(node.Name, NodeStep.PkiArchive, refusal);
+            }
+        }
+    }
+
+    /// <summary>
     /// The file kube-apiserver.yaml names in --encryption-provider-config: without its keys the
     /// snapshot's Secrets cannot be read, and a node lost whole takes it along. One missing on the
     /// node is said, and recorded as an empty archive; the set is still kept.

@@ -71,6 +71,7 @@ internal sealed partial class BackupRun(
             try
             {
                 var artifacts = new List<ArtifactRecord>();
+                await CheckPkiDirectoriesAsync(cluster, sessions, cancellationToken);
                 var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, written, cancellationToken);
                 artifacts.Add(snapshot);
                 var (unreachable, certificates, mismatches) = await ArchiveNodesAsync(cluster, id, sessions, artifacts, written, cancellationToken);

@@ -19,8 +19,11 @@ internal static class PkiInventory
     /// Paths.Pki pointing elsewhere), or null when it holds the cluster CA's certificate at its top.
     /// </summary>
     public static string? NotAPki(IReadOnlySet<string> entries, string directory) =>
-        entries.Contains(ClusterCa) ? null
-        : $"{directory} {(entries.All(e => e.Length == 0) ? "is empty" : $"holds no {ClusterCa} at its top")}: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs";
+        entries.Contains(ClusterCa) ? null : NotAPki(directory, empty: entries.All(e => e.Length == 0));
+
+    /// <summary>Why <paramref name="directory"/>, which holds no <see cref="ClusterCa"/> at its top, is not a kubeadm PKI dir.</summary>
+    public static string NotAPki(string directory, bool empty) =>
+        $"{directory} {(empty ? "is empty" : $"holds no {ClusterCa} at its top")}: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs";
 
     /// <summary>The essential files the archive lacks (kubeadm's external-CA mode keeps the CA keys elsewhere, on purpose).</summary>
     public static IReadOnlyList<string> Missing(IReadOnlySet<string> entries) => Essential.Where(f => !entries.Contains(f)).ToList();

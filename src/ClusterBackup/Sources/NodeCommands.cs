@@ -85,6 +85,16 @@ internal static class NodeCommands
     }
 
     /// <summary>
+    /// What a PKI dir is, in one word: <c>missing</c>, <c>empty</c>, <c>ok</c> (it holds <c>ca.crt</c>
+    /// at its top) or <c>other</c>. Read before the snapshot, so that a wrong Paths.Pki costs no upload.
+    /// </summary>
+    public static string PkiDirectoryState(string directory)
+    {
+        var dir = Q(directory);
+        return $"if [ ! -d {dir} ]; then echo missing; elif [ -e {dir}/ca.crt ]; then echo ok; elif [ -z \"$(ls -A {dir})\" ]; then echo empty; else echo other; fi";
+    }
+
+    /// <summary>
     /// <c>tar -cf -</c> of one regular file of a directory, by its name, keeping its mode and owner; an
     /// empty archive when it is not there (the caller says so: it is no reason to lose the set). A
     /// symbolic link is followed (<c>-h</c>): what is kept is the content the program reads.

@@ -147,14 +147,29 @@ public sealed class BackupFailureTests(RigFixture fixture)
     [Fact]
     public async Task A_failing_archive_after_the_snapshot_removes_what_the_run_had_stored()
     {
+        var config = _rig.Config("moto", "no-manifests", "tunnel");
+        ControlPlanes(config)[1]!["Paths"]!["Manifests"] = "/nonexistent/manifests";
+
+        var result = await CliRunner.RunAsync(config, "backup");
+
+        Assert.Equal(1, result.ExitCode);
+        result.AssertError("etcd snapshot of no-manifests taken on cp1"); // the snapshot and cp1's archives were stored, then removed
+        result.AssertError("error: cluster no-manifests: node cp2: manifests archive: ");
+        result.AssertError("/nonexistent/manifests: no such directory");
+        Assert.Empty(await ObjectsAsync("backups/no-manifests/"));
+    }
+
+    [Fact]
+    public async Task A_missing_PKI_dir_fails_the_run_before_the_snapshot_is_taken()
+    {
         var config = _rig.Config("moto", "no-pki", "tunnel");
         ControlPlanes(config)[1]!["Paths"]!["Pki"] = "/nonexistent/pki";
 
         var result = await CliRunner.RunAsync(config, "backup");
 
         Assert.Equal(1, result.ExitCode);
-        result.AssertError("error: cluster no-pki: node cp2: pki archive: ");
-        result.AssertError("/nonexistent/pki: no such directory");
+        result.AssertError("error: cluster no-pki: node cp2: pki archive: /nonexistent/pki: no such directory");
+        Assert.DoesNotContain("etcd snapshot of", result.Error, StringComparison.Ordinal); // no upload wasted on a set that would fail
         Assert.Empty(await ObjectsAsync("backups/no-pki/"));
     }
 
@@ -171,6 +186,7 @@ public sealed class BackupFailureTests(RigFixture fixture)
 
             Assert.Equal(1, result.ExitCode);
             result.AssertError($"error: cluster empty-pki: node cp2: pki archive: {empty} is empty: it is not a kubeadm PKI dir; set Paths.Pki to the dir with the cluster's CAs");
+            Assert.DoesNotContain("etcd snapshot of", result.Error, StringComparison.Ordinal);
             Assert.Empty(await ObjectsAsync("backups/empty-pki/"));
 
             ControlPlanes(config)[1]!["Paths"]!["Pki"] = _rig.Node2.PkiDirectory;
