@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Net.Sockets;
 using System.Runtime.ExceptionServices;
 using ClusterBackup.Sources;
 using ClusterBackup.Sources.Ssh;
@@ -15,7 +16,7 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
             var result = await session.RunAsync(command, cancellationToken);
             return new RestoreCommandResult(result.ExitStatus, result.Output, result.ErrorSummary);
         }
-        catch (Renci.SshNet.Common.SshException ex)
+        catch (Exception ex) when (IsConnectionLost(ex))
         {
             session.Abandon();
             throw new IOException($"the SSH connection failed: {ex.Message}", ex);
@@ -130,9 +131,9 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
             case OperationCanceledException when cancellationToken.IsCancellationRequested:
                 ExceptionDispatchInfo.Throw(uploadFailure);
                 return;
-            case Renci.SshNet.Common.SshException or IOException or OperationCanceledException:
+            case Renci.SshNet.Common.SshException or IOException or OperationCanceledException or SocketException:
                 var reason = uploadFailure.Message + await WhyFailedAsync(uploadFailure, remotePath);
-                if (uploadFailure is Renci.SshNet.Common.SshException)
+                if (IsConnectionLost(uploadFailure))
                 {
                     session.Abandon();
                 }
@@ -164,11 +165,17 @@ internal sealed class SshRestoreNode(NodeSession session) : IRestoreNode
                 ? $": no space left on the node's {space.MountPoint} ({FreeSpace.MiB(space.AvailableBytes)} of {FreeSpace.MiB(space.TotalBytes)} free)"
                 : string.Empty;
         }
-        catch (Exception ex) when (ex is Renci.SshNet.Common.SshException or IOException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception ex) when (ex is Renci.SshNet.Common.SshException or IOException or OperationCanceledException or ObjectDisposedException or SocketException)
         {
             return string.Empty; // the connection went too: the upload's own error says enough
         }
     }
+
+    /// <summary>
+    /// The connection is gone: SSH.NET reports a cut connection as its own exception, or, when the
+    /// cut comes while it writes to the socket, as the socket's (a broken pipe).
+    /// </summary>
+    private static bool IsConnectionLost(Exception ex) => ex is Renci.SshNet.Common.SshException or SocketException;
 
     /// <summary>How far the content may run ahead of the SFTP upload.</summary>
     private const int Window = 4 * 1024 * 1024;
