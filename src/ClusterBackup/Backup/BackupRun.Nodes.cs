@@ -146,7 +146,7 @@ internal sealed partial class BackupRun
             LogEncryptionConfigMissing(cluster, node, path);
         }
 
-        return artifact with { Path = path, Files = found ? [StaticPodManifest.NameOf(path)] : [] };
+        return artifact with { Path = path, Files = found ? [System.IO.Path.GetFileName(path)] : [] };
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Cluster}: a certificate was not read for its expiry: {Problem}")]

@@ -71,6 +71,8 @@ internal sealed partial class BackupRun(
             try
             {
                 var artifacts = new List<ArtifactRecord>();
+                // The PKI dirs are checked on every node before the snapshot: their handshakes overlap.
+                sessions.ConnectAhead(cluster.ControlPlanes, cancellationToken);
                 await CheckPkiDirectoriesAsync(cluster, sessions, cancellationToken);
                 var (snapshot, etcd) = await SnapshotEtcdAsync(cluster, id, sessions, written, cancellationToken);
                 artifacts.Add(snapshot);

@@ -40,12 +40,7 @@ internal static partial class CertificateReader
         foreach (var (name, data) in KubeconfigFields(Encoding.UTF8.GetString(content)).Where(f => f.Field != ClientKeyData))
         {
             // The field holds a base64 PEM (kubeadm writes it so); a base64 DER is read too.
-            byte[] decoded;
-            try
-            {
-                decoded = Convert.FromBase64String(data.Trim('"', '\''));
-            }
-            catch (FormatException)
+            if (Decoded(data) is not { } decoded)
             {
                 problems.Add($"{node}: {file}: {name} is not base64");
                 continue;
@@ -83,6 +78,19 @@ internal static partial class CertificateReader
             }
 
             yield return der;
+        }
+    }
+
+    /// <summary>A kubeconfig field's base64 value (quoted or not), decoded; null when it is not base64.</summary>
+    public static byte[]? Decoded(string value)
+    {
+        try
+        {
+            return Convert.FromBase64String(value.Trim('"', '\''));
+        }
+        catch (FormatException)
+        {
+            return null;
         }
     }
 

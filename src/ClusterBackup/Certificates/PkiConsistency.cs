@@ -74,7 +74,7 @@ internal static class PkiConsistency
         string node, string file, string text, List<(string File, BcCertificate Certificate)> pki, List<BcCertificate> clusterCa, List<PkiMismatch> mismatches)
     {
         var fields = CertificateReader.KubeconfigFields(text)
-            .Select(f => (f.Field, Pem: Decoded(f.Value)))
+            .Select(f => (f.Field, Pem: CertificateReader.Decoded(f.Value) is { } bytes ? Encoding.ASCII.GetString(bytes) : null))
             .Where(f => f.Pem is not null)
             .ToList();
         var authorities = Parse(fields.Where(f => f.Field == CertificateRecord.CertificateAuthorityData).SelectMany(f => CertificateReader.PemCertificates(f.Pem!))).ToList();
@@ -161,18 +161,6 @@ internal static class PkiConsistency
             {
                 yield return certificate;
             }
-        }
-    }
-
-    private static string? Decoded(string base64)
-    {
-        try
-        {
-            return Encoding.ASCII.GetString(Convert.FromBase64String(base64.Trim('"', '\'')));
-        }
-        catch (FormatException)
-        {
-            return null;
         }
     }
 

@@ -178,7 +178,7 @@ internal static class RestorePlanner
         if (encryptionConfig is not null)
         {
             // Without it, the restored Secrets cannot be read: its keys encrypted them in etcd.
-            var (directory, file) = (StaticPodManifest.DirectoryOf(encryptionConfig), StaticPodManifest.NameOf(encryptionConfig));
+            var (directory, file) = (Path.GetDirectoryName(encryptionConfig)!, Path.GetFileName(encryptionConfig));
             yield return new RestoreStep(name, RestoreStepKind.UploadEncryptionConfig, RestorePhase.Prepare,
                 new Upload(new RestoreFile(RestoreFileKind.EncryptionConfig, name), paths.EncryptionConfigArchive),
                 new RestoreUndo(NodeCommands.RemoveFiles(paths.EncryptionConfigArchive), UndoWhen.Attempted));

@@ -18,5 +18,5 @@ internal static class NodeArchiveSource
 
     /// <summary>One file, by its path on the node; an empty archive when it is not there.</summary>
     public static Stream OpenFile(NodeSession session, string path, NodeStep step, CancellationToken cancellationToken = default) =>
-        session.OpenOutput(NodeCommands.TarFile(StaticPodManifest.DirectoryOf(path), StaticPodManifest.NameOf(path)), step, cancellationToken);
+        session.OpenOutput(NodeCommands.TarFile(Path.GetDirectoryName(path)!, Path.GetFileName(path)), step, cancellationToken);
 }

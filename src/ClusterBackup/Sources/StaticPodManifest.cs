@@ -27,7 +27,7 @@ internal static class StaticPodManifest
     /// encrypts nothing (or names a relative path, which the agent cannot place on the node).
     /// </summary>
     public static string? EncryptionConfig(string apiServerManifest) =>
-        Flags(apiServerManifest).TryGetValue(EncryptionProviderConfig, out var path) && path.StartsWith('/') && NameOf(path).Length > 0 ? path : null;
+        Flags(apiServerManifest).TryGetValue(EncryptionProviderConfig, out var path) && path.StartsWith('/') && Path.GetFileName(path).Length > 0 ? path : null;
 
     /// <summary>Whether a path on the node lies within a directory (as the PKI archive holds it).</summary>
     public static bool IsWithin(string path, string directory)
@@ -35,8 +35,4 @@ internal static class StaticPodManifest
         var dir = directory.TrimEnd('/');
         return path.StartsWith(dir + "/", StringComparison.Ordinal);
     }
-
-    public static string DirectoryOf(string path) => path[..path.LastIndexOf('/')] is { Length: > 0 } dir ? dir : "/";
-
-    public static string NameOf(string path) => path[(path.LastIndexOf('/') + 1)..];
 }

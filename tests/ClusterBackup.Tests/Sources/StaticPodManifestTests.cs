@@ -40,11 +40,4 @@ public sealed class StaticPodManifestTests
     [InlineData("/etc/kubernetes/enc.yaml", "/etc/kubernetes/pki", false)]
     public void A_file_within_the_PKI_dir_is_in_its_archive_already(string path, string pki, bool within) =>
         Assert.Equal(within, StaticPodManifest.IsWithin(path, pki));
-
-    [Fact]
-    public void A_path_splits_into_its_directory_and_name()
-    {
-        Assert.Equal(("/etc/kubernetes/enc", "enc.yaml"), (StaticPodManifest.DirectoryOf("/etc/kubernetes/enc/enc.yaml"), StaticPodManifest.NameOf("/etc/kubernetes/enc/enc.yaml")));
-        Assert.Equal(("/", "enc.yaml"), (StaticPodManifest.DirectoryOf("/enc.yaml"), StaticPodManifest.NameOf("/enc.yaml")));
-    }
 }
