@@ -71,6 +71,7 @@ internal sealed class NodeSession(ControlPlaneSettings node, SshClient client, F
         try
         {
             await sftp.ConnectAsync(cancellationToken);
+            SessionSocket.TryMakeBlocking(sftp);
             return sftp;
         }
         catch

@@ -31,6 +31,11 @@ internal sealed partial class SshNodeConnector(ILogger<SshNodeConnector> logger)
         }
 
         LogConnected(node.Name, node.Address, node.Ssh.Port, connection.CurrentServerEncryption ?? "unknown");
+        if (!SessionSocket.TryMakeBlocking(client))
+        {
+            LogSocketLeftNonBlocking(node.Name);
+        }
+
         return new NodeSession(node, client, () => CreateSftpClient(node));
     }
 
@@ -123,6 +128,9 @@ internal sealed partial class SshNodeConnector(ILogger<SshNodeConnector> logger)
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Connected to {Node} ({Address}:{Port}), cipher {Cipher}")]
     private partial void LogConnected(string node, string address, int port, string cipher);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The SSH session socket to {Node} stays non-blocking (SSH.NET's session socket not found): transfers take more CPU")]
+    private partial void LogSocketLeftNonBlocking(string node);
 
     /// <summary>Decides trust for one connection and remembers why it refused, for the error message.</summary>
     private sealed class HostKeyCheck(ControlPlaneSettings node, KnownHosts knownHosts)
