@@ -15,6 +15,7 @@ public sealed class TcpRelay : IAsyncDisposable
     private CancellationTokenSource _stop = new();
     private long _forwarded;
     private long _returned;
+    private TaskCompletionSource _flowing = Flowing();
 
     /// <param name="targetPort">The server's port.</param>
     /// <param name="port">The relay's port; a free one when null.</param>
@@ -41,6 +42,7 @@ public sealed class TcpRelay : IAsyncDisposable
     public TcpRelay Start()
     {
         _stop = new CancellationTokenSource();
+        _flowing = Flowing();
         _listener = new TcpListener(IPAddress.Loopback, Port);
         _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         _listener.Start();
@@ -67,6 +69,19 @@ public sealed class TcpRelay : IAsyncDisposable
 
             _connections.Clear();
         }
+    }
+
+    /// <summary>
+    /// Stops passing bytes either way but keeps every connection open, as a node that stopped
+    /// answering (a hung host, a network that drops packets) does: no FIN, no reset.
+    /// </summary>
+    public void Stall() => _flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static TaskCompletionSource Flowing()
+    {
+        var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        flowing.SetResult();
+        return flowing;
     }
 
     private async Task AcceptAsync(TcpListener listener, CancellationToken stop)
@@ -130,6 +145,7 @@ public sealed class TcpRelay : IAsyncDisposable
         int read;
         while ((read = await from.ReadAsync(buffer, stop)) > 0)
         {
+            await _flowing.Task.WaitAsync(stop);
             await to.WriteAsync(buffer.AsMemory(0, read), stop);
             Interlocked.Add(ref count ? ref _forwarded : ref _returned, read);
             if (BytesPerSecond is { } rate)

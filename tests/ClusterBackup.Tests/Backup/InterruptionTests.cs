@@ -45,6 +45,43 @@ public sealed class InterruptionTests(RigFixture fixture)
         Assert.Empty(await LocalRig.NodeTempDirectoriesLeftAsync(before)); // the exec guard noticed the dead connection
     }
 
+    /// <summary>
+    /// The node stops answering mid-snapshot without closing the connection (a hung host, a network
+    /// that drops packets), so the agent's SSH reader waits on a socket that says nothing; SIGTERM
+    /// still ends the run within seconds, as a cancellation that commits nothing.
+    /// </summary>
+    [Theory]
+    [InlineData("tunnel")]
+    [InlineData("exec")]
+    public async Task SIGTERM_ends_a_backup_whose_node_stopped_answering_and_commits_nothing(string mode)
+    {
+        var cluster = $"ssh-stall-{mode}";
+        await _rig.Etcd.PutBulkAsync();
+        var before = LocalRig.NodeTempDirectories();
+        await using var relay = new TcpRelay(_rig.Node1.Port, bytesPerSecond: 2_000_000).Start();
+        var config = await ConfigThroughAsync(relay, cluster, mode);
+        await using (var backup = await CliProcess.StartAsync(config, cluster, "backup"))
+        {
+            await backup.WaitUntilAsync(() => Task.FromResult(relay.Returned > 1_500_000), "the snapshot under way", TimeSpan.FromSeconds(60));
+            relay.Stall();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+
+            var code = await backup.TerminateAsync(TimeSpan.FromSeconds(60));
+
+            var log = backup.ReadLog();
+            Assert.True(code != 0, log);
+            Assert.True(log.Contains("cancelled", StringComparison.Ordinal) && !log.Contains("[ERR]", StringComparison.Ordinal), log);
+        }
+
+        Assert.Empty(await _rig.Moto.ObjectKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"));
+        Assert.Empty(await _rig.Moto.OpenUploadKeysAsync(LocalRig.Bucket, $"backups/{cluster}/"));
+
+        relay.Cut(); // the network comes back: the node's guard sees the connection gone
+        relay.Start();
+        await AssertNextRunSucceedsAsync(config, cluster);
+        Assert.Empty(await LocalRig.NodeTempDirectoriesLeftAsync(before));
+    }
+
     [Fact]
     public async Task An_agent_killed_mid_upload_leaves_an_incomplete_set_that_is_never_listed_and_the_next_run_succeeds()
     {

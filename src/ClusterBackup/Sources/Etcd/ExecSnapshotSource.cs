@@ -19,6 +19,13 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
 {
     private const NodeStep Step = NodeStep.EtcdSnapshot;
 
+    /// <summary>
+    /// How long the agent waits for the node to remove the snapshot dir. A node that stopped
+    /// answering would otherwise hold a cancelled run (SIGTERM, Ctrl-C) until the process is
+    /// killed; its guard removes the dir once the connection is gone, or the next run does.
+    /// </summary>
+    private static readonly TimeSpan RemoveTimeout = TimeSpan.FromSeconds(10);
+
     public async Task<EtcdSnapshot> OpenAsync(NodeSession session, CancellationToken cancellationToken = default)
     {
         var node = session.Node;
@@ -102,7 +109,15 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         // Always, even when the run was cancelled: the file holds every Secret of the cluster.
         if (directory.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal))
         {
-            await session.RunAsync(NodeCommands.RemoveTree(directory), CancellationToken.None);
+            using var timeout = new CancellationTokenSource(RemoveTimeout);
+            try
+            {
+                await session.RunAsync(NodeCommands.RemoveTree(directory), timeout.Token);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // The node does not answer: its guard removes the dir when this connection goes.
+            }
         }
     }
 
