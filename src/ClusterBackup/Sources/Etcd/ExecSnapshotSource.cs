@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using ClusterBackup.Configuration;
 using ClusterBackup.Sources.Ssh;
+using Microsoft.Extensions.Logging;
 using Renci.SshNet.Common;
 
 namespace ClusterBackup.Sources.Etcd;
@@ -15,7 +16,7 @@ namespace ClusterBackup.Sources.Etcd;
 /// reading it while etcdctl still wrote it was measured slower where the agent and the node share
 /// cores, and barely faster with a core each (README, Performance).
 /// </summary>
-internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
+internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> logger) : IEtcdSnapshotSource
 {
     private const NodeStep Step = NodeStep.EtcdSnapshot;
 
@@ -104,7 +105,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
         return new NodeOperationException(node.Name, Step, $"etcdctl snapshot save failed on the node: {result.ErrorSummary}");
     }
 
-    private static async Task RemoveAsync(NodeSession session, string directory)
+    private async Task RemoveAsync(NodeSession session, string directory)
     {
         // Always, even when the run was cancelled: the file holds every Secret of the cluster.
         if (directory.StartsWith(NodeCommands.TempPrefix, StringComparison.Ordinal))
@@ -116,7 +117,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
-                // The node does not answer: its guard removes the dir when this connection goes.
+                LogRemovalUnconfirmed(session.Node.Name, directory, RemoveTimeout.TotalSeconds);
             }
         }
     }
@@ -174,4 +175,7 @@ internal sealed class ExecSnapshotSource : IEtcdSnapshotSource
             throw new NodeOperationException(session.Node.Name, Step, $"etcdctl printed no JSON: {ex.Message}", ex);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Node} did not confirm within {Seconds}s that it removed the snapshot dir {Directory}: the node's guard removes it once this connection is gone, and the next run removes what is left")]
+    private partial void LogRemovalUnconfirmed(string node, string directory, double seconds);
 }
