@@ -15,7 +15,7 @@ public sealed class TcpRelay : IAsyncDisposable
     private CancellationTokenSource _stop = new();
     private long _forwarded;
     private long _returned;
-    private TaskCompletionSource _flowing = Flowing();
+    private volatile TaskCompletionSource _flowing = Flowing();
 
     /// <param name="targetPort">The server's port.</param>
     /// <param name="port">The relay's port; a free one when null.</param>
