@@ -104,7 +104,7 @@ internal sealed partial class BackupRun
             try
             {
                 var session = await sessions.GetAsync(node, cancellationToken);
-                state = (await session.RunAsync(NodeCommands.PkiDirectoryState(node.Paths.Pki), cancellationToken)).Output.Trim();
+                state = (await session.RunAsync(NodeCommands.PkiDirectoryState(node.Paths.Pki, PkiInventory.ClusterCa), cancellationToken)).Output.Trim();
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

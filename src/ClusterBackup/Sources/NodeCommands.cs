@@ -85,13 +85,14 @@ internal static class NodeCommands
     }
 
     /// <summary>
-    /// What a PKI dir is, in one word: <c>missing</c>, <c>empty</c>, <c>ok</c> (it holds <c>ca.crt</c>
-    /// at its top) or <c>other</c>. Read before the snapshot, so that a wrong Paths.Pki costs no upload.
+    /// What a PKI dir is, in one word: <c>missing</c>, <c>empty</c>, <c>ok</c> (it holds
+    /// <paramref name="caFile"/> at its top) or <c>other</c>. Read before the snapshot, so that a
+    /// wrong Paths.Pki costs no upload.
     /// </summary>
-    public static string PkiDirectoryState(string directory)
+    public static string PkiDirectoryState(string directory, string caFile)
     {
         var dir = Q(directory);
-        return $"if [ ! -d {dir} ]; then echo missing; elif [ -e {dir}/ca.crt ]; then echo ok; elif [ -z \"$(ls -A {dir})\" ]; then echo empty; else echo other; fi";
+        return $"if [ ! -d {dir} ]; then echo missing; elif [ -e {dir}/{Q(caFile)} ]; then echo ok; elif [ -z \"$(ls -A {dir})\" ]; then echo empty; else echo other; fi";
     }
 
     /// <summary>

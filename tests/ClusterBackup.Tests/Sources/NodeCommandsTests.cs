@@ -42,7 +42,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.EtcdctlOffline("etcdctl", "snapshot", "restore", Awkward, "--name", Awkward),
             NodeCommands.ReadFile(Awkward), NodeCommands.ReadInSlices(Awkward, 4), NodeCommands.ReadFirstOf(Awkward, Awkward), NodeCommands.RemoveTree(Awkward),
             NodeCommands.RemoveFiles(Awkward, Awkward), NodeCommands.MakePrivateDirectory(Awkward), NodeCommands.TestDirectory(Awkward),
-            NodeCommands.TarDirectory(Awkward), NodeCommands.TarFile(Awkward, Awkward), NodeCommands.PkiDirectoryState(Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
+            NodeCommands.TarDirectory(Awkward), NodeCommands.TarFile(Awkward, Awkward), NodeCommands.PkiDirectoryState(Awkward, Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
             NodeCommands.GuardedSnapshot(node), NodeCommands.FreeSpace([Awkward, Awkward]), NodeCommands.LeftoverRestoresKiB(Awkward), NodeCommands.IsMountPoint(Awkward),
@@ -309,7 +309,7 @@ public sealed class NodeCommandsTests : IDisposable
         var other = Directory.CreateDirectory(Path.Combine(_root, Awkward, "kubernetes")).FullName;
         await File.WriteAllTextAsync(Path.Combine(other, "admin.conf"), "x");
 
-        async Task<string> StateAsync(string directory) => (await Tools.RunAsync("sh", ["-c", NodeCommands.PkiDirectoryState(directory)])).Output.Trim();
+        async Task<string> StateAsync(string directory) => (await Tools.RunAsync("sh", ["-c", NodeCommands.PkiDirectoryState(directory, "ca.crt")])).Output.Trim();
 
         Assert.Equal("missing", await StateAsync(Path.Combine(_root, "gone")));
         Assert.Equal("empty", await StateAsync(pki));
