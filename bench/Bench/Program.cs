@@ -52,7 +52,7 @@ if (fleet > 0)
     return 0;
 }
 
-if (Environment.GetEnvironmentVariable("BENCH_HOLD") == "1")
+if (Environment.GetEnvironmentVariable("BENCH_HOLD") == "1" && sizeMb > 0)
 {
     await HoldAsync();
     return 0;
@@ -206,7 +206,8 @@ async Task<long> KeyCountAsync(string endpoint)
     return JsonSerializer.Deserialize<JsonElement>(output).TryGetProperty("count", out var count) ? count.GetInt64() : 0;
 }
 
-// BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling).
+// BENCH_HOLD=1: writes the large database's configs, prints them, and keeps the rig up until stdin closes (for profiling);
+// with size 0, SmallAsync keeps the small cluster's sets up instead.
 async Task HoldAsync()
 {
     await EnsureDatabaseAsync();
@@ -303,6 +304,14 @@ async Task SmallAsync()
     Console.WriteLine($"| `list` of 1,000 sets, again (manifests from the local cache) | {listRuns.Min():0.00} s |");
     Console.WriteLine($"| `backup` with 1,000 sets kept by retention (one run) | {keptBackup:0.00} s |");
     Console.WriteLine($"| `list` of 1,001 sets with no local cache, after a backup stored them (the stored cache) | {freshRuns.Min():0.00} s |");
+    if (Environment.GetEnvironmentVariable("BENCH_HOLD") == "1")
+    {
+        // BENCH_HOLD=1 with size 0: the small cluster's 1,001 sets stay on s3rver (for profiling list).
+        Console.WriteLine($"small: {smallConfig} (its local cache: {Path.Combine(root, "xdg-cache")})");
+        Console.WriteLine($"S3 credentials: {string.Join(' ', S3Server.Credentials.Select(c => $"{c.Key}={c.Value}"))}");
+        Console.WriteLine("holding; close stdin to stop");
+        await Console.In.ReadToEndAsync();
+    }
 }
 
 // Many small clusters: the CLI one at a time and in parallel, then two agents on a shared scheduler.
