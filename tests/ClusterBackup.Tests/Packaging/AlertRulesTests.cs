@@ -54,6 +54,29 @@ public sealed partial class AlertRulesTests
         Assert.All(used, name => Assert.Contains(Regex.Replace(name, "_(bucket|count|sum)$", string.Empty), exported));
     }
 
+    [Fact]
+    public async Task The_dashboard_shows_each_set_that_cannot_be_trusted_and_its_panels_do_not_overlap()
+    {
+        using var dashboard = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Packaging, "grafana", "cluster-backup.json")));
+        var panels = dashboard.RootElement.GetProperty("panels").EnumerateArray().ToList();
+        var expressions = panels.SelectMany(p => p.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("expr").GetString()!)).ToList();
+
+        // What pages someone about the sets themselves, beside staleness and failures.
+        Assert.All(
+            new[] { "cluster_backup_damaged_sets", "cluster_backup_refused_sets", "cluster_backup_pki_mismatches" },
+            gauge => Assert.Contains(expressions, e => e.Contains(gauge, StringComparison.Ordinal)));
+
+        Assert.Equal(panels.Count, panels.Select(p => p.GetProperty("id").GetInt32()).Distinct().Count());
+        var cells = panels.SelectMany(p =>
+        {
+            var grid = p.GetProperty("gridPos");
+            int Of(string name) => grid.GetProperty(name).GetInt32();
+            return from x in Enumerable.Range(Of("x"), Of("w")) from y in Enumerable.Range(Of("y"), Of("h")) select (x, y);
+        }).ToList();
+        Assert.Equal(cells.Count, cells.Distinct().Count());
+        Assert.All(cells, c => Assert.InRange(c.x, 0, 23));
+    }
+
     [GeneratedRegex(@"cluster_backup_[a-z_]+")]
     private static partial Regex MetricName();
 }
