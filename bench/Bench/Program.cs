@@ -216,6 +216,12 @@ async Task HoldAsync()
         Console.WriteLine($"{name}: {await WriteConfigAsync(rig.Config(storage, "bench", mode, rig.Node1), name)}");
     }
 
+    await HoldUntilStdinClosesAsync();
+}
+
+// Prints the S3 credentials the rig's s3rver takes, then waits until stdin closes.
+async Task HoldUntilStdinClosesAsync()
+{
     Console.WriteLine($"S3 credentials: {string.Join(' ', S3Server.Credentials.Select(c => $"{c.Key}={c.Value}"))}");
     Console.WriteLine("holding; close stdin to stop");
     await Console.In.ReadToEndAsync();
@@ -308,9 +314,7 @@ async Task SmallAsync()
     {
         // BENCH_HOLD=1 with size 0: the small cluster's 1,001 sets stay on s3rver (for profiling list).
         Console.WriteLine($"small: {smallConfig} (its local cache: {Path.Combine(root, "xdg-cache")})");
-        Console.WriteLine($"S3 credentials: {string.Join(' ', S3Server.Credentials.Select(c => $"{c.Key}={c.Value}"))}");
-        Console.WriteLine("holding; close stdin to stop");
-        await Console.In.ReadToEndAsync();
+        await HoldUntilStdinClosesAsync();
     }
 }
 

@@ -43,10 +43,8 @@ public sealed partial class AlertRulesTests
         var exported = MetricName().Matches(System.Text.Encoding.UTF8.GetString(exposition.ToArray()))
             .Select(m => m.Value).ToHashSet(StringComparer.Ordinal);
         var rules = await File.ReadAllTextAsync(Path.Combine(Packaging, "prometheus", "cluster-backup.rules.yml"));
-        using var dashboard = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Packaging, "grafana", "cluster-backup.json")));
-        var expressions = dashboard.RootElement.GetProperty("panels").EnumerateArray()
-            .SelectMany(p => p.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("expr").GetString()!))
-            .Append(rules);
+        using var dashboard = await DashboardAsync();
+        var expressions = Expressions(dashboard).Append(rules);
 
         var used = expressions.SelectMany(e => MetricName().Matches(e).Select(m => m.Value)).ToHashSet(StringComparer.Ordinal);
 
@@ -57,9 +55,9 @@ public sealed partial class AlertRulesTests
     [Fact]
     public async Task The_dashboard_shows_each_set_that_cannot_be_trusted_and_its_panels_do_not_overlap()
     {
-        using var dashboard = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Packaging, "grafana", "cluster-backup.json")));
+        using var dashboard = await DashboardAsync();
         var panels = dashboard.RootElement.GetProperty("panels").EnumerateArray().ToList();
-        var expressions = panels.SelectMany(p => p.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("expr").GetString()!)).ToList();
+        var expressions = Expressions(dashboard).ToList();
 
         // What pages someone about the sets themselves, beside staleness and failures.
         Assert.All(
@@ -76,6 +74,14 @@ public sealed partial class AlertRulesTests
         Assert.Equal(cells.Count, cells.Distinct().Count());
         Assert.All(cells, c => Assert.InRange(c.x, 0, 23));
     }
+
+    private static async Task<JsonDocument> DashboardAsync() =>
+        JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Packaging, "grafana", "cluster-backup.json")));
+
+    /// <summary>The PromQL of every panel of the dashboard.</summary>
+    private static IEnumerable<string> Expressions(JsonDocument dashboard) =>
+        dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("expr").GetString()!));
 
     [GeneratedRegex(@"cluster_backup_[a-z_]+")]
     private static partial Regex MetricName();
