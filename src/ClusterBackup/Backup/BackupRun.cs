@@ -166,7 +166,7 @@ internal sealed partial class BackupRun(
                 var session = await sessions.GetAsync(node, cancellationToken);
                 IEtcdSnapshotSource source = node.Etcd.Mode == EtcdModes.Exec ? exec : tunnel;
                 await using var snapshot = await source.OpenAsync(session, cancellationToken);
-                var artifact = await StoreAsync(cluster.Name, id, _names.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, written, cancellationToken);
+                var artifact = await StoreAsync(cluster.Name, id, _names.EtcdSnapshot, ArtifactKinds.EtcdSnapshot, node.Name, snapshot.Content, written, cancellationToken, snapshot.CompressedCheck);
                 var facts = snapshot.Facts;
                 LogSnapshotTaken(cluster.Name, node.Name, facts.Revision, artifact.PlainSize);
                 return (artifact, new EtcdRecord
@@ -197,13 +197,18 @@ internal sealed partial class BackupRun(
                 $"no control plane gave a snapshot: {string.Join("; ", failures.Select(f => $"{f.Node}: {f.Step.Describe()}: {f.Reason}"))}");
     }
 
+    /// <summary>Stores one artifact; <paramref name="compressedCheck"/> when the source sends zstd already (<see cref="EtcdSnapshot.CompressedCheck"/>).</summary>
     private async Task<ArtifactRecord> StoreAsync(
-        string cluster, SetId id, string name, string kind, string node, Stream source, List<string> written, CancellationToken cancellationToken)
+        string cluster, SetId id, string name, string kind, string node, Stream source, List<string> written, CancellationToken cancellationToken,
+        Func<Stream, Stream>? compressedCheck = null)
     {
         var key = catalog.ArtifactKey(cluster, id, name);
         await using var upload = await store.StartUploadAsync(key, cancellationToken);
         var recipients = encryption.Recipients;
-        var digest = await ArtifactPipeline.CopyAsync(source, upload.Content, new CompressionSettings(compression.Level, compression.Workers), recipients, progress, $"{cluster}: {name}", cancellationToken);
+        var label = $"{cluster}: {name}";
+        var digest = compressedCheck is null
+            ? await ArtifactPipeline.CopyAsync(source, upload.Content, new CompressionSettings(compression.Level, compression.Workers), recipients, progress, label, cancellationToken)
+            : await ArtifactPipeline.CopyCompressedAsync(source, compressedCheck, upload.Content, recipients, progress, label, cancellationToken);
         written.Add(key); // before the commit: a commit whose answer was lost may still have stored it
         await upload.CommitAsync(cancellationToken);
         return new ArtifactRecord

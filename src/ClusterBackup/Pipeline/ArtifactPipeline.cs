@@ -17,7 +17,7 @@ internal sealed record ArtifactDigest(long PlainSize, string PlainSha256, long S
 /// stored bytes → destination. Restore: the same in reverse, every size and hash checked.
 /// Streaming end to end: memory is a few buffers whatever the artifact's size.
 /// </summary>
-internal static class ArtifactPipeline
+internal static partial class ArtifactPipeline
 {
     public const string Compression = "zstd";
     private const int BufferSize = 128 * 1024;

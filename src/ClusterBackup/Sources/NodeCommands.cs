@@ -20,6 +20,17 @@ internal static class NodeCommands
     /// <summary>The line <see cref="GuardedSnapshot"/> prints once the snapshot file is complete.</summary>
     public const string SnapshotSaved = "saved";
 
+    /// <summary>The line <see cref="GuardedSnapshot"/> prints instead once the node compressed the complete file.</summary>
+    public const string SnapshotCompressed = "saved zstd";
+
+    /// <summary>The snapshot's file in the guard's dir, and its zstd copy.</summary>
+    public const string SnapshotFile = "snapshot.db";
+
+    public const string CompressedSnapshotFile = "snapshot.db.zst";
+
+    /// <summary>The node's cores zstd may use to compress the snapshot, at a lower priority than etcd's.</summary>
+    public const int NodeZstdThreads = 2;
+
     /// <summary>The command as it runs on the node: through <c>sudo -n</c> when <c>Ssh.Sudo</c> is set.</summary>
     public static string AsRunOn(ControlPlaneSettings node, string command) =>
         node.Ssh.Sudo ? $"sudo -n sh -c {Q(command)}" : command;
@@ -225,17 +236,26 @@ internal static class NodeCommands
     /// The exec-mode snapshot, guarded on the node. First it removes what earlier runs left (an agent
     /// killed, a node rebooted): dirs whose guard has died. Then it prints a private dir and runs
     /// <c>etcdctl snapshot save</c> into it (which writes a .part file and renames it, so it needs a
-    /// real file, never stdout); it prints
-    /// <see cref="SnapshotSaved"/> when the file is complete and stays, writing a byte a second, until the agent removes it.
+    /// real file, never stdout). With <paramref name="compressionLevel"/>, <c>Etcd.Zstd</c> then
+    /// compresses the file there (niced, <see cref="NodeZstdThreads"/> threads) and the plain file
+    /// goes; a node where that fails or zstd is missing keeps the plain file. It prints
+    /// <see cref="SnapshotCompressed"/> or <see cref="SnapshotSaved"/> for the file it kept, and stays,
+    /// writing a byte a second, until the agent removes it.
     /// When the agent's connection goes (killed, cut), that write fails and the guard removes the
-    /// dir itself: the plaintext snapshot, every Secret of the cluster, never outlives the run.
+    /// dir itself: the snapshot, every Secret of the cluster, never outlives the run.
     /// </summary>
-    public static string GuardedSnapshot(ControlPlaneSettings node)
+    public static string GuardedSnapshot(ControlPlaneSettings node, int? compressionLevel)
     {
+        const string plain = $"\"$d/{SnapshotFile}\"";
+        const string compressed = $"\"$d/{CompressedSnapshotFile}\"";
+        var keep = compressionLevel is { } level
+            ? $"if nice -n 10 {node.Etcd.Zstd} -q -{level.ToString(CultureInfo.InvariantCulture)} -T{NodeZstdThreads.ToString(CultureInfo.InvariantCulture)} {plain} -o {compressed} >&2; " +
+              $"then rm -f {plain} && echo {Q(SnapshotCompressed)}; else rm -f {compressed}; echo {SnapshotSaved}; fi\n"
+            : $"echo {SnapshotSaved}\n";
         return
             "umask 077\n" +
             $"for old in {TempPrefix}*; do\n" +
-            "  [ -f \"$old/guard.pid\" ] || [ -f \"$old/snapshot.db\" ] || [ -f \"$old/snapshot.db.part\" ] || continue\n" +
+            $"  [ -f \"$old/guard.pid\" ] || [ -f \"$old/{SnapshotFile}\" ] || [ -f \"$old/{SnapshotFile}.part\" ] || [ -f \"$old/{CompressedSnapshotFile}\" ] || continue\n" +
             "  pid=$(cat \"$old/guard.pid\" 2>/dev/null)\n" +
             "  if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then continue; fi\n" +
             "  rm -rf \"$old\" && echo \"removed $old, left by an earlier run\" >&2\n" +
@@ -245,9 +265,9 @@ internal static class NodeCommands
             "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM\n" +
             "echo $$ > \"$d/guard.pid\" || exit 1\n" +
             "echo \"$d\"\n" +
-            $"{Etcdctl(node.Etcd.Etcdctl, node, "snapshot", "save")} \"$d/snapshot.db\" >&2 || exit 1\n" +
-            $"echo {SnapshotSaved}\n" +
-            "while [ -e \"$d/snapshot.db\" ]; do sleep 1; printf . || exit 141; done\n";
+            $"{Etcdctl(node.Etcd.Etcdctl, node, "snapshot", "save")} {plain} >&2 || exit 1\n" +
+            keep +
+            $"while [ -e {plain} ] || [ -e {compressed} ]; do sleep 1; printf . || exit 141; done\n";
     }
 
     private static string Arguments(string[] arguments) => arguments.Length == 0 ? string.Empty : " " + string.Join(' ', arguments.Select(Q));

@@ -45,7 +45,7 @@ public sealed class NodeCommandsTests : IDisposable
             NodeCommands.TarDirectory(Awkward), NodeCommands.TarFile(Awkward, Awkward), NodeCommands.PkiDirectoryState(Awkward, Awkward), NodeCommands.Untar(Awkward, Awkward), NodeCommands.MoveStaticPodManifests(Awkward, Awkward),
             NodeCommands.WaitUntilEtcdStopped(2379, Awkward), NodeCommands.IfListening(2379, "true"), NodeCommands.WaitUntil("true", Awkward), NodeCommands.MoveAsideIfPresent(Awkward, Awkward), NodeCommands.CopyAsideIfPresent(Awkward, Awkward),
             NodeCommands.PutBack(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward), NodeCommands.MoveIntoPlace(Awkward, Awkward, Awkward), NodeCommands.RemoveLeftoverRestores(Awkward), NodeCommands.MakeUploadDirectory(Awkward), NodeCommands.InstallAsRoot(Awkward, Awkward),
-            NodeCommands.GuardedSnapshot(node), NodeCommands.FreeSpace([Awkward, Awkward]), NodeCommands.LeftoverRestoresKiB(Awkward), NodeCommands.IsMountPoint(Awkward),
+            NodeCommands.GuardedSnapshot(node, null), NodeCommands.GuardedSnapshot(node, 3), NodeCommands.FreeSpace([Awkward, Awkward]), NodeCommands.LeftoverRestoresKiB(Awkward), NodeCommands.IsMountPoint(Awkward),
         ];
 
         foreach (var command in commands)

@@ -9,14 +9,15 @@ namespace ClusterBackup.Sources.Etcd;
 
 /// <summary>
 /// <c>Mode=exec</c>: <c>etcdctl snapshot save</c> on the node into a private temp dir (when the
-/// node has room for it, <see cref="SnapshotRoom"/>), read back
+/// node has room for it, <see cref="SnapshotRoom"/>), compressed there by the node's zstd when it
+/// has one and room for the copy (a sixth of the bytes to send), read back
 /// once it is saved over an exec channel at the pipeline's pace (<see cref="PacedFileStream"/>,
 /// so memory stays bounded), and the temp dir always removed: by the agent, by a guard on the node
 /// when the agent is gone, or by the next run. The file is read once the guard says it is saved:
 /// reading it while etcdctl still wrote it was measured slower where the agent and the node share
 /// cores, and barely faster with a core each (README, Performance).
 /// </summary>
-internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> logger) : IEtcdSnapshotSource
+internal sealed partial class ExecSnapshotSource(CompressionOptions compression, ILogger<ExecSnapshotSource> logger) : IEtcdSnapshotSource
 {
     private const NodeStep Step = NodeStep.EtcdSnapshot;
 
@@ -31,8 +32,14 @@ internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> log
     {
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
-        await CheckRoomAsync(session, facts.DbSizeBytes, cancellationToken);
-        var guard = session.Start(NodeCommands.GuardedSnapshot(node), cancellationToken);
+        var room = await CheckRoomAsync(session, facts.DbSizeBytes, cancellationToken);
+        var compress = room && !string.IsNullOrWhiteSpace(node.Etcd.Zstd);
+        if (!room && !string.IsNullOrWhiteSpace(node.Etcd.Zstd))
+        {
+            LogNoRoomToCompress(node.Name, NodeCommands.TempDirectory);
+        }
+
+        var guard = session.Start(NodeCommands.GuardedSnapshot(node, compress ? compression.Level : null), cancellationToken);
         var lines = new CommandOutputLines(guard.Output, 4096);
         string directory;
         try
@@ -65,21 +72,31 @@ internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> log
             }
         }
 
+        var path = $"{directory}/{NodeCommands.SnapshotFile}";
         try
         {
-            // The second line says the file is complete; without it, the guard failed.
-            if (await lines.NextAsync(cancellationToken) != NodeCommands.SnapshotSaved)
+            // The second line says which file is complete; without it, the guard failed.
+            var saved = await lines.NextAsync(cancellationToken);
+            if (saved is not (NodeCommands.SnapshotSaved or NodeCommands.SnapshotCompressed))
             {
                 throw await FailedAsync(node, guard, cancellationToken);
             }
 
-            var file = await session.OpenFileAsync($"{directory}/snapshot.db", Step, cancellationToken);
-            return new EtcdSnapshot(new SnapshotTrailerCheck(file, node.Name), facts, Release);
+            if (compress && saved == NodeCommands.SnapshotSaved)
+            {
+                LogSentUncompressed(node.Name, node.Etcd.Zstd);
+            }
+
+            path = $"{directory}/{(saved == NodeCommands.SnapshotCompressed ? NodeCommands.CompressedSnapshotFile : NodeCommands.SnapshotFile)}";
+            var file = await session.OpenFileAsync(path, Step, cancellationToken);
+            return saved == NodeCommands.SnapshotCompressed
+                ? new EtcdSnapshot(file, facts, Release) { CompressedCheck = decompressed => new SnapshotTrailerCheck(decompressed, node.Name) }
+                : new EtcdSnapshot(new SnapshotTrailerCheck(file, node.Name), facts, Release);
         }
         catch (Exception ex) when (ex is SshException or IOException)
         {
             await Release();
-            throw new NodeOperationException(node.Name, Step, $"cannot read the snapshot {directory}/snapshot.db: {ex.Message}", ex);
+            throw new NodeOperationException(node.Name, Step, $"cannot read the snapshot {path}: {ex.Message}", ex);
         }
         catch
         {
@@ -88,15 +105,26 @@ internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> log
         }
     }
 
-    /// <summary>Refuses to save a snapshot the node's temp dir has no room for (<see cref="SnapshotRoom"/>); a node whose df cannot say is not refused.</summary>
-    private static async Task CheckRoomAsync(NodeSession session, long databaseBytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refuses to save a snapshot the node's temp dir has no room for (<see cref="SnapshotRoom"/>); a
+    /// node whose df cannot say is not refused. Whether there is room to compress it there too: only
+    /// when df says so.
+    /// </summary>
+    private static async Task<bool> CheckRoomAsync(NodeSession session, long databaseBytes, CancellationToken cancellationToken)
     {
         string[] directory = [NodeCommands.TempDirectory];
         var df = await session.RunAsync(NodeCommands.FreeSpace(directory), cancellationToken);
-        if (df.Succeeded && FreeSpace.Parse(df.Output, directory) is { } space && SnapshotRoom.Problem(space[directory[0]], databaseBytes, directory[0]) is { } problem)
+        if (!df.Succeeded || FreeSpace.Parse(df.Output, directory) is not { } space)
+        {
+            return false;
+        }
+
+        if (SnapshotRoom.Problem(space[directory[0]], databaseBytes, directory[0]) is { } problem)
         {
             throw new NodeOperationException(session.Node.Name, Step, problem);
         }
+
+        return SnapshotRoom.HasRoomForCompressedCopy(space[directory[0]], databaseBytes);
     }
 
     private static async Task<NodeOperationException> FailedAsync(ControlPlaneSettings node, RunningCommand guard, CancellationToken cancellationToken)
@@ -175,6 +203,12 @@ internal sealed partial class ExecSnapshotSource(ILogger<ExecSnapshotSource> log
             throw new NodeOperationException(session.Node.Name, Step, $"etcdctl printed no JSON: {ex.Message}", ex);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Node} sends the snapshot as saved: {Directory} has no room for a compressed copy beside it, or df could not say")]
+    private partial void LogNoRoomToCompress(string node, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Node} sends the snapshot as saved: its zstd ({Zstd}) is missing or failed (Etcd.Zstd)")]
+    private partial void LogSentUncompressed(string node, string zstd);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Node} did not confirm within {Seconds}s that it removed the snapshot dir {Directory}: the node's guard removes it once this connection is gone, and the next run removes what is left")]
     private partial void LogRemovalUnconfirmed(string node, string directory, double seconds);
