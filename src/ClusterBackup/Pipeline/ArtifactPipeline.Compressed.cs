@@ -7,6 +7,9 @@ namespace ClusterBackup.Pipeline;
 
 internal static partial class ArtifactPipeline
 {
+    /// <summary>How far each stage of the check may run ahead of the next: the bytes come compressed, and a stage's pace is steady.</summary>
+    private const int CheckAhead = 1024 * 1024;
+
     /// <summary>
     /// Stores <paramref name="compressed"/>, zstd its source already compressed (an exec-mode node),
     /// as it comes: encrypted with recipients, hashed, written into <paramref name="destination"/>.
@@ -20,7 +23,7 @@ internal static partial class ArtifactPipeline
         ITransferProgress progress, string artifact, CancellationToken cancellationToken = default)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: ReadAhead, resumeWriterThreshold: ReadAhead / 2, useSynchronizationContext: false));
+        var pipe = CheckPipe();
         var checking = Task.Run(() => DecompressAsync(pipe.Reader, check, progress, artifact, stop.Token), CancellationToken.None);
         try
         {
@@ -61,15 +64,20 @@ internal static partial class ArtifactPipeline
         }
     }
 
-    /// <summary>The check stage: decompresses what the pipe brings, through the check, and hashes it.</summary>
+    /// <summary>
+    /// The check stage: decompresses what the pipe brings on one thread, and passes the plain bytes
+    /// through the check and the hash on another (each takes about as long as the other).
+    /// </summary>
     private static async Task<(long Count, string Sha256Hex)> DecompressAsync(
         PipeReader reader, Func<Stream, Stream> check, ITransferProgress progress, string artifact, CancellationToken cancellationToken)
     {
+        await using var input = reader.AsStream();
+        await using var decompressor = new DecompressionStream(input, BufferSize, checkEndOfStream: true, leaveOpen: true);
+        var decompressed = CheckPipe();
+        var decompressing = Task.Run(() => ReadAsync(decompressor, decompressed.Writer, cancellationToken), CancellationToken.None);
         try
         {
-            await using var input = reader.AsStream();
-            await using var decompressor = new DecompressionStream(input, BufferSize, checkEndOfStream: true, leaveOpen: true);
-            await using var plain = check(decompressor);
+            await using var plain = check(decompressed.Reader.AsStream());
             var digesting = plain as IDigestingSource;
             using var hash = digesting is null ? new HashingStream(Stream.Null) : null;
             await plain.CopyToAsync(new ProgressStream((Stream?)hash ?? Stream.Null, progress, artifact), BufferSize, cancellationToken);
@@ -84,5 +92,14 @@ internal static partial class ArtifactPipeline
         {
             throw new InvalidDataException("the compressed stream it sent is truncated", ex);
         }
+        finally
+        {
+            // The decompressor is disposed only once its stage has stopped.
+            await decompressed.Reader.CompleteAsync();
+            await decompressing;
+        }
     }
+
+    private static Pipe CheckPipe() =>
+        new(new PipeOptions(pauseWriterThreshold: CheckAhead, resumeWriterThreshold: CheckAhead / 2, useSynchronizationContext: false));
 }

@@ -250,7 +250,7 @@ internal static class NodeCommands
         const string compressed = $"\"$d/{CompressedSnapshotFile}\"";
         var keep = compressionLevel is { } level
             ? $"if nice -n 10 {node.Etcd.Zstd} -q -{level.ToString(CultureInfo.InvariantCulture)} -T{NodeZstdThreads.ToString(CultureInfo.InvariantCulture)} {plain} -o {compressed} >&2; " +
-              $"then rm -f {plain} && echo {Q(SnapshotCompressed)}; else rm -f {compressed}; echo {SnapshotSaved}; fi\n"
+              $"then echo {Q(SnapshotCompressed)}; rm -f {plain}; else rm -f {compressed}; echo {SnapshotSaved}; fi\n"
             : $"echo {SnapshotSaved}\n";
         return
             "umask 077\n" +
