@@ -118,7 +118,7 @@ async Task LargeAsync()
     // What the machine's cores allow: every process's CPU of the row, spread over all cores, is a
     // floor under its wall time; a row near its floor is bound by CPU, not by waiting.
     Console.WriteLine();
-    Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd, with what it runs (exec mode: etcdctl, dd) | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
+    Console.WriteLine($"| CPU during each row ({Environment.ProcessorCount} cores) | wall | the measured program | etcd | sshd, with what it runs (exec mode: etcdctl, zstd, dd) | s3rver | everything, over {Environment.ProcessorCount} cores (the floor) | idle |");
     Console.WriteLine("|---|---|---|---|---|---|---|---|");
     foreach (var (what, run, _) in rows.Take(saves))
     {

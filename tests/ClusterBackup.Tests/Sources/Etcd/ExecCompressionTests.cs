@@ -74,6 +74,31 @@ public sealed class ExecCompressionTests(RigFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_with_room_for_the_snapshot_but_not_for_a_compressed_copy_beside_it_sends_it_as_saved()
+    {
+        const string cluster = "exec-zstd-room";
+        await _rig.Etcd.PutBulkAsync(); // a database of several MiB
+        await using var node = await SshNode.StartAsync("cp-tight-tmp", Path.Combine(_rig.Root, "cp-tight-tmp"), _rig.ClientKey + ".pub", _rig.Pki, _rig.Logs, varTmpSize: "512m");
+        await File.AppendAllLinesAsync(_rig.KnownHosts, [node.KnownHostsLine]);
+        var config = _rig.Config("moto", cluster, "exec", node);
+        var roomy = await CliRunner.RunAsync(config, "backup");
+        Assert.True(roomy.ExitCode == 0, roomy.ToString());
+        Assert.DoesNotContain("sends the snapshot as saved", roomy.Error, StringComparison.Ordinal);
+        var list = await CliRunner.RunAsync(config, "list", "--cluster", cluster, "--json");
+        var database = JsonSerializer.Deserialize<JsonElement>(list.Output)[0].GetProperty("etcd").GetProperty("dbSizeBytes").GetInt64();
+
+        // Room for the database once with a tenth of the filesystem left, not twice.
+        await node.ResizeVarTmpAsync($"{(long)Math.Ceiling(database * 1.5 / 0.9 / (1024 * 1024))}m");
+        var tight = await CliRunner.RunAsync(config, "backup");
+
+        Assert.True(tight.ExitCode == 0, tight.ToString());
+        tight.AssertError("cp-tight-tmp sends the snapshot as saved: /var/tmp has no room for a compressed copy beside it, or df could not say");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(node.VarTmp));
+        var verify = await CliRunner.RunAsync(config, "verify", "--cluster", cluster);
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+    }
+
+    [Fact]
     public async Task A_zstd_that_compresses_something_else_fails_the_node_and_stores_nothing_and_the_next_run_succeeds()
     {
         const string cluster = "exec-zstd-lies";

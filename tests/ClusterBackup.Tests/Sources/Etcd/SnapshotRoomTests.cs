@@ -29,6 +29,16 @@ public sealed class SnapshotRoomTests(RigFixture fixture)
     }
 
     [Fact]
+    public void The_node_compresses_the_snapshot_beside_it_only_with_room_for_the_database_twice()
+    {
+        var space = new FreeSpace("/", 1000 * MiB, 300 * MiB);
+
+        Assert.True(SnapshotRoom.HasRoomForCompressedCopy(space, 100 * MiB)); // 100 MiB left
+        Assert.False(SnapshotRoom.HasRoomForCompressedCopy(space, 101 * MiB)); // 98 MiB left
+        Assert.Null(SnapshotRoom.Problem(space, 101 * MiB, "/var/tmp")); // saved all the same
+    }
+
+    [Fact]
     public async Task A_node_whose_temp_dir_cannot_hold_the_snapshot_fails_the_run_before_etcdctl_writes_anything_and_the_next_run_succeeds()
     {
         const string cluster = "exec-room";
