@@ -113,6 +113,17 @@ public sealed class LocalRig : IAsyncDisposable
         await S3rver.CreateBucketAsync(Bucket);
     }
 
+    /// <summary>
+    /// One more node in front of the rig's etcd, its host key in <see cref="KnownHosts"/>, whose
+    /// <c>/var/tmp</c> is a tmpfs of <paramref name="varTmpSize"/> (<c>mount -o size=</c>); the caller disposes it.
+    /// </summary>
+    public async Task<SshNode> StartNodeWithVarTmpAsync(string name, string varTmpSize)
+    {
+        var node = await SshNode.StartAsync(name, Path.Combine(Root, name), ClientKey + ".pub", Pki, Logs, varTmpSize: varTmpSize);
+        await File.AppendAllLinesAsync(KnownHosts, [node.KnownHostsLine]);
+        return node;
+    }
+
     /// <summary>Logs of every server, for a failing test's message.</summary>
     public string AllLogs() => string.Join('\n', new[]
     {

@@ -24,9 +24,7 @@ public sealed class ArtifactPipelineCompressedTests : IDisposable
     [InlineData(3)]
     public async Task What_the_zstd_cli_compressed_is_stored_as_it_came_and_opens_with_age_then_zstd(int megabytes)
     {
-        var keyFile = Path.Combine(_directory, "key.txt");
-        await Tools.CheckAsync("age-keygen", "-o", keyFile);
-        var identity = AgeIdentity.ParseFile(await File.ReadAllTextAsync(keyFile), keyFile)[0];
+        var (identity, keyFile) = await StoredArtifacts.NewIdentityAsync(_directory);
         var snapshot = Snapshot(megabytes * 1024 * 1024);
         var compressed = await CompressWithCliAsync(snapshot);
         var stored = Path.Combine(_directory, "etcd.db.zst.age");
@@ -44,13 +42,7 @@ public sealed class ArtifactPipelineCompressedTests : IDisposable
         var storedBytes = await File.ReadAllBytesAsync(stored);
         Assert.Equal(new ArtifactDigest(snapshot.Length, Sha256(snapshot), storedBytes.Length, Sha256(storedBytes)), digest);
 
-        using var extracted = new MemoryStream();
-        await using (var input = File.OpenRead(stored))
-        {
-            await ArtifactPipeline.ExtractAsync(input, extracted, digest, [identity]);
-        }
-
-        Assert.Equal(snapshot, extracted.ToArray());
+        Assert.Equal(snapshot, await StoredArtifacts.ExtractAsync(stored, digest, identity));
     }
 
     [Fact]

@@ -39,9 +39,7 @@ public sealed class ArtifactPipelineTests : IDisposable
     [InlineData(200_000)]
     public async Task Encrypted_output_opens_with_age_then_zstd_and_extracts_back_with_every_check(int size)
     {
-        var keyFile = Path.Combine(_directory, "key.txt");
-        await Tools.CheckAsync("age-keygen", "-o", keyFile);
-        var identity = AgeIdentity.ParseFile(await File.ReadAllTextAsync(keyFile), keyFile)[0];
+        var (identity, keyFile) = await StoredArtifacts.NewIdentityAsync(_directory);
         var plain = RandomNumberGenerator.GetBytes(size);
         var stored = Path.Combine(_directory, "artifact.zst.age");
 
@@ -54,13 +52,7 @@ public sealed class ArtifactPipelineTests : IDisposable
         await Tools.CheckAsync("sh", "-c", "age -d -i \"$0\" \"$1\" | zstd -q -d > \"$2\"", keyFile, stored, Path.Combine(_directory, "plain"));
         Assert.Equal(plain, await File.ReadAllBytesAsync(Path.Combine(_directory, "plain")));
 
-        using var extracted = new MemoryStream();
-        await using (var input = File.OpenRead(stored))
-        {
-            await ArtifactPipeline.ExtractAsync(input, extracted, digest, [identity]);
-        }
-
-        Assert.Equal(plain, extracted.ToArray());
+        Assert.Equal(plain, await StoredArtifacts.ExtractAsync(stored, digest, identity));
     }
 
     [Fact]

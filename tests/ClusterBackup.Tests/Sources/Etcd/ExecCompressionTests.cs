@@ -78,8 +78,7 @@ public sealed class ExecCompressionTests(RigFixture fixture) : IDisposable
     {
         const string cluster = "exec-zstd-room";
         await _rig.Etcd.PutBulkAsync(); // a database of several MiB
-        await using var node = await SshNode.StartAsync("cp-tight-tmp", Path.Combine(_rig.Root, "cp-tight-tmp"), _rig.ClientKey + ".pub", _rig.Pki, _rig.Logs, varTmpSize: "512m");
-        await File.AppendAllLinesAsync(_rig.KnownHosts, [node.KnownHostsLine]);
+        await using var node = await _rig.StartNodeWithVarTmpAsync("cp-tight-tmp", "512m");
         var config = _rig.Config("moto", cluster, "exec", node);
         var roomy = await CliRunner.RunAsync(config, "backup");
         Assert.True(roomy.ExitCode == 0, roomy.ToString());

@@ -43,8 +43,7 @@ public sealed class SnapshotRoomTests(RigFixture fixture)
     {
         const string cluster = "exec-room";
         await _rig.Etcd.PutBulkAsync(); // a database of several MiB
-        await using var node = await SshNode.StartAsync("cp-small-tmp", Path.Combine(_rig.Root, "cp-small-tmp"), _rig.ClientKey + ".pub", _rig.Pki, _rig.Logs, varTmpSize: "4m");
-        await File.AppendAllLinesAsync(_rig.KnownHosts, [node.KnownHostsLine]);
+        await using var node = await _rig.StartNodeWithVarTmpAsync("cp-small-tmp", "4m");
         var config = _rig.Config("moto", cluster, "exec", node);
 
         var result = await CliRunner.RunAsync(config, "backup");
