@@ -97,12 +97,29 @@ internal sealed class NodeShell(SshClient client, string shellCommand) : IDispos
             try
             {
                 var execution = shell.ExecuteAsync();
-                return new Running(shell, execution, shell.CreateInputStream(), "cluster-backup-" + Guid.NewGuid().ToString("N"));
+                return new Running(shell, execution, OpenInput(shell), "cluster-backup-" + Guid.NewGuid().ToString("N"));
             }
             catch
             {
                 shell.Dispose();
                 throw;
+            }
+        }
+
+        /// <summary>
+        /// The shell's standard input. A shell that ended at once (sudo refused, no sh) may have closed
+        /// its channel already, and SSH.NET then opens none: it takes no input, and its first command
+        /// fails with the shell's own exit status and error.
+        /// </summary>
+        private static Stream OpenInput(SshCommand shell)
+        {
+            try
+            {
+                return shell.CreateInputStream();
+            }
+            catch (InvalidOperationException)
+            {
+                return Stream.Null;
             }
         }
 

@@ -103,6 +103,44 @@ public sealed class NodeShellTests(RigFixture fixture)
         Assert.Equal(error, result.ExitStatus == 0 ? result.Error : result.ErrorSummary);
     }
 
+    /// <summary>
+    /// A shell that ends at once (sudo refused) may close its channel before its input is opened: its
+    /// own error all the same, never SSH.NET's "input stream can be used only during execution".
+    /// </summary>
+    [Fact]
+    public async Task A_shell_that_ends_at_once_fails_the_command_with_its_own_error_however_soon_it_ends()
+    {
+        var completed = 0;
+        var client = await ClientAsync(); // one connection, as a session's shells share it: the race shows within a few tries
+        try
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                using var shell = new NodeShell(client, "echo 'sudo: a password is required' >&2; exit 1");
+                try
+                {
+                    var result = await shell.RunAsync("echo hi", CancellationToken.None);
+
+                    Assert.Equal((1, "sudo: a password is required"), (result.ExitStatus, result.ErrorSummary));
+                    completed++;
+                }
+                catch (Renci.SshNet.Common.SshConnectionException ex) when (ex.Message.Contains("nonexistent channel", StringComparison.Ordinal))
+                {
+                    // The race left: SSH.NET sent the first command after it had closed the channel,
+                    // and sshd dropped the connection. The command fails either way; connect again.
+                    client.Dispose();
+                    client = await ClientAsync();
+                }
+            }
+        }
+        finally
+        {
+            client.Dispose();
+        }
+
+        Assert.True(completed >= 20, $"{completed} of 40 gave the shell's own error");
+    }
+
     [Fact]
     public async Task With_sudo_the_shell_runs_as_root()
     {
