@@ -28,32 +28,30 @@ internal static partial class ArtifactPipeline
         try
         {
             using var stored = new HashingStream(destination);
-            using (var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null)
+            using var age = recipients.Count > 0 ? new AgeEncryptingStream(stored, recipients) : null;
+            var output = (Stream?)age ?? stored;
+            var buffer = new byte[BufferSize];
+            int read;
+            while ((read = await compressed.ReadAsync(buffer, stop.Token)) > 0)
             {
-                var output = (Stream?)age ?? stored;
-                var buffer = new byte[BufferSize];
-                int read;
-                while ((read = await compressed.ReadAsync(buffer, stop.Token)) > 0)
+                var chunk = buffer.AsMemory(0, read);
+                if ((await pipe.Writer.WriteAsync(chunk, stop.Token)).IsCompleted)
                 {
-                    var chunk = buffer.AsMemory(0, read);
-                    if ((await pipe.Writer.WriteAsync(chunk, stop.Token)).IsCompleted)
-                    {
-                        break; // the check stopped early: awaiting it throws why
-                    }
-
-                    await output.WriteAsync(chunk, stop.Token);
+                    break; // the check stopped early: awaiting it throws why
                 }
 
-                await pipe.Writer.CompleteAsync();
-                var plain = await checking;
-                if (age is not null)
-                {
-                    await age.FinishAsync(stop.Token);
-                }
-
-                await stored.FlushAsync(stop.Token);
-                return new ArtifactDigest(plain.Count, plain.Sha256Hex, stored.Count, stored.Sha256Hex());
+                await output.WriteAsync(chunk, stop.Token);
             }
+
+            await pipe.Writer.CompleteAsync();
+            var plain = await checking;
+            if (age is not null)
+            {
+                await age.FinishAsync(stop.Token);
+            }
+
+            await stored.FlushAsync(stop.Token);
+            return new ArtifactDigest(plain.Count, plain.Sha256Hex, stored.Count, stored.Sha256Hex());
         }
         catch
         {

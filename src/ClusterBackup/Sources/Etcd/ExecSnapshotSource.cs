@@ -33,8 +33,9 @@ internal sealed partial class ExecSnapshotSource(CompressionOptions compression,
         var node = session.Node;
         var facts = await ReadFactsAsync(session, cancellationToken);
         var room = await CheckRoomAsync(session, facts.DbSizeBytes, cancellationToken);
-        var compress = room && !string.IsNullOrWhiteSpace(node.Etcd.Zstd);
-        if (!room && !string.IsNullOrWhiteSpace(node.Etcd.Zstd))
+        var wanted = !string.IsNullOrWhiteSpace(node.Etcd.Zstd);
+        var compress = wanted && room;
+        if (wanted && !room)
         {
             LogNoRoomToCompress(node.Name, NodeCommands.TempDirectory);
         }
